@@ -1,0 +1,161 @@
+//! AsyncAPI contracts: from text (YAML or JSON) to one version-independent model.
+//!
+//! `load` turns text into a document tree within a size budget, `refs` follows `$ref`
+//! pointers, `v2` reads AsyncAPI 2.x into the `model`, and `derive` computes the values an
+//! API proxy starts from (name, identifier, version, target).
+
+pub mod derive;
+pub mod diagnostic;
+pub mod load;
+pub mod model;
+pub mod refs;
+mod v2;
+
+pub use derive::{derive, slugify, Derived};
+pub use diagnostic::{ContractError, Diagnostic};
+pub use load::Limits;
+pub use model::{Channel, Contract, Message, Operation, Server};
+
+/// Parse and check a contract, returning its model.
+pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
+    let doc = load::load(text, limits)?;
+    let version = match doc.get("asyncapi") {
+        Some(serde_json::Value::String(v)) => v.clone(),
+        Some(other) => {
+            return Err(ContractError::single(
+                "/asyncapi",
+                format!("`asyncapi` must be a version string such as \"2.6.0\", found {other}"),
+            ))
+        }
+        None => return Err(not_asyncapi(&doc)),
+    };
+    if version.starts_with("2.") {
+        v2::read(&doc, &version, limits)
+    } else if version.starts_with("3.") {
+        Err(ContractError::single(
+            "/asyncapi",
+            format!("AsyncAPI {version} is not supported yet: this release imports AsyncAPI 2.x contracts"),
+        ))
+    } else {
+        Err(ContractError::single(
+            "/asyncapi",
+            format!("unsupported AsyncAPI version \"{version}\": expected 2.x"),
+        ))
+    }
+}
+
+fn not_asyncapi(doc: &serde_json::Value) -> ContractError {
+    let hint = if doc.get("openapi").is_some() || doc.get("swagger").is_some() {
+        " (this looks like an OpenAPI document; WebSocket APIs are described with AsyncAPI)"
+    } else if !doc.is_object() {
+        " (the document is not a mapping of fields)"
+    } else {
+        ""
+    };
+    ContractError::single(
+        "",
+        format!("not an AsyncAPI document: the top-level `asyncapi` field is missing{hint}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAT: &str = include_str!("../../../samples/chat-service-asyncapi.yaml");
+
+    #[test]
+    fn sample_chat_contract_reads_fully() {
+        let c = parse(CHAT, &Limits::default()).unwrap();
+        assert_eq!(c.asyncapi_version, "2.0.0");
+        assert_eq!(c.title, "Chat API");
+        assert_eq!(c.version, "1.0.0");
+        assert_eq!(c.servers.len(), 1);
+        assert_eq!(c.servers[0].protocol, "wss");
+        assert_eq!(c.channels.len(), 1);
+        let ch = &c.channels[0];
+        assert_eq!(ch.address, "/");
+        assert_eq!(
+            ch.client_to_server
+                .as_ref()
+                .unwrap()
+                .operation_id
+                .as_deref(),
+            Some("ReceiveMessage")
+        );
+        assert_eq!(
+            ch.server_to_client.as_ref().unwrap().messages[0]
+                .name
+                .as_deref(),
+            Some("message")
+        );
+        let d = derive(&c);
+        assert_eq!(d.name, "Chat API");
+        assert_eq!(d.identifier, "chat-api");
+        assert_eq!(
+            d.target.as_deref(),
+            Some("wss://apis.bijira.dev/samples/chat-service-nodejs/v1.0")
+        );
+    }
+
+    #[test]
+    fn openapi_document_is_named_as_such() {
+        let err = parse(
+            "openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths: {}\n",
+            &Limits::default(),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("not an AsyncAPI document"), "{msg}");
+        assert!(msg.contains("OpenAPI"), "{msg}");
+    }
+
+    #[test]
+    fn missing_info_title_names_the_pointer() {
+        let err = parse(
+            "asyncapi: 2.6.0\ninfo: {version: '1'}\nchannels: {}\n",
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/info/title"), "{err}");
+    }
+
+    #[test]
+    fn json_contracts_are_accepted() {
+        let c = parse(
+            r#"{"asyncapi":"2.6.0","info":{"title":"Prices","version":"2"},"servers":{"p":{"url":"prices.example.com/ws","protocol":"ws"}},"channels":{"/rooms/{roomId}":{"parameters":{"roomId":{"schema":{"type":"string"}}},"subscribe":{"message":{"payload":{"type":"string"}}}}}}"#,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(c.channels[0].parameters, vec!["roomId".to_string()]);
+        assert!(c.channels[0].client_to_server.is_none());
+        assert_eq!(
+            derive(&c).target.as_deref(),
+            Some("ws://prices.example.com/ws")
+        );
+    }
+
+    #[test]
+    fn broken_yaml_reports_line_and_column() {
+        let err = parse("asyncapi: 2.0.0\ninfo: [unclosed\n", &Limits::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn oversized_documents_are_refused_before_parsing() {
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        let err = parse("asyncapi: 2.0.0\n", &limits).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn cyclic_refs_are_reported() {
+        let doc = "asyncapi: 2.0.0\ninfo: {title: t, version: '1'}\nchannels:\n  /a:\n    $ref: '#/components/x'\ncomponents:\n  x:\n    $ref: '#/components/y'\n  y:\n    $ref: '#/components/x'\n";
+        let err = parse(doc, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("cycle"), "{err}");
+    }
+}

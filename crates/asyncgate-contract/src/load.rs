@@ -1,0 +1,159 @@
+//! From contract text to a document tree, within a size and nesting budget.
+
+use crate::diagnostic::{ContractError, Diagnostic};
+use serde_json::Value;
+
+/// Budgets applied while loading a contract.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted document, in bytes (default 5 MiB).
+    pub max_bytes: usize,
+    /// Deepest accepted nesting of mappings and sequences (default 128).
+    pub max_depth: usize,
+    /// Longest chain of `$ref`s followed to reach one value (default 32).
+    pub max_ref_hops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 5 * 1024 * 1024,
+            max_depth: 128,
+            max_ref_hops: 32,
+        }
+    }
+}
+
+/// Parse YAML or JSON text (JSON is YAML, but JSON gets the faster parser and its own
+/// error positions).
+pub fn load(text: &str, limits: &Limits) -> Result<Value, ContractError> {
+    if text.len() > limits.max_bytes {
+        return Err(ContractError::TooLarge {
+            bytes: text.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.is_empty() {
+        return Err(ContractError::Syntax(Diagnostic {
+            pointer: String::new(),
+            message: "the document is empty".into(),
+            line: None,
+            column: None,
+        }));
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        // serde_json stops at depth 128 by itself and reports the position.
+        return serde_json::from_str(trimmed).map_err(|e| {
+            ContractError::Syntax(Diagnostic {
+                pointer: String::new(),
+                message: e.to_string(),
+                line: Some(e.line()),
+                column: Some(e.column()),
+            })
+        });
+    }
+    check_flow_depth(trimmed, limits.max_depth)?;
+    let value: Value = serde_saphyr::from_str(trimmed).map_err(|e| {
+        let loc = e.location();
+        ContractError::Syntax(Diagnostic {
+            pointer: String::new(),
+            message: first_line(&e.to_string()),
+            line: loc.as_ref().map(|l| l.line() as usize),
+            column: loc.as_ref().map(|l| l.column() as usize),
+        })
+    })?;
+    let depth = depth_of(&value, limits.max_depth + 1);
+    if depth > limits.max_depth {
+        return Err(ContractError::single(
+            "",
+            format!("the document nests deeper than {} levels", limits.max_depth),
+        ));
+    }
+    Ok(value)
+}
+
+/// A cheap guard before the YAML parser: flow collections (`[[[[...`) nest without
+/// indentation, so count brackets outside quotes.
+fn check_flow_depth(text: &str, max: usize) -> Result<(), ContractError> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '\n') => {}
+            (None, '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if deepest > max {
+            return Err(ContractError::single(
+                "",
+                format!("the document nests deeper than {max} levels"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn depth_of(v: &Value, cap: usize) -> usize {
+    if cap == 0 {
+        return 0;
+    }
+    match v {
+        Value::Array(items) => {
+            1 + items
+                .iter()
+                .map(|i| depth_of(i, cap - 1))
+                .max()
+                .unwrap_or(0)
+        }
+        Value::Object(map) => {
+            1 + map
+                .values()
+                .map(|i| depth_of(i, cap - 1))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_flow_nesting_is_refused_quickly() {
+        let text = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = load(&text, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("deeper than"), "{err}");
+    }
+
+    #[test]
+    fn deep_json_nesting_is_refused() {
+        let text = format!("{{\"a\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
+        assert!(load(&text, &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(load(&text, &Limits::default()).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The version-independent contract model every other part of the platform uses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contract {
+    /// The `asyncapi` field, e.g. `2.0.0`.
+    pub asyncapi_version: String,
+    pub title: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub servers: Vec<Server>,
+    pub channels: Vec<Channel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Server {
+    pub name: String,
+    /// The URL with server variables replaced by their defaults and the scheme made
+    /// explicit from `protocol` when the contract left it out.
+    pub url: String,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    /// The address clients use, relative to the API's base path (`/`, `/rooms/{roomId}`).
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Names of the `{parameters}` in the address.
+    #[serde(default)]
+    pub parameters: Vec<String>,
+    /// Messages the client sends (2.x `publish`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_to_server: Option<Operation>,
+    /// Messages the server sends (2.x `subscribe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_to_client: Option<Operation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The payload schema as written (top-level `$ref` resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+}
+
+impl Channel {
+    /// Address parameters as they appear between braces, in order.
+    pub fn address_parameters(address: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = address;
+        while let Some(start) = rest.find('{') {
+            let Some(len) = rest[start..].find('}') else {
+                break;
+            };
+            out.push(rest[start + 1..start + len].to_string());
+            rest = &rest[start + len + 1..];
+        }
+        out
+    }
+}

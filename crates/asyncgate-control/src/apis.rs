@@ -1,0 +1,330 @@
+//! API proxies: import from a contract (URL or inline), list, show, edit, delete, and
+//! the revisions deploying made.
+
+use crate::error::{ApiError, ApiResult};
+use crate::fetch;
+use crate::state::AppState;
+use crate::views::{api_view, ApiView, RevisionView};
+use asyncgate_contract::{derive, slugify};
+use asyncgate_core::credential::new_id;
+use asyncgate_core::LifecycleState;
+use asyncgate_store::{now, ApiDesign, ApiRecord};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Import a contract: exactly one of `url` and `contract`; the other fields override the
+/// values derived from the contract.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportRequest {
+    /// http(s) URL of an AsyncAPI document.
+    pub url: Option<String>,
+    /// The AsyncAPI document itself (YAML or JSON text).
+    pub contract: Option<String>,
+    pub project: Option<String>,
+    pub name: Option<String>,
+    pub identifier: Option<String>,
+    pub version: Option<String>,
+    pub base_path: Option<String>,
+    /// Backend URL (ws:// or wss://); required when the contract has no WebSocket server.
+    pub target: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Edit the values of an API; omitted fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRequest {
+    pub name: Option<String>,
+    pub identifier: Option<String>,
+    pub version: Option<String>,
+    pub base_path: Option<String>,
+    pub target: Option<String>,
+    pub description: Option<String>,
+}
+
+pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
+    state
+        .store
+        .api(key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no API with id or identifier `{key}`")))
+}
+
+#[utoipa::path(post, path = "/api/v1/apis/import", tag = "apis", request_body = ImportRequest,
+    responses((status = 201, body = ApiView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("admin" = [])))]
+pub async fn import(
+    State(state): State<AppState>,
+    Json(req): Json<ImportRequest>,
+) -> ApiResult<(StatusCode, Json<ApiView>)> {
+    let source = match (&req.url, &req.contract) {
+        (Some(url), None) => fetch::fetch_contract(url, &state.config.import).await?,
+        (None, Some(text)) => text.clone(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `url` and `contract`",
+            ))
+        }
+    };
+    let contract = asyncgate_contract::parse(&source, &state.config.import.limits)?;
+    let derived = derive(&contract);
+    let project = req
+        .project
+        .clone()
+        .unwrap_or_else(|| state.config.default_project.clone());
+    check_identifier(&project, "project")?;
+    let identifier = req.identifier.clone().unwrap_or(derived.identifier.clone());
+    check_identifier(&identifier, "identifier")?;
+    let version = non_empty(
+        req.version.clone().unwrap_or(derived.version.clone()),
+        "version",
+    )?;
+    let base_path = match &req.base_path {
+        Some(b) => normalize_base_path(b)?,
+        None => default_base_path(&project, &identifier, &version),
+    };
+    let target = match req.target.clone().or(derived.target.clone()) {
+        Some(t) => check_target(&t)?,
+        None => {
+            return Err(ApiError::unprocessable(format!(
+                "the contract declares no ws or wss server (protocols: {}); give the backend URL as `target`",
+                if derived.protocols.is_empty() { "none".to_string() } else { derived.protocols.join(", ") }
+            )))
+        }
+    };
+    let at = now();
+    let api = ApiRecord {
+        id: new_id("api_"),
+        project,
+        lifecycle: LifecycleState::Created,
+        display_name: None,
+        design: ApiDesign {
+            name: non_empty(req.name.clone().unwrap_or(derived.name), "name")?,
+            identifier,
+            version,
+            base_path,
+            target,
+            description: req.description.clone().or(derived.description),
+            contract,
+        },
+        contract_source: source,
+        created_at: at.clone(),
+        updated_at: at,
+    };
+    state.store.insert_api(&api).await?;
+    state
+        .store
+        .audit(
+            "admin",
+            "api.import",
+            &api.id,
+            &format!("{} {}", api.design.name, api.design.base_path),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(api_view(&state, &api).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/apis", tag = "apis", responses((status = 200, body = Vec<ApiView>)), security(("admin" = [])))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiView>>> {
+    let mut out = Vec::new();
+    for api in state.store.apis().await? {
+        out.push(api_view(&state, &api).await?);
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/api/v1/apis/{api}", tag = "apis", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 200, body = ApiView), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<ApiView>> {
+    let api = find(&state, &key).await?;
+    Ok(Json(api_view(&state, &api).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/apis/{api}", tag = "apis", params(("api" = String, Path, description = "API id or identifier")),
+    request_body = UpdateRequest, responses((status = 200, body = ApiView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(req): Json<UpdateRequest>,
+) -> ApiResult<Json<ApiView>> {
+    let mut api = find(&state, &key).await?;
+    let d = &mut api.design;
+    if let Some(v) = req.name {
+        d.name = non_empty(v, "name")?;
+    }
+    if let Some(v) = req.identifier {
+        check_identifier(&v, "identifier")?;
+        d.identifier = v;
+    }
+    if let Some(v) = req.version {
+        d.version = non_empty(v, "version")?;
+    }
+    if let Some(v) = req.base_path {
+        d.base_path = normalize_base_path(&v)?;
+    }
+    if let Some(v) = req.target {
+        d.target = check_target(&v)?;
+    }
+    if let Some(v) = req.description {
+        d.description = Some(v);
+    }
+    api.updated_at = now();
+    state.store.update_api(&api).await?;
+    state
+        .store
+        .audit("admin", "api.update", &api.id, "")
+        .await?;
+    Ok(Json(api_view(&state, &api).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/apis/{api}", tag = "apis", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<StatusCode> {
+    let api = find(&state, &key).await?;
+    state.store.delete_api(&api.id).await?;
+    state
+        .store
+        .audit("admin", "api.delete", &api.id, &api.design.name)
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/apis/{api}/revisions", tag = "apis", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 200, body = Vec<RevisionView>)), security(("admin" = [])))]
+pub async fn revisions(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Vec<RevisionView>>> {
+    let api = find(&state, &key).await?;
+    let deployments = state.store.deployments(&api.id).await?;
+    let out = state
+        .store
+        .revisions(&api.id)
+        .await?
+        .into_iter()
+        .map(|r| RevisionView {
+            deployed_to: deployments
+                .iter()
+                .filter(|d| d.revision == r.number)
+                .map(|d| d.environment.clone())
+                .collect(),
+            number: r.number,
+            created_at: r.created_at,
+            name: r.design.name,
+            version: r.design.version,
+            base_path: r.design.base_path,
+            target: r.design.target,
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// `/<project>/<identifier>/v<version>`, as the guide's platform builds it.
+pub fn default_base_path(project: &str, identifier: &str, version: &str) -> String {
+    let version = version.strip_prefix('v').unwrap_or(version);
+    format!("/{project}/{identifier}/v{}", slugify_version(version))
+}
+
+fn slugify_version(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn non_empty(v: String, field: &str) -> ApiResult<String> {
+    let v = v.trim().to_string();
+    if v.is_empty() {
+        Err(ApiError::bad_request(format!(
+            "`{field}` must not be empty"
+        )))
+    } else {
+        Ok(v)
+    }
+}
+
+fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
+    if !v.is_empty() && slugify(v) == v {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "`{field}` must be lower-case letters, digits and single dashes (for example `{}`), got `{v}`",
+            slugify(v)
+        )))
+    }
+}
+
+fn normalize_base_path(v: &str) -> ApiResult<String> {
+    let trimmed = v.trim().trim_end_matches('/');
+    let ok = trimmed.starts_with('/')
+        && !trimmed.contains("//")
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
+    if !ok {
+        return Err(ApiError::bad_request(format!(
+            "`basePath` must start with `/` and use only letters, digits and `-._~` between slashes, got `{v}`"
+        )));
+    }
+    if trimmed.is_empty() {
+        return Err(ApiError::bad_request(
+            "`basePath` must not be `/`: every API needs its own prefix",
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn check_target(v: &str) -> ApiResult<String> {
+    let url = url::Url::parse(v.trim())
+        .map_err(|e| ApiError::bad_request(format!("`target` {v} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err(ApiError::bad_request(format!(
+            "`target` must be a ws:// or wss:// URL, got {v}"
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(format!("`target` {v} has no host")));
+    }
+    Ok(v.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths() {
+        assert_eq!(
+            default_base_path("default", "chat-api", "1.0.0"),
+            "/default/chat-api/v1.0.0"
+        );
+        assert_eq!(default_base_path("p", "x", "v2"), "/p/x/v2");
+        assert_eq!(normalize_base_path("/a/b/").unwrap(), "/a/b");
+        assert!(normalize_base_path("a/b").is_err());
+        assert!(normalize_base_path("/").is_err());
+        assert!(normalize_base_path("/a?b").is_err());
+    }
+
+    #[test]
+    fn targets() {
+        assert!(check_target("ws://127.0.0.1:1").is_ok());
+        assert!(check_target("http://x").is_err());
+        assert!(check_target("nonsense").is_err());
+    }
+}

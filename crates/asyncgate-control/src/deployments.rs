@@ -1,0 +1,178 @@
+//! Deploying (a new revision when the design changed), promoting the same revision to
+//! another environment, and undeploying.
+
+use crate::apis::find;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::{deployment_view, DeploymentView};
+use asyncgate_core::AccessMode;
+use asyncgate_store::{now, ApiRecord, DeploymentRecord, RevisionRecord};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Environment name, e.g. `development`.
+    pub environment: String,
+    /// `external` (public and internal listeners) or `internal` (internal listener only).
+    #[schema(value_type = String)]
+    pub access_mode: AccessMode,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PromoteRequest {
+    pub from: String,
+    pub to: String,
+    /// Defaults to the access mode of the source deployment.
+    #[schema(value_type = Option<String>)]
+    pub access_mode: Option<AccessMode>,
+}
+
+fn check_environment(state: &AppState, name: &str) -> ApiResult<()> {
+    state.environment(name).map(|_| ()).ok_or_else(|| {
+        let known: Vec<&str> = state
+            .config
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        ApiError::not_found(format!(
+            "no environment `{name}`; environments are {}",
+            known.join(", ")
+        ))
+    })
+}
+
+/// The newest revision if it matches the current design, otherwise a new one.
+async fn current_revision(state: &AppState, api: &ApiRecord) -> ApiResult<RevisionRecord> {
+    let revisions = state.store.revisions(&api.id).await?;
+    match revisions.into_iter().last() {
+        Some(latest) if latest.design == api.design => Ok(latest),
+        _ => Ok(state.store.create_revision(&api.id, &api.design).await?),
+    }
+}
+
+async fn put(
+    state: &AppState,
+    api: &ApiRecord,
+    rev: &RevisionRecord,
+    env: &str,
+    mode: AccessMode,
+) -> ApiResult<DeploymentView> {
+    let record = DeploymentRecord {
+        api_id: api.id.clone(),
+        environment: env.to_string(),
+        revision: rev.number,
+        access_mode: mode,
+        deployed_at: now(),
+    };
+    state.store.set_deployment(&record).await?;
+    state
+        .store
+        .audit(
+            "admin",
+            "api.deploy",
+            &api.id,
+            &format!("revision {} to {env} ({mode})", rev.number),
+        )
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok(deployment_view(state, &record, &rev.design))
+}
+
+#[utoipa::path(post, path = "/api/v1/apis/{api}/deployments", tag = "deployments", params(("api" = String, Path, description = "API id or identifier")),
+    request_body = DeployRequest, responses((status = 201, body = DeploymentView), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(req): Json<DeployRequest>,
+) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    check_environment(&state, &req.environment)?;
+    let api = find(&state, &key).await?;
+    let rev = current_revision(&state, &api).await?;
+    let view = put(&state, &api, &rev, &req.environment, req.access_mode).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/api/v1/apis/{api}/deployments", tag = "deployments", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 200, body = Vec<DeploymentView>)), security(("admin" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Vec<DeploymentView>>> {
+    let api = find(&state, &key).await?;
+    Ok(Json(
+        crate::views::api_view(&state, &api).await?.deployments,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/apis/{api}/promote", tag = "deployments", params(("api" = String, Path, description = "API id or identifier")),
+    request_body = PromoteRequest, responses((status = 201, body = DeploymentView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn promote(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(req): Json<PromoteRequest>,
+) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    check_environment(&state, &req.from)?;
+    check_environment(&state, &req.to)?;
+    if req.from == req.to {
+        return Err(ApiError::bad_request(
+            "`from` and `to` are the same environment",
+        ));
+    }
+    let api = find(&state, &key).await?;
+    let source = state
+        .store
+        .deployments(&api.id)
+        .await?
+        .into_iter()
+        .find(|d| d.environment == req.from)
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "{} is not deployed to {}; deploy it there first",
+                api.design.name, req.from
+            ))
+        })?;
+    let rev = state
+        .store
+        .revision(&api.id, source.revision)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("revision {}", source.revision)))?;
+    let view = put(
+        &state,
+        &api,
+        &rev,
+        &req.to,
+        req.access_mode.unwrap_or(source.access_mode),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/apis/{api}/deployments/{environment}", tag = "deployments",
+    params(("api" = String, Path, description = "API id or identifier"), ("environment" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn undeploy(
+    State(state): State<AppState>,
+    Path((key, env)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    check_environment(&state, &env)?;
+    let api = find(&state, &key).await?;
+    if !state.store.remove_deployment(&api.id, &env).await? {
+        return Err(ApiError::not_found(format!(
+            "{} is not deployed to {env}",
+            api.design.name
+        )));
+    }
+    state
+        .store
+        .audit("admin", "api.undeploy", &api.id, &env)
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

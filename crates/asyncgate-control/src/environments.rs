@@ -1,0 +1,39 @@
+//! Environments (with their listener URLs) and the audit log.
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+use asyncgate_store::AuditEntry;
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnvironmentView {
+    pub name: String,
+    /// ws:// base URL of the external (public) listener.
+    pub external: String,
+    /// ws:// base URL of the internal listener.
+    pub internal: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/environments", tag = "environments", responses((status = 200, body = Vec<EnvironmentView>)), security(("admin" = [])))]
+pub async fn list(State(state): State<AppState>) -> Json<Vec<EnvironmentView>> {
+    Json(
+        state
+            .config
+            .environments
+            .iter()
+            .map(|e| EnvironmentView {
+                name: e.name.clone(),
+                external: e.external.clone(),
+                internal: e.internal.clone(),
+            })
+            .collect(),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "environments", responses((status = 200, body = Vec<Object>)), security(("admin" = [])))]
+pub async fn audit(State(state): State<AppState>) -> ApiResult<Json<Vec<AuditEntry>>> {
+    Ok(Json(state.store.audit_log(200).await?))
+}

@@ -1,0 +1,189 @@
+//! Credentials for calling an API through the gateway: API keys (shown once, stored
+//! hashed) and short-lived bearer tokens for the test console.
+
+use crate::apis::find;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::{deployment_view, DeploymentView, KeyView};
+use asyncgate_core::credential::{
+    generate_secret, hash_secret, new_id, AccessClaims, API_KEY_PREFIX, TOKEN_ISSUER,
+};
+use asyncgate_store::{now, KeyRecord};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyCreated {
+    /// The key itself. It is shown only in this response.
+    pub key: String,
+    pub id: String,
+    pub api_id: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestTokenRequest {
+    pub environment: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestToken {
+    /// Bearer token for this API in this environment.
+    pub token: String,
+    /// Unix time (seconds) the token expires at.
+    pub expires_at: u64,
+    pub deployment: DeploymentView,
+}
+
+#[utoipa::path(post, path = "/api/v1/apis/{api}/keys", tag = "keys", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 201, body = KeyCreated)), security(("admin" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
+    let api = find(&state, &key).await?;
+    let secret = generate_secret(API_KEY_PREFIX);
+    let record = KeyRecord {
+        id: new_id("key_"),
+        api_id: api.id.clone(),
+        hash: hash_secret(&secret),
+        hint: secret[..API_KEY_PREFIX.len() + 4].to_string(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    state.store.insert_key(&record).await?;
+    state
+        .store
+        .audit("admin", "key.create", &api.id, &record.id)
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyCreated {
+            key: secret,
+            id: record.id,
+            api_id: record.api_id,
+            created_at: record.created_at,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/apis/{api}/keys", tag = "keys", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 200, body = Vec<KeyView>)), security(("admin" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Vec<KeyView>>> {
+    let api = find(&state, &key).await?;
+    Ok(Json(
+        state
+            .store
+            .keys(&api.id)
+            .await?
+            .iter()
+            .map(KeyView::from)
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/apis/{api}/keys/{key}", tag = "keys",
+    params(("api" = String, Path, description = "API id or identifier"), ("key" = String, Path, description = "key id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path((key, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let api = find(&state, &key).await?;
+    if !state.store.revoke_key(&api.id, &key_id).await? {
+        return Err(ApiError::not_found(format!(
+            "no active key `{key_id}` for {}",
+            api.design.name
+        )));
+    }
+    state
+        .store
+        .audit("admin", "key.revoke", &api.id, &key_id)
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/apis/{api}/test-token", tag = "keys", params(("api" = String, Path, description = "API id or identifier")),
+    request_body = TestTokenRequest, responses((status = 201, body = TestToken), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn test_token(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(req): Json<TestTokenRequest>,
+) -> ApiResult<(StatusCode, Json<TestToken>)> {
+    let api = find(&state, &key).await?;
+    let deployment = state
+        .store
+        .deployments(&api.id)
+        .await?
+        .into_iter()
+        .find(|d| d.environment == req.environment)
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "{} is not deployed to {}",
+                api.design.name, req.environment
+            ))
+        })?;
+    let design = state
+        .store
+        .revision(&api.id, deployment.revision)
+        .await?
+        .map(|r| r.design)
+        .unwrap_or_else(|| api.design.clone());
+    let iat = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let exp = iat + state.config.test_token_ttl.as_secs();
+    let claims = AccessClaims {
+        iss: TOKEN_ISSUER.into(),
+        sub: "test-console".into(),
+        aud: api.id.clone(),
+        env: Some(req.environment.clone()),
+        iat,
+        exp,
+    };
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(state.publisher.current().token_secret.as_bytes())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("token secret unreadable: {e}"),
+            )
+        })?;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("signing the token failed: {e}"),
+        )
+    })?;
+    state
+        .store
+        .audit("admin", "token.test", &api.id, &req.environment)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TestToken {
+            token,
+            expires_at: exp,
+            deployment: deployment_view(&state, &deployment, &design),
+        }),
+    ))
+}

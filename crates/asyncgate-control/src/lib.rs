@@ -1,0 +1,73 @@
+//! The control plane: the management REST API (one module per resource), its
+//! authentication, URL import, and publishing gateway snapshots built from the store.
+
+pub mod apis;
+pub mod auth;
+pub mod deployments;
+pub mod environments;
+pub mod error;
+pub mod fetch;
+pub mod keys;
+pub mod lifecycle;
+pub mod openapi;
+pub mod portal;
+pub mod publisher;
+pub mod state;
+pub mod views;
+
+pub use error::ApiError;
+pub use publisher::Publisher;
+pub use state::{AppState, ControlConfig, EnvironmentEndpoints, ImportPolicy};
+
+use axum::routing::{get, post};
+use axum::Router;
+
+/// Path under which the management API lives.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// The management API router: everything but the OpenAPI document, the health check and
+/// the developer portal's read-only listing requires an admin token.
+pub fn router(state: AppState) -> Router {
+    let managed = Router::new()
+        .route("/apis", get(apis::list))
+        .route("/apis/import", post(apis::import))
+        .route(
+            "/apis/{api}",
+            get(apis::show).patch(apis::update).delete(apis::delete),
+        )
+        .route("/apis/{api}/revisions", get(apis::revisions))
+        .route(
+            "/apis/{api}/deployments",
+            get(deployments::list).post(deployments::deploy),
+        )
+        .route(
+            "/apis/{api}/deployments/{environment}",
+            axum::routing::delete(deployments::undeploy),
+        )
+        .route("/apis/{api}/promote", post(deployments::promote))
+        .route(
+            "/apis/{api}/lifecycle",
+            get(lifecycle::show).post(lifecycle::change),
+        )
+        .route("/apis/{api}/keys", get(keys::list).post(keys::create))
+        .route(
+            "/apis/{api}/keys/{key}",
+            axum::routing::delete(keys::revoke),
+        )
+        .route("/apis/{api}/test-token", post(keys::test_token))
+        .route("/environments", get(environments::list))
+        .route("/audit", get(environments::audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
+    let public = Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/portal/apis", get(portal::list))
+        .route("/portal/apis/{api}", get(portal::show));
+    Router::new()
+        .nest(API_PREFIX, managed.merge(public))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::not_found("no such management endpoint") })
+        .with_state(state)
+}

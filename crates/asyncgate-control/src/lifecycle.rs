@@ -1,0 +1,87 @@
+//! The Lifecycle page: current state, allowed actions, and changing state.
+
+use crate::apis::find;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views::{api_view, ApiView};
+use asyncgate_core::{LifecycleAction, LifecycleState};
+use asyncgate_store::now;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LifecycleRequest {
+    /// publish, pre-release, demote-to-created, block, deprecate or retire.
+    #[schema(value_type = String)]
+    pub action: LifecycleAction,
+    /// Name shown in the developer portal (with `publish`).
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleView {
+    pub state: String,
+    pub allowed_actions: Vec<String>,
+}
+
+fn view(s: LifecycleState) -> LifecycleView {
+    LifecycleView {
+        state: s.to_string(),
+        allowed_actions: s.allowed_actions().iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/apis/{api}/lifecycle", tag = "lifecycle", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 200, body = LifecycleView)), security(("admin" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<LifecycleView>> {
+    Ok(Json(view(find(&state, &key).await?.lifecycle)))
+}
+
+#[utoipa::path(post, path = "/api/v1/apis/{api}/lifecycle", tag = "lifecycle", params(("api" = String, Path, description = "API id or identifier")),
+    request_body = LifecycleRequest, responses((status = 200, body = ApiView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn change(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(req): Json<LifecycleRequest>,
+) -> ApiResult<Json<ApiView>> {
+    let mut api = find(&state, &key).await?;
+    let next = api
+        .lifecycle
+        .apply(req.action)
+        .map_err(|e| ApiError::conflict(e.to_string()))?;
+    if next == LifecycleState::Published && state.store.deployments(&api.id).await?.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "{} is not deployed anywhere; deploy it before publishing",
+            api.design.name
+        )));
+    }
+    if let Some(name) = req.display_name {
+        let name = name.trim().to_string();
+        if name.is_empty() {
+            return Err(ApiError::bad_request("`displayName` must not be empty"));
+        }
+        api.display_name = Some(name);
+    }
+    let from = api.lifecycle;
+    api.lifecycle = next;
+    api.updated_at = now();
+    state.store.update_api(&api).await?;
+    state
+        .store
+        .audit(
+            "admin",
+            "api.lifecycle",
+            &api.id,
+            &format!("{from} -> {next}"),
+        )
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok(Json(api_view(&state, &api).await?))
+}

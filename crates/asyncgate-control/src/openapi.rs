@@ -1,0 +1,42 @@
+//! The OpenAPI document of the management API, served at `/api/v1/openapi.json`.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "asyncgate management API", description = "Import AsyncAPI contracts, deploy WebSocket API proxies, promote, publish and manage credentials."),
+    paths(
+        crate::apis::import, crate::apis::list, crate::apis::show, crate::apis::update, crate::apis::delete, crate::apis::revisions,
+        crate::deployments::deploy, crate::deployments::list, crate::deployments::promote, crate::deployments::undeploy,
+        crate::lifecycle::show, crate::lifecycle::change,
+        crate::keys::create, crate::keys::list, crate::keys::revoke, crate::keys::test_token,
+        crate::portal::list, crate::portal::show,
+        crate::environments::list, crate::environments::audit,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&AdminAuth),
+)]
+pub struct ApiDoc;
+
+struct AdminAuth;
+
+impl Modify for AdminAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("Admin token from <data-dir>/admin-token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,100 @@
+//! Building gateway snapshots from the store and publishing them to the data plane.
+
+use asyncgate_core::credential::TOKEN_ISSUER;
+use asyncgate_core::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};
+use asyncgate_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{watch, Mutex};
+
+/// Owns the snapshot stream the gateway follows. Publishing is serialised so snapshots
+/// go out in the order the store changed.
+pub struct Publisher {
+    tx: watch::Sender<Arc<Snapshot>>,
+    token_secret: String,
+    lock: Mutex<u64>,
+}
+
+impl Publisher {
+    pub fn new(token_secret: String) -> Publisher {
+        let (tx, _) = watch::channel(Arc::new(Snapshot::default()));
+        Publisher {
+            tx,
+            token_secret,
+            lock: Mutex::new(0),
+        }
+    }
+
+    /// A receiver of every snapshot published from now on (and the current one).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.tx.subscribe()
+    }
+
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.tx.borrow().clone()
+    }
+
+    /// Rebuild the snapshot from the store and publish it.
+    pub async fn publish(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
+        let mut version = self.lock.lock().await;
+        let mut snapshot = build(store, &self.token_secret).await?;
+        *version += 1;
+        snapshot.version = *version;
+        let snapshot = Arc::new(snapshot);
+        self.tx.send_replace(snapshot.clone());
+        Ok(snapshot)
+    }
+}
+
+async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError> {
+    let mut keys: HashMap<String, Vec<String>> = HashMap::new();
+    for k in store.active_keys().await? {
+        keys.entry(k.api_id).or_default().push(k.hash);
+    }
+    let mut by_api: HashMap<String, Vec<asyncgate_store::DeploymentRecord>> = HashMap::new();
+    for d in store.all_deployments().await? {
+        by_api.entry(d.api_id.clone()).or_default().push(d);
+    }
+    let mut apis = Vec::new();
+    for api in store.apis().await? {
+        let Some(deployed) = by_api.remove(&api.id) else {
+            continue;
+        };
+        let mut deployments = Vec::new();
+        for d in deployed {
+            let Some(rev) = store.revision(&api.id, d.revision).await? else {
+                tracing::error!(api = %api.id, revision = d.revision, "deployment points at a missing revision");
+                continue;
+            };
+            deployments.push(SnapshotDeployment {
+                environment: d.environment,
+                revision: d.revision,
+                access_mode: d.access_mode,
+                base_path: rev.design.base_path.clone(),
+                target: rev.design.target.clone(),
+                channels: rev
+                    .design
+                    .contract
+                    .channels
+                    .iter()
+                    .map(|c| SnapshotChannel {
+                        address: c.address.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        apis.push(SnapshotApi {
+            key_hashes: keys.remove(&api.id).unwrap_or_default(),
+            id: api.id,
+            name: api.display_name.unwrap_or(api.design.name),
+            lifecycle: api.lifecycle,
+            deployments,
+        });
+    }
+    Ok(Snapshot {
+        version: 0,
+        token_issuer: TOKEN_ISSUER.to_string(),
+        token_secret: token_secret.to_string(),
+        apis,
+    })
+}

@@ -1,0 +1,62 @@
+//! What every management handler shares: the store, the publisher and the settings.
+
+use crate::publisher::Publisher;
+use asyncgate_contract::Limits;
+use asyncgate_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The public URLs of one environment's listeners.
+#[derive(Debug, Clone)]
+pub struct EnvironmentEndpoints {
+    pub name: String,
+    /// `ws://host:port` of the external listener.
+    pub external: String,
+    /// `ws://host:port` of the internal listener.
+    pub internal: String,
+}
+
+/// Where contracts may be imported from.
+#[derive(Debug, Clone)]
+pub struct ImportPolicy {
+    /// Allow URL imports from loopback, private, link-local and unique-local addresses.
+    pub allow_private_addresses: bool,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+impl Default for ImportPolicy {
+    fn default() -> Self {
+        ImportPolicy {
+            allow_private_addresses: false,
+            timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Environments in promotion order (development first).
+    pub environments: Vec<EnvironmentEndpoints>,
+    pub import: ImportPolicy,
+    /// Project new APIs go to when the request names none.
+    pub default_project: String,
+    /// Lifetime of test-console tokens.
+    pub test_token_ttl: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ControlConfig>,
+    pub publisher: Arc<Publisher>,
+    /// SHA-256 of the admin token, read once at start.
+    pub admin_token_hash: Arc<str>,
+}
+
+impl AppState {
+    pub fn environment(&self, name: &str) -> Option<&EnvironmentEndpoints> {
+        self.config.environments.iter().find(|e| e.name == name)
+    }
+}

@@ -1,0 +1,75 @@
+//! Secrets: generation, hashing, and the claims of platform-issued bearer tokens.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Prefix of API keys, so that leaked keys are recognisable by secret scanners.
+pub const API_KEY_PREFIX: &str = "agk_";
+/// Prefix of management (admin) tokens.
+pub const ADMIN_TOKEN_PREFIX: &str = "aga_";
+/// Issuer (`iss`) of tokens minted by the built-in key manager.
+pub const TOKEN_ISSUER: &str = "asyncgate";
+
+/// A fresh random secret: `prefix` followed by 32 random bytes in base64url.
+pub fn generate_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// How secrets are stored: SHA-256 in hex. The secrets are 256-bit random values, so a
+/// fast hash is enough (there is nothing to brute-force).
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Claims of a bearer token that lets its holder connect to one API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// Who the token was issued to (for test-console tokens: `test-console:<admin>`).
+    pub sub: String,
+    /// The API id the token is valid for.
+    pub aud: String,
+    /// Restricts the token to one environment when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_prefixed_unique_and_hash_stably() {
+        let a = generate_secret(API_KEY_PREFIX);
+        let b = generate_secret(API_KEY_PREFIX);
+        assert!(a.starts_with(API_KEY_PREFIX));
+        assert_ne!(a, b);
+        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_ne!(hash_secret(&a), hash_secret(&b));
+        assert_eq!(hash_secret("").len(), 64);
+    }
+}
+
+/// A new random identifier: `prefix` followed by 16 hex digits.
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let mut out = String::with_capacity(prefix.len() + 16);
+    out.push_str(prefix);
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}

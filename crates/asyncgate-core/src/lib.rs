@@ -1,0 +1,12 @@
+//! Types shared by both planes: domain enums, the gateway snapshot and credential helpers.
+//!
+//! The gateway depends on this crate only; nothing here touches the store or HTTP.
+
+pub mod credential;
+pub mod domain;
+pub mod lifecycle;
+pub mod snapshot;
+
+pub use domain::{AccessMode, ListenerKind};
+pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
+pub use snapshot::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};

@@ -1,0 +1,214 @@
+//! API lifecycle states and the transitions between them (the WSO2 / Bijira model).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LifecycleState {
+    Created,
+    #[serde(rename = "Pre-Released")]
+    PreReleased,
+    Published,
+    Deprecated,
+    Retired,
+    Blocked,
+}
+
+/// What a publisher asks for on the Lifecycle page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LifecycleAction {
+    Publish,
+    PreRelease,
+    DemoteToCreated,
+    Block,
+    Deprecate,
+    Retire,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action} an API that is {from}; allowed from {from}: {allowed}")]
+pub struct LifecycleError {
+    pub from: LifecycleState,
+    pub action: LifecycleAction,
+    pub allowed: String,
+}
+
+impl LifecycleState {
+    pub const ALL: [LifecycleState; 6] = [
+        LifecycleState::Created,
+        LifecycleState::PreReleased,
+        LifecycleState::Published,
+        LifecycleState::Deprecated,
+        LifecycleState::Retired,
+        LifecycleState::Blocked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleState::Created => "Created",
+            LifecycleState::PreReleased => "Pre-Released",
+            LifecycleState::Published => "Published",
+            LifecycleState::Deprecated => "Deprecated",
+            LifecycleState::Retired => "Retired",
+            LifecycleState::Blocked => "Blocked",
+        }
+    }
+
+    /// The state `action` leads to from this one, if the transition exists.
+    pub fn target(self, action: LifecycleAction) -> Option<LifecycleState> {
+        use LifecycleAction as A;
+        use LifecycleState as S;
+        match (self, action) {
+            (S::Created | S::PreReleased | S::Blocked, A::Publish) => Some(S::Published),
+            (S::Created, A::PreRelease) => Some(S::PreReleased),
+            (S::PreReleased | S::Published, A::DemoteToCreated) => Some(S::Created),
+            (S::Published, A::Block) => Some(S::Blocked),
+            (S::Published | S::Blocked, A::Deprecate) => Some(S::Deprecated),
+            (S::Deprecated, A::Retire) => Some(S::Retired),
+            _ => None,
+        }
+    }
+
+    /// Actions that are allowed from this state.
+    pub fn allowed_actions(self) -> Vec<LifecycleAction> {
+        LifecycleAction::ALL
+            .into_iter()
+            .filter(|a| self.target(*a).is_some())
+            .collect()
+    }
+
+    pub fn apply(self, action: LifecycleAction) -> Result<LifecycleState, LifecycleError> {
+        self.target(action).ok_or_else(|| LifecycleError {
+            from: self,
+            action,
+            allowed: {
+                let allowed = self.allowed_actions();
+                if allowed.is_empty() {
+                    "nothing (final state)".to_string()
+                } else {
+                    allowed
+                        .iter()
+                        .map(|a| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            },
+        })
+    }
+
+    /// Whether the gateway accepts new connections for APIs in this state.
+    pub fn accepts_connections(self) -> bool {
+        !matches!(self, LifecycleState::Blocked | LifecycleState::Retired)
+    }
+
+    /// Whether the developer portal lists APIs in this state.
+    pub fn listed_in_portal(self) -> bool {
+        matches!(self, LifecycleState::Published | LifecycleState::Deprecated)
+    }
+}
+
+impl LifecycleAction {
+    pub const ALL: [LifecycleAction; 6] = [
+        LifecycleAction::Publish,
+        LifecycleAction::PreRelease,
+        LifecycleAction::DemoteToCreated,
+        LifecycleAction::Block,
+        LifecycleAction::Deprecate,
+        LifecycleAction::Retire,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleAction::Publish => "publish",
+            LifecycleAction::PreRelease => "pre-release",
+            LifecycleAction::DemoteToCreated => "demote-to-created",
+            LifecycleAction::Block => "block",
+            LifecycleAction::Deprecate => "deprecate",
+            LifecycleAction::Retire => "retire",
+        }
+    }
+}
+
+impl fmt::Display for LifecycleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for LifecycleAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LifecycleState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LifecycleState::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown lifecycle state `{s}`"))
+    }
+}
+
+impl FromStr for LifecycleAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LifecycleAction::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown lifecycle action `{s}`: expected one of {}",
+                    LifecycleAction::ALL.map(|a| a.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guide_flow_publishes_a_created_api() {
+        assert_eq!(
+            LifecycleState::Created.apply(LifecycleAction::Publish),
+            Ok(LifecycleState::Published)
+        );
+    }
+
+    #[test]
+    fn retired_is_final_and_says_so() {
+        let err = LifecycleState::Retired
+            .apply(LifecycleAction::Publish)
+            .unwrap_err();
+        assert!(err.to_string().contains("final state"), "{err}");
+    }
+
+    #[test]
+    fn deprecate_then_retire() {
+        let s = LifecycleState::Published
+            .apply(LifecycleAction::Deprecate)
+            .unwrap();
+        assert_eq!(
+            s.apply(LifecycleAction::Retire),
+            Ok(LifecycleState::Retired)
+        );
+        assert!(LifecycleState::Created
+            .apply(LifecycleAction::Retire)
+            .is_err());
+    }
+
+    #[test]
+    fn states_round_trip_through_text() {
+        for s in LifecycleState::ALL {
+            assert_eq!(s.as_str().parse::<LifecycleState>(), Ok(s));
+        }
+        for a in LifecycleAction::ALL {
+            assert_eq!(a.as_str().parse::<LifecycleAction>(), Ok(a));
+        }
+    }
+}

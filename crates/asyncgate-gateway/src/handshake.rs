@@ -1,0 +1,265 @@
+//! Every check made before the upgrade, in order: a valid RFC 6455 upgrade request, a
+//! route, an API that accepts connections, a credential. Also builds the request sent to
+//! the backend, from which client credentials and hop-by-hop headers are removed.
+
+use crate::auth;
+use crate::error::GatewayError;
+use crate::route::{self, Matched, Miss};
+use crate::snapshot::Compiled;
+use asyncgate_core::ListenerKind;
+use base64::Engine as _;
+use http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
+use std::net::SocketAddr;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub environment: String,
+    pub kind: ListenerKind,
+}
+
+/// An admitted client: where it goes and what to send the backend.
+pub struct Admission {
+    pub matched: Matched,
+    /// The client's `Sec-WebSocket-Key`, to compute the 101's accept value.
+    pub client_key: String,
+    pub backend_request: Request<()>,
+}
+
+/// Headers never forwarded to the backend: hop-by-hop ones, the handshake's own (the
+/// gateway makes a new handshake) and client credentials.
+const NOT_FORWARDED: [&str; 17] = [
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-accept",
+    "sec-websocket-extensions",
+    "authorization",
+    auth::API_KEY_HEADER,
+];
+
+pub fn admit<B>(
+    req: &Request<B>,
+    listener: &ListenerInfo,
+    compiled: &Compiled,
+    peer: SocketAddr,
+) -> Result<Admission, GatewayError> {
+    let client_key = check_upgrade(req)?;
+    let routes = compiled.routes(&listener.environment, listener.kind);
+    let path = req.uri().path();
+    let matched = route::find(routes, path, req.uri().query()).map_err(|miss| match miss {
+        Miss::NoApi => GatewayError::client(
+            StatusCode::NOT_FOUND,
+            "no_api",
+            format!(
+                "no API is deployed at {path} on the {} {} listener",
+                listener.environment, listener.kind
+            ),
+        ),
+        Miss::NoChannel { api, channels } => GatewayError::client(
+            StatusCode::NOT_FOUND,
+            "no_channel",
+            format!(
+                "{api} has no channel at {path}; its channels are {}",
+                channels.join(", ")
+            ),
+        ),
+    })?;
+    let route = &matched.route;
+    if !route.lifecycle.accepts_connections() {
+        return Err(GatewayError::client(
+            StatusCode::FORBIDDEN,
+            "api_unavailable",
+            format!(
+                "{} is {} and accepts no connections",
+                route.api_name, route.lifecycle
+            ),
+        ));
+    }
+    auth::verify(
+        compiled,
+        route,
+        auth::presented(req.headers(), req.uri().query()),
+    )?;
+
+    let query = auth::strip_query(req.uri().query());
+    let rest = &path[route.base_path.len()..];
+    let backend_url = route::backend_url(&route.target, rest, query.as_deref());
+    let backend_request = backend_request(req.headers(), &backend_url, peer)?;
+    Ok(Admission {
+        matched: Matched {
+            backend_url,
+            ..matched
+        },
+        client_key,
+        backend_request,
+    })
+}
+
+/// RFC 6455 section 4.2.1: what makes a request an opening handshake.
+fn check_upgrade<B>(req: &Request<B>) -> Result<String, GatewayError> {
+    let h = req.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        h.get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        return Err(GatewayError::client(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            "this is a WebSocket endpoint: send an upgrade request (Connection: Upgrade, Upgrade: websocket)",
+        )
+        .with_header(header::UPGRADE, "websocket"));
+    }
+    if req.method() != Method::GET {
+        return Err(GatewayError::client(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("a WebSocket handshake uses GET, not {}", req.method()),
+        ));
+    }
+    if req.version() < Version::HTTP_11 {
+        return Err(GatewayError::client(
+            StatusCode::BAD_REQUEST,
+            "bad_handshake",
+            "a WebSocket handshake needs HTTP/1.1",
+        ));
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
+        return Err(GatewayError::client(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported_version",
+            "only WebSocket version 13 is supported",
+        )
+        .with_header(header::SEC_WEBSOCKET_VERSION, "13"));
+    }
+    let key = h
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .is_ok_and(|raw| raw.len() == 16)
+        })
+        .ok_or_else(|| {
+            GatewayError::client(
+                StatusCode::BAD_REQUEST,
+                "bad_handshake",
+                "Sec-WebSocket-Key must be 16 bytes in base64",
+            )
+        })?;
+    Ok(key.to_string())
+}
+
+fn backend_request(
+    client: &HeaderMap,
+    backend_url: &str,
+    peer: SocketAddr,
+) -> Result<Request<()>, GatewayError> {
+    let uri: http::Uri = backend_url.parse().map_err(|e| {
+        GatewayError::backend(
+            StatusCode::BAD_GATEWAY,
+            "bad_target",
+            format!("the API's target URL {backend_url} is invalid: {e}"),
+        )
+    })?;
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .ok_or_else(|| {
+            GatewayError::backend(
+                StatusCode::BAD_GATEWAY,
+                "bad_target",
+                format!("the target URL {backend_url} has no host"),
+            )
+        })?;
+
+    // Headers the client listed in `Connection` are hop-by-hop too.
+    let listed: Vec<String> = client
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+
+    let mut out = Request::builder().method(Method::GET).uri(uri);
+    let headers = out.headers_mut().expect("fresh builder");
+    for (name, value) in client {
+        let n = name.as_str();
+        if NOT_FORWARDED.contains(&n)
+            || listed.iter().any(|l| l == n)
+            || n.starts_with("x-forwarded-")
+        {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    let mut forwarded_for = client
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| format!("{v}, "))
+        .unwrap_or_default();
+    forwarded_for.push_str(&peer.ip().to_string());
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(headers, "x-forwarded-for", &forwarded_for);
+    set(headers, "x-forwarded-proto", "http");
+    if let Some(host) = client.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        set(headers, "x-forwarded-host", host);
+    }
+    set(headers, "host", &authority);
+    set(headers, "connection", "Upgrade");
+    set(headers, "upgrade", "websocket");
+    set(headers, "sec-websocket-version", "13");
+    set(headers, "sec-websocket-key", &generate_key());
+    out.body(())
+        .map_err(|e| GatewayError::internal(format!("building the backend request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_hop_headers_never_reach_the_backend() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer secret".parse().unwrap());
+        h.insert("api-key", "secret".parse().unwrap());
+        h.insert("connection", "Upgrade, x-hop".parse().unwrap());
+        h.insert("x-hop", "1".parse().unwrap());
+        h.insert("sec-websocket-protocol", "chat".parse().unwrap());
+        h.insert("host", "gw.example".parse().unwrap());
+        h.insert("origin", "https://app.example".parse().unwrap());
+        let req =
+            backend_request(&h, "ws://127.0.0.1:9/x", "10.0.0.1:5000".parse().unwrap()).unwrap();
+        let out = req.headers();
+        assert!(out.get("authorization").is_none());
+        assert!(out.get("api-key").is_none());
+        assert!(out.get("x-hop").is_none());
+        assert_eq!(out["host"], "127.0.0.1:9");
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(out["x-forwarded-host"], "gw.example");
+        assert_eq!(out["sec-websocket-protocol"], "chat");
+        assert_eq!(out["origin"], "https://app.example");
+        assert_eq!(out["upgrade"], "websocket");
+    }
+}

@@ -1,0 +1,20 @@
+//! The data plane: accepts WebSocket clients on an environment's listeners, admits them
+//! against the current snapshot, dials the backend and relays frames.
+//!
+//! `listener` accepts connections, `handshake` holds every rejection before the upgrade,
+//! `route` and `auth` are the checks it makes, `upstream` dials the backend and `pump`
+//! carries frames after the upgrade. The gateway never reads the store: it follows a
+//! stream of [`asyncgate_core::Snapshot`]s (`snapshot`).
+
+pub mod auth;
+pub mod error;
+pub mod handshake;
+pub mod listener;
+pub mod pump;
+pub mod route;
+pub mod snapshot;
+pub mod upstream;
+
+pub use error::{Fault, GatewayError};
+pub use listener::{Gateway, GatewayConfig};
+pub use snapshot::SnapshotHandle;

@@ -1,0 +1,208 @@
+//! Accepting connections on one environment listener and answering each handshake:
+//! admit (or reject with a status), dial the backend, then answer 101 and start the pump.
+
+use crate::handshake::{self, ListenerInfo};
+use crate::snapshot::SnapshotHandle;
+use crate::{pump, upstream};
+use asyncgate_core::ListenerKind;
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Time allowed to connect to a backend and complete its handshake (default 5 s).
+    pub connect_timeout: Duration,
+    /// Largest message accepted from either side (default 16 MiB).
+    pub max_message_size: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            connect_timeout: Duration::from_secs(5),
+            max_message_size: 16 << 20,
+        }
+    }
+}
+
+impl GatewayConfig {
+    fn websocket(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}
+
+/// The data plane of one process: the current snapshot and the settings every listener
+/// shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    snapshot: Arc<SnapshotHandle>,
+    config: Arc<GatewayConfig>,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig) -> Gateway {
+        Gateway {
+            snapshot: Arc::new(SnapshotHandle::default()),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn snapshot(&self) -> &SnapshotHandle {
+        &self.snapshot
+    }
+
+    /// Accept connections on `listener` for one environment until `shutdown` fires; live
+    /// WebSocket connections are closed with 1001 when it does.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        environment: &str,
+        kind: ListenerKind,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let info = Arc::new(ListenerInfo {
+            environment: environment.to_string(),
+            kind,
+        });
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = self.clone();
+            let info = info.clone();
+            let conn_shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let svc_shutdown = conn_shutdown.clone();
+                let service = service_fn(move |req| {
+                    let gateway = gateway.clone();
+                    let info = info.clone();
+                    let shutdown = svc_shutdown.clone();
+                    async move { Ok::<_, Infallible>(gateway.handle(req, &info, peer, shutdown).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let mut conn = std::pin::pin!(conn);
+                let mut conn_shutdown = conn_shutdown;
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = conn_shutdown.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        info: &ListenerInfo,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Response<Full<Bytes>> {
+        let compiled = self.snapshot.load();
+        let admission = match handshake::admit(&req, info, &compiled, peer) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(status = %e.status, fault = ?e.fault, path = req.uri().path(), "handshake rejected: {}", e.message);
+                return e.to_response();
+            }
+        };
+        drop(compiled);
+        let (backend, backend_response) = match upstream::connect(
+            admission.backend_request,
+            self.config.connect_timeout,
+            self.config.websocket(),
+        )
+        .await
+        {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(api = %admission.matched.route.api_name, status = %e.status, "backend dial failed: {}", e.message);
+                return e.to_response();
+            }
+        };
+
+        let mut response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(
+                header::SEC_WEBSOCKET_ACCEPT,
+                derive_accept_key(admission.client_key.as_bytes()),
+            );
+        if let Some(protocol) = backend_response
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+        {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+        }
+        let response = match response.body(Full::new(Bytes::new())) {
+            Ok(r) => r,
+            Err(e) => return crate::GatewayError::internal(e.to_string()).to_response(),
+        };
+
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let config = self.config.websocket();
+        let route = admission.matched.route.clone();
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "client upgrade failed");
+                    return;
+                }
+            };
+            let client = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            tracing::debug!(api = %route.api_name, env = %route.environment, revision = route.revision, "connection open");
+            let ended = pump::run(client, backend, shutdown).await;
+            tracing::debug!(api = %route.api_name, ?ended, "connection closed");
+        });
+        response
+    }
+}
+
+/// `ws://` URL of a listener bound at `addr` (unspecified addresses shown as loopback).
+pub fn ws_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("ws://{ip}:{}", addr.port())
+}

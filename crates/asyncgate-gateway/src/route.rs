@@ -1,0 +1,218 @@
+//! Matching a request path to a deployed API and one of its channels, and the backend URL
+//! that path maps to.
+
+use asyncgate_core::LifecycleState;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// One API revision as served on one environment.
+#[derive(Debug)]
+pub struct Route {
+    pub api_id: String,
+    pub api_name: String,
+    pub lifecycle: LifecycleState,
+    pub environment: String,
+    pub revision: u32,
+    /// Without a trailing slash (empty only for an API mounted at `/`).
+    pub base_path: String,
+    pub target: String,
+    pub channels: Vec<ChannelPattern>,
+    pub key_hashes: Arc<HashSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Literal(String),
+    Param,
+}
+
+/// A channel address such as `/rooms/{roomId}`, split into segments.
+#[derive(Debug, Clone)]
+pub struct ChannelPattern {
+    pub address: String,
+    segments: Vec<Segment>,
+}
+
+impl ChannelPattern {
+    pub fn new(address: &str) -> ChannelPattern {
+        let segments = address
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.starts_with('{') && s.ends_with('}') {
+                    Segment::Param
+                } else {
+                    Segment::Literal(s.to_string())
+                }
+            })
+            .collect();
+        ChannelPattern {
+            address: address.to_string(),
+            segments,
+        }
+    }
+
+    fn matches(&self, rest: &str) -> bool {
+        let mut parts = rest.split('/').filter(|s| !s.is_empty());
+        for seg in &self.segments {
+            match (seg, parts.next()) {
+                (Segment::Literal(l), Some(p)) if l == p => {}
+                (Segment::Param, Some(_)) => {}
+                _ => return false,
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+/// A matched request: the route, the channel and the backend URL to dial.
+#[derive(Debug)]
+pub struct Matched {
+    pub route: Arc<Route>,
+    pub channel: String,
+    pub backend_url: String,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Miss {
+    /// No API is deployed under this path on this listener.
+    NoApi,
+    /// An API owns the base path but none of its channels matches the rest.
+    NoChannel { api: String, channels: Vec<String> },
+}
+
+/// Find the route for `path` (no query) among `routes` (longest base path first).
+pub fn find(routes: &[Arc<Route>], path: &str, query: Option<&str>) -> Result<Matched, Miss> {
+    let route = routes
+        .iter()
+        .find(|r| {
+            path.strip_prefix(r.base_path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .ok_or(Miss::NoApi)?;
+    let rest = &path[route.base_path.len()..];
+    let channel = route
+        .channels
+        .iter()
+        .find(|c| c.matches(rest))
+        .ok_or_else(|| Miss::NoChannel {
+            api: route.api_name.clone(),
+            channels: route.channels.iter().map(|c| c.address.clone()).collect(),
+        })?;
+    Ok(Matched {
+        route: route.clone(),
+        channel: channel.address.clone(),
+        backend_url: backend_url(&route.target, rest, query),
+    })
+}
+
+/// The target URL with the path below the base path appended, and the query kept.
+pub fn backend_url(target: &str, rest: &str, query: Option<&str>) -> String {
+    let (target, target_query) = match target.split_once('?') {
+        Some((t, q)) => (t, Some(q)),
+        None => (target, None),
+    };
+    let after_scheme = target.find("://").map(|i| i + 3).unwrap_or(0);
+    let has_path = target[after_scheme..].contains('/');
+    let mut url = String::with_capacity(target.len() + rest.len() + 16);
+    if rest.is_empty() || rest == "/" {
+        url.push_str(target);
+        if !has_path {
+            url.push('/');
+        }
+    } else {
+        url.push_str(target.trim_end_matches('/'));
+        url.push_str(rest);
+    }
+    let queries: Vec<&str> = [target_query, query]
+        .into_iter()
+        .flatten()
+        .filter(|q| !q.is_empty())
+        .collect();
+    if !queries.is_empty() {
+        url.push('?');
+        url.push_str(&queries.join("&"));
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(base: &str, target: &str, channels: &[&str]) -> Arc<Route> {
+        Arc::new(Route {
+            api_id: "a".into(),
+            api_name: "A".into(),
+            lifecycle: LifecycleState::Created,
+            environment: "development".into(),
+            revision: 1,
+            base_path: base.into(),
+            target: target.into(),
+            channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
+            key_hashes: Arc::default(),
+        })
+    }
+
+    #[test]
+    fn root_channel_matches_with_and_without_slash() {
+        let routes = vec![route(
+            "/default/chat-api/v1.0.0",
+            "ws://127.0.0.1:9",
+            &["/"],
+        )];
+        for p in ["/default/chat-api/v1.0.0", "/default/chat-api/v1.0.0/"] {
+            let m = find(&routes, p, None).unwrap();
+            assert_eq!(m.backend_url, "ws://127.0.0.1:9/");
+        }
+        assert_eq!(
+            find(&routes, "/default/chat-api/v1.0.01", None).unwrap_err(),
+            Miss::NoApi
+        );
+    }
+
+    #[test]
+    fn parameters_map_to_the_backend_path() {
+        let routes = vec![route(
+            "/p/x/v1",
+            "wss://b.example/base/",
+            &["/rooms/{roomId}"],
+        )];
+        let m = find(&routes, "/p/x/v1/rooms/42", Some("lang=en")).unwrap();
+        assert_eq!(m.backend_url, "wss://b.example/base/rooms/42?lang=en");
+        assert_eq!(m.channel, "/rooms/{roomId}");
+        assert!(matches!(
+            find(&routes, "/p/x/v1/rooms", None),
+            Err(Miss::NoChannel { .. })
+        ));
+        assert!(matches!(
+            find(&routes, "/p/x/v1/rooms/1/2", None),
+            Err(Miss::NoChannel { .. })
+        ));
+    }
+
+    #[test]
+    fn longest_base_path_wins() {
+        let mut routes = vec![
+            route("/a", "ws://one", &["/"]),
+            route("/a/b", "ws://two", &["/"]),
+        ];
+        routes.sort_by(|a, b| b.base_path.len().cmp(&a.base_path.len()));
+        assert_eq!(
+            find(&routes, "/a/b", None).unwrap().backend_url,
+            "ws://two/"
+        );
+    }
+
+    #[test]
+    fn target_path_kept_for_root_channel() {
+        assert_eq!(
+            backend_url("wss://h/samples/chat/v1.0", "", None),
+            "wss://h/samples/chat/v1.0"
+        );
+        assert_eq!(
+            backend_url("ws://h?x=1", "/", Some("y=2")),
+            "ws://h/?x=1&y=2"
+        );
+    }
+}

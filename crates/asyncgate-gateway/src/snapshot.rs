@@ -1,0 +1,110 @@
+//! The gateway's view of configuration: a compiled, immutable route table swapped
+//! atomically when the control plane publishes a new snapshot.
+
+use crate::route::{ChannelPattern, Route};
+use arc_swap::ArcSwap;
+use asyncgate_core::{ListenerKind, Snapshot};
+use base64::Engine as _;
+use jsonwebtoken::DecodingKey;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// One snapshot compiled for lookups: routes per (environment, listener), longest base
+/// path first, and the token verification key decoded once.
+pub struct Compiled {
+    pub version: u64,
+    routes: HashMap<(String, ListenerKind), Vec<Arc<Route>>>,
+    pub token_key: Option<DecodingKey>,
+    pub token_issuer: String,
+}
+
+impl Compiled {
+    pub fn new(snapshot: &Snapshot) -> Compiled {
+        let mut routes: HashMap<(String, ListenerKind), Vec<Arc<Route>>> = HashMap::new();
+        for api in &snapshot.apis {
+            let keys: Arc<HashSet<String>> = Arc::new(api.key_hashes.iter().cloned().collect());
+            for d in &api.deployments {
+                let route = Arc::new(Route {
+                    api_id: api.id.clone(),
+                    api_name: api.name.clone(),
+                    lifecycle: api.lifecycle,
+                    environment: d.environment.clone(),
+                    revision: d.revision,
+                    base_path: d.base_path.trim_end_matches('/').to_string(),
+                    target: d.target.clone(),
+                    channels: d
+                        .channels
+                        .iter()
+                        .map(|c| ChannelPattern::new(&c.address))
+                        .collect(),
+                    key_hashes: keys.clone(),
+                });
+                for kind in [ListenerKind::External, ListenerKind::Internal] {
+                    if d.access_mode.served_on(kind) {
+                        routes
+                            .entry((d.environment.clone(), kind))
+                            .or_default()
+                            .push(route.clone());
+                    }
+                }
+            }
+        }
+        for list in routes.values_mut() {
+            list.sort_by(|a, b| b.base_path.len().cmp(&a.base_path.len()));
+        }
+        let token_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&snapshot.token_secret)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| DecodingKey::from_secret(&k));
+        Compiled {
+            version: snapshot.version,
+            routes,
+            token_key,
+            token_issuer: snapshot.token_issuer.clone(),
+        }
+    }
+
+    pub fn routes(&self, environment: &str, kind: ListenerKind) -> &[Arc<Route>] {
+        self.routes
+            .get(&(environment.to_string(), kind))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// The current compiled snapshot, readable without locks from every handshake.
+pub struct SnapshotHandle {
+    current: ArcSwap<Compiled>,
+}
+
+impl Default for SnapshotHandle {
+    fn default() -> Self {
+        SnapshotHandle {
+            current: ArcSwap::from_pointee(Compiled::new(&Snapshot::default())),
+        }
+    }
+}
+
+impl SnapshotHandle {
+    pub fn load(&self) -> Arc<Compiled> {
+        self.current.load_full()
+    }
+
+    pub fn apply(&self, snapshot: &Snapshot) {
+        self.current.store(Arc::new(Compiled::new(snapshot)));
+    }
+
+    /// Apply every snapshot published on `updates` until the sender goes away.
+    pub async fn follow(&self, mut updates: watch::Receiver<Arc<Snapshot>>) {
+        loop {
+            let snap = updates.borrow_and_update().clone();
+            self.apply(&snap);
+            tracing::debug!(version = snap.version, "gateway applied snapshot");
+            if updates.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}

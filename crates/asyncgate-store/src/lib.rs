@@ -1,0 +1,418 @@
+//! The control plane's persistent store: an embedded SQLite database in the data folder.
+//!
+//! Every write is one statement or one transaction, so a failed request leaves what was
+//! stored before it untouched. The gateway never reads this crate.
+
+mod records;
+
+pub use records::{ApiDesign, ApiRecord, AuditEntry, DeploymentRecord, KeyRecord, RevisionRecord};
+
+use asyncgate_core::{AccessMode, LifecycleState};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Now, as RFC 3339 text (UTC).
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Open (creating if needed) the database file and bring its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- meta -------------------------------------------------------------------------
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The stored value of `key`, or `make()` stored and returned when there is none.
+    pub async fn meta_or_insert(&self, key: &str, make: impl FnOnce() -> String) -> Result<String> {
+        let value = make();
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+            .bind(key)
+            .bind(&value)
+            .execute(&self.pool)
+            .await?;
+        self.meta(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("meta key {key}")))
+    }
+
+    // ---- APIs -------------------------------------------------------------------------
+
+    pub async fn insert_api(&self, api: &ApiRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO apis (id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&api.id)
+        .bind(&api.project)
+        .bind(&api.design.identifier)
+        .bind(&api.design.base_path)
+        .bind(api.lifecycle.as_str())
+        .bind(&api.display_name)
+        .bind(to_json(&api.design)?)
+        .bind(&api.contract_source)
+        .bind(&api.created_at)
+        .bind(&api.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, api))?;
+        Ok(())
+    }
+
+    pub async fn update_api(&self, api: &ApiRecord) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE apis SET identifier = ?, base_path = ?, lifecycle = ?, display_name = ?, design = ?, contract_source = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&api.design.identifier)
+        .bind(&api.design.base_path)
+        .bind(api.lifecycle.as_str())
+        .bind(&api.display_name)
+        .bind(to_json(&api.design)?)
+        .bind(&api.contract_source)
+        .bind(&api.updated_at)
+        .bind(&api.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict(e, api))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("API {}", api.id)));
+        }
+        Ok(())
+    }
+
+    /// Find an API by id, or by identifier (within any project).
+    pub async fn api(&self, key: &str) -> Result<Option<ApiRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM apis WHERE id = ? OR identifier = ? ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(key)
+        .bind(key)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| api_from_row(&r)).transpose()
+    }
+
+    pub async fn apis(&self) -> Result<Vec<ApiRecord>> {
+        let rows = sqlx::query("SELECT * FROM apis ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(api_from_row).collect()
+    }
+
+    pub async fn delete_api(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM apis WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- revisions --------------------------------------------------------------------
+
+    /// Freeze `design` as the API's next revision.
+    pub async fn create_revision(
+        &self,
+        api_id: &str,
+        design: &ApiDesign,
+    ) -> Result<RevisionRecord> {
+        let mut tx = self.pool.begin().await?;
+        let next: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE api_id = ?",
+        )
+        .bind(api_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let rec = RevisionRecord {
+            api_id: api_id.to_string(),
+            number: next as u32,
+            design: design.clone(),
+            created_at: now(),
+        };
+        sqlx::query(
+            "INSERT INTO revisions (api_id, number, design, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&rec.api_id)
+        .bind(next)
+        .bind(to_json(&rec.design)?)
+        .bind(&rec.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    pub async fn revisions(&self, api_id: &str) -> Result<Vec<RevisionRecord>> {
+        let rows = sqlx::query("SELECT * FROM revisions WHERE api_id = ? ORDER BY number")
+            .bind(api_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(revision_from_row).collect()
+    }
+
+    pub async fn revision(&self, api_id: &str, number: u32) -> Result<Option<RevisionRecord>> {
+        let row = sqlx::query("SELECT * FROM revisions WHERE api_id = ? AND number = ?")
+            .bind(api_id)
+            .bind(number as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(revision_from_row).transpose()
+    }
+
+    // ---- deployments ------------------------------------------------------------------
+
+    /// Point `environment` of an API at a revision (replacing what was deployed there).
+    pub async fn set_deployment(&self, d: &DeploymentRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployments (api_id, environment, revision, access_mode, deployed_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(api_id, environment) DO UPDATE SET revision = excluded.revision, access_mode = excluded.access_mode, deployed_at = excluded.deployed_at",
+        )
+        .bind(&d.api_id)
+        .bind(&d.environment)
+        .bind(d.revision as i64)
+        .bind(d.access_mode.as_str())
+        .bind(&d.deployed_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_deployment(&self, api_id: &str, environment: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM deployments WHERE api_id = ? AND environment = ?")
+            .bind(api_id)
+            .bind(environment)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn deployments(&self, api_id: &str) -> Result<Vec<DeploymentRecord>> {
+        let rows = sqlx::query("SELECT * FROM deployments WHERE api_id = ? ORDER BY environment")
+            .bind(api_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(deployment_from_row).collect()
+    }
+
+    pub async fn all_deployments(&self) -> Result<Vec<DeploymentRecord>> {
+        let rows = sqlx::query("SELECT * FROM deployments ORDER BY api_id, environment")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(deployment_from_row).collect()
+    }
+
+    // ---- API keys ---------------------------------------------------------------------
+
+    pub async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (id, api_id, hash, hint, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&key.id)
+            .bind(&key.api_id)
+            .bind(&key.hash)
+            .bind(&key.hint)
+            .bind(&key.created_at)
+            .bind(&key.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn revoke_key(&self, api_id: &str, key_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE api_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .bind(now())
+        .bind(api_id)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn keys(&self, api_id: &str) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE api_id = ? ORDER BY created_at, id")
+            .bind(api_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub async fn active_keys(&self) -> Result<Vec<KeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM api_keys WHERE revoked_at IS NULL ORDER BY api_id, created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    // ---- audit ------------------------------------------------------------------------
+
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                at: r.get("at"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                subject: r.get("subject"),
+                detail: r.get("detail"),
+            })
+            .collect())
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn conflict(e: sqlx::Error, api: &ApiRecord) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let msg = db.message();
+            return StoreError::Conflict(if msg.contains("base_path") {
+                format!(
+                    "another API already uses the base path {}",
+                    api.design.base_path
+                )
+            } else {
+                format!(
+                    "an API with the identifier `{}` already exists in project `{}`",
+                    api.design.identifier, api.project
+                )
+            });
+        }
+    }
+    StoreError::Db(e)
+}
+
+fn api_from_row(r: &SqliteRow) -> Result<ApiRecord> {
+    let lifecycle: String = r.get("lifecycle");
+    Ok(ApiRecord {
+        id: r.get("id"),
+        project: r.get("project"),
+        lifecycle: LifecycleState::from_str(&lifecycle).map_err(StoreError::Corrupt)?,
+        display_name: r.get("display_name"),
+        design: from_json(r.get::<&str, _>("design"))?,
+        contract_source: r.get("contract_source"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+    })
+}
+
+fn revision_from_row(r: &SqliteRow) -> Result<RevisionRecord> {
+    Ok(RevisionRecord {
+        api_id: r.get("api_id"),
+        number: r.get::<i64, _>("number") as u32,
+        design: from_json(r.get::<&str, _>("design"))?,
+        created_at: r.get("created_at"),
+    })
+}
+
+fn deployment_from_row(r: &SqliteRow) -> Result<DeploymentRecord> {
+    let mode: String = r.get("access_mode");
+    Ok(DeploymentRecord {
+        api_id: r.get("api_id"),
+        environment: r.get("environment"),
+        revision: r.get::<i64, _>("revision") as u32,
+        access_mode: AccessMode::from_str(&mode).map_err(StoreError::Corrupt)?,
+        deployed_at: r.get("deployed_at"),
+    })
+}
+
+fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: r.get("id"),
+        api_id: r.get("api_id"),
+        hash: r.get("hash"),
+        hint: r.get("hint"),
+        created_at: r.get("created_at"),
+        revoked_at: r.get("revoked_at"),
+    })
+}

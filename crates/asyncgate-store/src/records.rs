@@ -1,0 +1,69 @@
+//! The records the store keeps, as plain data.
+
+use asyncgate_contract::Contract;
+use asyncgate_core::{AccessMode, LifecycleState};
+use serde::{Deserialize, Serialize};
+
+/// What a revision freezes: everything that decides how the gateway serves the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiDesign {
+    pub name: String,
+    pub identifier: String,
+    pub version: String,
+    pub base_path: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub contract: Contract,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRecord {
+    pub id: String,
+    pub project: String,
+    pub lifecycle: LifecycleState,
+    /// Name shown in the developer portal (set when publishing).
+    pub display_name: Option<String>,
+    pub design: ApiDesign,
+    pub contract_source: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionRecord {
+    pub api_id: String,
+    pub number: u32,
+    pub design: ApiDesign,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRecord {
+    pub api_id: String,
+    pub environment: String,
+    pub revision: u32,
+    pub access_mode: AccessMode,
+    pub deployed_at: String,
+}
+
+/// An API key; only its hash is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub id: String,
+    pub api_id: String,
+    pub hash: String,
+    pub hint: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}

@@ -1,0 +1,723 @@
+//! Command-line interface: `serve`, `chat-backend`, `demo`, `connect`, and the `api`
+//! commands, which are clients of the management REST API.
+
+use crate::client::{segment, Client};
+use crate::config::{parse_addr, ConfigError, ServeConfig, DEFAULT_DATA_DIR};
+use crate::console::{self, ConsoleOptions};
+use anyhow::{anyhow, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "asyncgate",
+    version,
+    about = "Self-hosted WebSocket API management: import AsyncAPI contracts, deploy, test, promote and publish WebSocket API proxies."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the platform: management API, gateway environments and the embedded store.
+    Serve(ServeArgs),
+    /// Run the sample chat backend (the guide's chat service protocol).
+    ChatBackend {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9410")]
+        listen: String,
+    },
+    /// Walk through the guide with the bundled sample: import, deploy, test, promote,
+    /// publish; then keep the platform running with a ready credential.
+    Demo(DemoArgs),
+    /// Manage API proxies.
+    Api {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: ApiCommand,
+    },
+    /// List environments and their listener URLs.
+    Env {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// A terminal WebSocket client: send input lines, print what arrives.
+    Connect {
+        /// ws:// or wss:// URL.
+        url: String,
+        /// API key, sent in the `api-key` header.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// Bearer token, sent in the `Authorization` header.
+        #[arg(long)]
+        token: Option<String>,
+        #[command(flatten)]
+        console: ConsoleArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// YAML configuration file (flags override it).
+    #[arg(long, env = "ASYNCGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for the store, the admin token and endpoints.json.
+    #[arg(long, env = "ASYNCGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Management API address.
+    #[arg(long)]
+    pub listen_management: Option<String>,
+    /// Development environment, external (public) listener.
+    #[arg(long)]
+    pub listen_dev_external: Option<String>,
+    /// Development environment, internal listener.
+    #[arg(long)]
+    pub listen_dev_internal: Option<String>,
+    /// Production environment, external (public) listener.
+    #[arg(long)]
+    pub listen_prod_external: Option<String>,
+    /// Production environment, internal listener.
+    #[arg(long)]
+    pub listen_prod_internal: Option<String>,
+    /// Bind every listener on 127.0.0.1 port 0 (ports are in endpoints.json).
+    #[arg(long)]
+    pub ephemeral_ports: bool,
+    /// Allow contract imports from loopback and private addresses.
+    #[arg(long)]
+    pub allow_private_imports: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Address of the in-process chat backend.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub chat_listen: String,
+    /// Stop after the walkthrough instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnArgs {
+    /// Data folder of the platform to talk to (for endpoints.json and the admin token).
+    #[arg(long, env = "ASYNCGATE_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+    /// Management API URL (default: from endpoints.json).
+    #[arg(long, env = "ASYNCGATE_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Admin token (default: from <data-dir>/admin-token).
+    #[arg(long, env = "ASYNCGATE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// After the end of input, wait this many seconds of quiet before closing.
+    #[arg(long, default_value_t = 1.0)]
+    pub linger: f64,
+    /// Print one JSON object per event.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Overrides {
+    /// API name (default: the contract's info.title).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// URL-safe identifier (default: derived from the name).
+    #[arg(long)]
+    pub identifier: Option<String>,
+    /// API version (default: the contract's info.version).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Gateway path prefix (default: /<project>/<identifier>/v<version>).
+    #[arg(long)]
+    pub base_path: Option<String>,
+    /// Backend URL, ws:// or wss:// (default: the contract's first ws/wss server).
+    #[arg(long)]
+    pub target: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Create an API proxy from an AsyncAPI contract.
+    Import {
+        /// http(s) URL of the contract.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        url: Option<String>,
+        /// Contract file (YAML or JSON).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Project (default: the platform's default project).
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        overrides: Overrides,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List API proxies.
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show an API proxy with its deployments and their URLs.
+    Show {
+        api: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Edit the values of an API proxy (takes effect on the next deploy).
+    Update {
+        api: String,
+        #[command(flatten)]
+        overrides: Overrides,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Delete an API proxy and everything deployed from it.
+    Delete { api: String },
+    /// Deploy the current design to an environment.
+    Deploy {
+        api: String,
+        #[arg(long = "env")]
+        env: String,
+        /// external: public and internal listeners; internal: internal listener only.
+        #[arg(long, default_value = "external")]
+        access: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Remove an API from an environment.
+    Undeploy {
+        api: String,
+        #[arg(long = "env")]
+        env: String,
+    },
+    /// Deploy the revision running in one environment to another.
+    Promote {
+        api: String,
+        #[arg(long, default_value = "development")]
+        from: String,
+        #[arg(long, default_value = "production")]
+        to: String,
+        /// Access mode in the target environment (default: as in the source).
+        #[arg(long)]
+        access: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List the revisions deploying made.
+    Revisions {
+        api: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show the lifecycle state, or change it: publish, pre-release, demote-to-created,
+    /// block, deprecate, retire.
+    Lifecycle {
+        api: String,
+        action: Option<String>,
+        /// Name shown in the developer portal (with publish).
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// API keys for calling the API through the gateway.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// The test console: connect through the gateway with a short-lived test token, send
+    /// each input line, print each received message.
+    Test {
+        api: String,
+        #[arg(long = "env", default_value = "development")]
+        env: String,
+        /// Channel address (default: the first channel).
+        #[arg(long)]
+        channel: Option<String>,
+        #[command(flatten)]
+        console: ConsoleArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; it is printed once.
+    Create {
+        api: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List an API's keys (without the secrets).
+    List {
+        api: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Revoke a key by id.
+    Revoke { api: String, key_id: String },
+}
+
+impl ServeArgs {
+    /// Defaults, then the config file, then flags.
+    pub fn to_config(&self) -> Result<ServeConfig, ConfigError> {
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let mut c = if self.ephemeral_ports {
+            ServeConfig::ephemeral(data_dir)
+        } else {
+            ServeConfig::defaults(data_dir)
+        };
+        if let Some(path) = &self.config {
+            c.apply_file(path)?;
+            if let Some(d) = &self.data_dir {
+                c.data_dir = d.clone();
+            }
+        }
+        if let Some(a) = &self.listen_management {
+            c.management = parse_addr(a, "--listen-management")?;
+        }
+        let flags = [
+            (
+                &self.listen_dev_external,
+                "development",
+                true,
+                "--listen-dev-external",
+            ),
+            (
+                &self.listen_dev_internal,
+                "development",
+                false,
+                "--listen-dev-internal",
+            ),
+            (
+                &self.listen_prod_external,
+                "production",
+                true,
+                "--listen-prod-external",
+            ),
+            (
+                &self.listen_prod_internal,
+                "production",
+                false,
+                "--listen-prod-internal",
+            ),
+        ];
+        for (value, env, external, flag) in flags {
+            if let Some(a) = value {
+                let addr = parse_addr(a, flag)?;
+                let e = c.environment_mut(env);
+                if external {
+                    e.external = addr;
+                } else {
+                    e.internal = addr;
+                }
+            }
+        }
+        if self.allow_private_imports {
+            c.import.allow_private_addresses = true;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn print(output: Output, value: &Value, text: impl FnOnce(&Value) -> String) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Output::Text => print!("{}", text(value)),
+    }
+}
+
+fn overrides_json(o: &Overrides) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for (k, v) in [
+        ("name", &o.name),
+        ("identifier", &o.identifier),
+        ("version", &o.version),
+        ("basePath", &o.base_path),
+        ("target", &o.target),
+        ("description", &o.description),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    m
+}
+
+/// Text view of an API, as `api show` prints it.
+pub fn api_text(v: &Value) -> String {
+    let mut s = format!(
+        "{} ({})\n  id          {}\n  version     {}\n  base path   {}\n  target      {}\n  lifecycle   {}\n",
+        v["name"].as_str().unwrap_or(""),
+        v["identifier"].as_str().unwrap_or(""),
+        v["id"].as_str().unwrap_or(""),
+        v["version"].as_str().unwrap_or(""),
+        v["basePath"].as_str().unwrap_or(""),
+        v["target"].as_str().unwrap_or(""),
+        v["lifecycle"].as_str().unwrap_or(""),
+    );
+    for c in v["channels"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "  channel     {}  sends: {}  receives: {}\n",
+            c["address"].as_str().unwrap_or(""),
+            join(&c["clientToServer"]),
+            join(&c["serverToClient"]),
+        ));
+    }
+    let deployments = v["deployments"].as_array().cloned().unwrap_or_default();
+    if deployments.is_empty() {
+        s.push_str("  not deployed\n");
+    }
+    for d in deployments {
+        s.push_str(&deployment_text(&d));
+    }
+    s
+}
+
+fn deployment_text(d: &Value) -> String {
+    format!(
+        "  {:<11} revision {} ({})  {}\n",
+        d["environment"].as_str().unwrap_or(""),
+        d["revision"],
+        d["accessMode"].as_str().unwrap_or(""),
+        d["url"].as_str().unwrap_or(""),
+    )
+}
+
+fn join(v: &Value) -> String {
+    let items: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()> {
+    let client = Client::discover(
+        &conn.data_dir,
+        conn.server.as_deref(),
+        conn.token.as_deref(),
+    )?;
+    let api_path = |api: &str| format!("/apis/{}", segment(api));
+    match command {
+        ApiCommand::Import {
+            url,
+            file,
+            project,
+            overrides,
+            output,
+        } => {
+            let mut body = overrides_json(&overrides);
+            if let Some(url) = url {
+                body.insert("url".into(), json!(url));
+            }
+            if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                body.insert("contract".into(), json!(text));
+            }
+            if let Some(p) = project {
+                body.insert("project".into(), json!(p));
+            }
+            let v = client.post("/apis/import", &Value::Object(body)).await?;
+            print(output, &v, |v| {
+                format!("created API proxy\n{}", api_text(v))
+            });
+        }
+        ApiCommand::List { output } => {
+            let v = client.get("/apis").await?;
+            print(output, &v, |v| {
+                let mut s = String::new();
+                for a in v.as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "{:<20} {:<10} {:<12} {}\n",
+                        a["identifier"].as_str().unwrap_or(""),
+                        a["version"].as_str().unwrap_or(""),
+                        a["lifecycle"].as_str().unwrap_or(""),
+                        a["basePath"].as_str().unwrap_or("")
+                    ));
+                }
+                if s.is_empty() {
+                    s.push_str("no API proxies yet: `asyncgate api import --file CONTRACT`\n");
+                }
+                s
+            });
+        }
+        ApiCommand::Show { api, output } => {
+            let v = client.get(&api_path(&api)).await?;
+            print(output, &v, api_text);
+        }
+        ApiCommand::Update {
+            api,
+            overrides,
+            output,
+        } => {
+            let v = client
+                .patch(&api_path(&api), &Value::Object(overrides_json(&overrides)))
+                .await?;
+            print(output, &v, |v| {
+                format!("updated (deploy to apply)\n{}", api_text(v))
+            });
+        }
+        ApiCommand::Delete { api } => {
+            client.delete(&api_path(&api)).await?;
+            println!("deleted {api}");
+        }
+        ApiCommand::Deploy {
+            api,
+            env,
+            access,
+            output,
+        } => {
+            let access: asyncgate_core::AccessMode =
+                access.parse().map_err(|e: String| anyhow!(e))?;
+            let v = client
+                .post(
+                    &format!("{}/deployments", api_path(&api)),
+                    &json!({ "environment": env, "accessMode": access }),
+                )
+                .await?;
+            print(output, &v, |d| format!("deployed\n{}", deployment_text(d)));
+        }
+        ApiCommand::Undeploy { api, env } => {
+            client
+                .delete(&format!("{}/deployments/{}", api_path(&api), segment(&env)))
+                .await?;
+            println!("undeployed {api} from {env}");
+        }
+        ApiCommand::Promote {
+            api,
+            from,
+            to,
+            access,
+            output,
+        } => {
+            let mut body = json!({ "from": from, "to": to });
+            if let Some(a) = access {
+                let a: asyncgate_core::AccessMode = a.parse().map_err(|e: String| anyhow!(e))?;
+                body["accessMode"] = json!(a);
+            }
+            let v = client
+                .post(&format!("{}/promote", api_path(&api)), &body)
+                .await?;
+            print(output, &v, |d| format!("promoted\n{}", deployment_text(d)));
+        }
+        ApiCommand::Revisions { api, output } => {
+            let v = client.get(&format!("{}/revisions", api_path(&api))).await?;
+            print(output, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        format!(
+                            "revision {:<4} {}  {}  {}  deployed to: {}\n",
+                            r["number"],
+                            r["createdAt"].as_str().unwrap_or(""),
+                            r["basePath"].as_str().unwrap_or(""),
+                            r["target"].as_str().unwrap_or(""),
+                            join(&r["deployedTo"])
+                        )
+                    })
+                    .collect()
+            });
+        }
+        ApiCommand::Lifecycle {
+            api,
+            action,
+            display_name,
+            output,
+        } => {
+            let path = format!("{}/lifecycle", api_path(&api));
+            match action {
+                None => {
+                    let v = client.get(&path).await?;
+                    print(output, &v, |v| {
+                        format!(
+                            "{}\nallowed: {}\n",
+                            v["state"].as_str().unwrap_or(""),
+                            join(&v["allowedActions"])
+                        )
+                    });
+                }
+                Some(action) => {
+                    let mut body = json!({ "action": action });
+                    if let Some(n) = display_name {
+                        body["displayName"] = json!(n);
+                    }
+                    let v = client.post(&path, &body).await?;
+                    print(output, &v, |v| {
+                        format!(
+                            "{} is now {}\n",
+                            v["name"].as_str().unwrap_or(""),
+                            v["lifecycle"].as_str().unwrap_or("")
+                        )
+                    });
+                }
+            }
+        }
+        ApiCommand::Key { command } => match command {
+            KeyCommand::Create { api, output } => {
+                let v = client
+                    .post(&format!("{}/keys", api_path(&api)), &json!({}))
+                    .await?;
+                print(output, &v, |v| {
+                    format!(
+                        "API key (shown only now; send it in the `api-key` header):\n{}\n",
+                        v["key"].as_str().unwrap_or("")
+                    )
+                });
+            }
+            KeyCommand::List { api, output } => {
+                let v = client.get(&format!("{}/keys", api_path(&api))).await?;
+                print(output, &v, |v| {
+                    v.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|k| {
+                            format!(
+                                "{}  {}…  created {}{}\n",
+                                k["id"].as_str().unwrap_or(""),
+                                k["hint"].as_str().unwrap_or(""),
+                                k["createdAt"].as_str().unwrap_or(""),
+                                k["revokedAt"]
+                                    .as_str()
+                                    .map(|r| format!("  revoked {r}"))
+                                    .unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                });
+            }
+            KeyCommand::Revoke { api, key_id } => {
+                client
+                    .delete(&format!("{}/keys/{}", api_path(&api), segment(&key_id)))
+                    .await?;
+                println!("revoked {key_id}");
+            }
+        },
+        ApiCommand::Test {
+            api,
+            env,
+            channel,
+            console: c,
+        } => {
+            let (url, token) = test_target(&client, &api, &env, channel.as_deref()).await?;
+            let options = ConsoleOptions {
+                url,
+                headers: vec![("authorization".into(), format!("Bearer {token}"))],
+                linger: Duration::from_secs_f64(c.linger.max(0.0)),
+                json: c.output == Output::Json,
+            };
+            run_console(&options).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A test token for `api` in `env`, and the URL of the channel to test.
+pub async fn test_target(
+    client: &Client,
+    api: &str,
+    env: &str,
+    channel: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    let v = client
+        .post(
+            &format!("/apis/{}/test-token", segment(api)),
+            &json!({ "environment": env }),
+        )
+        .await?;
+    let channels = v["deployment"]["channels"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let url = match channel {
+        None => channels
+            .first()
+            .and_then(|c| c["url"].as_str())
+            .or(v["deployment"]["url"].as_str())
+            .map(str::to_string),
+        Some(address) => channels
+            .iter()
+            .find(|c| c["address"].as_str() == Some(address))
+            .and_then(|c| c["url"].as_str())
+            .map(str::to_string)
+            .or_else(|| {
+                // A concrete address for a parameterised channel: append to the base URL.
+                v["deployment"]["url"]
+                    .as_str()
+                    .map(|base| format!("{}{}", base.trim_end_matches('/'), address))
+            }),
+    }
+    .ok_or_else(|| anyhow!("the deployment has no URL"))?;
+    let token = v["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no token in the answer"))?
+        .to_string();
+    Ok((url, token))
+}
+
+pub async fn run_console(options: &ConsoleOptions) -> anyhow::Result<()> {
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let mut stdout = tokio::io::stdout();
+    console::run(options, stdin, &mut stdout).await?;
+    Ok(())
+}
+
+pub async fn run_env(conn: &ConnArgs, output: Output) -> anyhow::Result<()> {
+    let client = Client::discover(
+        &conn.data_dir,
+        conn.server.as_deref(),
+        conn.token.as_deref(),
+    )?;
+    let v = client.get("/environments").await?;
+    print(output, &v, |v| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{:<12} external {}  internal {}\n",
+                    e["name"].as_str().unwrap_or(""),
+                    e["external"].as_str().unwrap_or(""),
+                    e["internal"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    });
+    Ok(())
+}

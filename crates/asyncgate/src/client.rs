@@ -1,0 +1,138 @@
+//! The CLI's client of the management REST API. It finds the server and the admin token
+//! in the data folder unless told otherwise.
+
+use crate::endpoints::{Endpoints, ADMIN_TOKEN_FILE};
+use anyhow::{anyhow, Context};
+use reqwest::Method;
+use serde_json::Value;
+use std::path::Path;
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, token: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `server` and `token` when given; otherwise what `<data_dir>` says.
+    pub fn discover(
+        data_dir: &Path,
+        server: Option<&str>,
+        token: Option<&str>,
+    ) -> anyhow::Result<Client> {
+        let base = match server {
+            Some(s) => s.to_string(),
+            None => Endpoints::read(data_dir)?.management,
+        };
+        let token = match token {
+            Some(t) => t.to_string(),
+            None => {
+                let path = data_dir.join(ADMIN_TOKEN_FILE);
+                std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "no admin token: cannot read {} (pass --token or set ASYNCGATE_TOKEN)",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        Ok(Client::new(&base, &token))
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{}{}", self.base, asyncgate_control::API_PREFIX, path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the management API at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_success() {
+            if text.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text)
+                .with_context(|| format!("{method} {path}: the answer is not JSON"));
+        }
+        Err(anyhow!(describe_problem(status.as_u16(), &text)))
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
+/// A problem+json answer as lines a person reads: the detail, then each diagnostic.
+fn describe_problem(status: u16, body: &str) -> String {
+    let Ok(problem) = serde_json::from_str::<Value>(body) else {
+        return format!("HTTP {status}: {body}");
+    };
+    let mut out = format!(
+        "HTTP {status}: {}",
+        problem["detail"].as_str().unwrap_or(body)
+    );
+    if let Some(errors) = problem["errors"].as_array() {
+        if errors.len() > 1 {
+            for e in errors {
+                out.push_str(&format!(
+                    "\n  {} {}",
+                    e["pointer"]
+                        .as_str()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or("/"),
+                    e["message"].as_str().unwrap_or("")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encode one path segment (API ids and identifiers are plain, but be safe).
+pub fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

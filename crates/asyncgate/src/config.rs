@@ -1,0 +1,287 @@
+//! One typed configuration for `serve` and `demo`: defaults, then the config file, then
+//! flags, validated before any socket is bound. Bad configuration exits with code 64.
+
+use asyncgate_control::ImportPolicy;
+use asyncgate_gateway::GatewayConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Exit code for configuration errors (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+pub const DEFAULT_DATA_DIR: &str = "./asyncgate-data";
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone)]
+pub struct EnvironmentListen {
+    pub name: String,
+    pub external: SocketAddr,
+    pub internal: SocketAddr,
+}
+
+/// Everything `asyncgate serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub management: SocketAddr,
+    /// In promotion order: development, production, then any others configured.
+    pub environments: Vec<EnvironmentListen>,
+    pub import: ImportPolicy,
+    pub gateway: GatewayConfig,
+    pub default_project: String,
+    pub test_token_ttl: Duration,
+    /// How long live connections get to close on shutdown.
+    pub drain: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults: everything on 127.0.0.1, management on 9400, development on 9401 (external)
+    /// and 9402 (internal), production on 9403 and 9404.
+    pub fn defaults(data_dir: PathBuf) -> ServeConfig {
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        ServeConfig {
+            data_dir,
+            management: addr(9400),
+            environments: vec![
+                EnvironmentListen {
+                    name: "development".into(),
+                    external: addr(9401),
+                    internal: addr(9402),
+                },
+                EnvironmentListen {
+                    name: "production".into(),
+                    external: addr(9403),
+                    internal: addr(9404),
+                },
+            ],
+            import: ImportPolicy::default(),
+            gateway: GatewayConfig::default(),
+            default_project: "default".into(),
+            test_token_ttl: Duration::from_secs(900),
+            drain: Duration::from_secs(10),
+        }
+    }
+
+    /// Every address on port 0, for tests.
+    pub fn ephemeral(data_dir: PathBuf) -> ServeConfig {
+        let mut c = ServeConfig::defaults(data_dir);
+        let zero = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.management = zero;
+        for e in &mut c.environments {
+            e.external = zero;
+            e.internal = zero;
+        }
+        c
+    }
+
+    pub fn environment_mut(&mut self, name: &str) -> &mut EnvironmentListen {
+        if let Some(i) = self.environments.iter().position(|e| e.name == name) {
+            return &mut self.environments[i];
+        }
+        let zero = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.environments.push(EnvironmentListen {
+            name: name.into(),
+            external: zero,
+            internal: zero,
+        });
+        self.environments.last_mut().expect("just pushed")
+    }
+
+    /// Apply a YAML config file on top of this configuration.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let file: FileConfig = serde_saphyr::from_str(&text)
+            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        if let Some(d) = file.data_dir {
+            self.data_dir = d;
+        }
+        if let Some(p) = file.project {
+            self.default_project = p;
+        }
+        if let Some(l) = file.listen {
+            if let Some(m) = l.management {
+                self.management = parse_addr(&m, "listen.management")?;
+            }
+            for e in l.environments.unwrap_or_default() {
+                let ext = e
+                    .external
+                    .as_deref()
+                    .map(|a| parse_addr(a, &format!("listen.environments.{}.external", e.name)))
+                    .transpose()?;
+                let int = e
+                    .internal
+                    .as_deref()
+                    .map(|a| parse_addr(a, &format!("listen.environments.{}.internal", e.name)))
+                    .transpose()?;
+                let env = self.environment_mut(&e.name);
+                if let Some(a) = ext {
+                    env.external = a;
+                }
+                if let Some(a) = int {
+                    env.internal = a;
+                }
+            }
+        }
+        if let Some(i) = file.import {
+            if let Some(v) = i.allow_private_addresses {
+                self.import.allow_private_addresses = v;
+            }
+            if let Some(v) = i.max_bytes {
+                self.import.limits.max_bytes = v;
+            }
+            if let Some(v) = i.timeout_seconds {
+                self.import.timeout = Duration::from_secs(v);
+            }
+        }
+        if let Some(g) = file.gateway {
+            if let Some(v) = g.connect_timeout_ms {
+                self.gateway.connect_timeout = Duration::from_millis(v);
+            }
+            if let Some(v) = g.max_message_bytes {
+                self.gateway.max_message_size = v;
+            }
+            if let Some(v) = g.drain_seconds {
+                self.drain = Duration::from_secs(v);
+            }
+        }
+        if let Some(v) = file.test_token_ttl_seconds {
+            self.test_token_ttl = Duration::from_secs(v);
+        }
+        Ok(())
+    }
+
+    /// Checks that need the whole configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for required in ["development", "production"] {
+            if !self.environments.iter().any(|e| e.name == required) {
+                return Err(ConfigError(format!(
+                    "the {required} environment is required"
+                )));
+            }
+        }
+        let mut seen: Vec<SocketAddr> = Vec::new();
+        let all = std::iter::once(("management".to_string(), self.management)).chain(
+            self.environments.iter().flat_map(|e| {
+                [
+                    (format!("{} external", e.name), e.external),
+                    (format!("{} internal", e.name), e.internal),
+                ]
+            }),
+        );
+        for (what, addr) in all {
+            if addr.port() != 0 && seen.contains(&addr) {
+                return Err(ConfigError(format!("{what} listener {addr} is used twice")));
+            }
+            seen.push(addr);
+        }
+        if self.import.limits.max_bytes == 0 {
+            return Err(ConfigError("import.max_bytes must be above 0".into()));
+        }
+        if self.gateway.connect_timeout.is_zero() {
+            return Err(ConfigError(
+                "gateway.connect_timeout_ms must be above 0".into(),
+            ));
+        }
+        if asyncgate_contract::slugify(&self.default_project) != self.default_project {
+            return Err(ConfigError(format!(
+                "project `{}` must be lower-case letters, digits and dashes",
+                self.default_project
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        ConfigError(format!(
+            "{what}: `{text}` is not an address such as 127.0.0.1:9400"
+        ))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    project: Option<String>,
+    listen: Option<ListenFile>,
+    import: Option<ImportFile>,
+    gateway: Option<GatewayFile>,
+    test_token_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenFile {
+    management: Option<String>,
+    environments: Option<Vec<EnvironmentFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvironmentFile {
+    name: String,
+    external: Option<String>,
+    internal: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportFile {
+    allow_private_addresses: Option<bool>,
+    max_bytes: Option<usize>,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayFile {
+    connect_timeout_ms: Option<u64>,
+    max_message_bytes: Option<usize>,
+    drain_seconds: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_adds_environments() {
+        let dir = std::env::temp_dir().join(format!("asyncgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("asyncgate.yaml");
+        std::fs::write(
+            &path,
+            "listen:\n  management: 127.0.0.1:7000\n  environments:\n    - name: production\n      external: 0.0.0.0:443\n    - name: staging\n      external: 127.0.0.1:7001\n      internal: 127.0.0.1:7002\nimport:\n  allow_private_addresses: true\n",
+        )
+        .unwrap();
+        let mut c = ServeConfig::defaults(dir.clone());
+        c.apply_file(&path).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.management.port(), 7000);
+        assert_eq!(c.environments[1].external.port(), 443);
+        assert_eq!(c.environments[2].name, "staging");
+        assert!(c.import.allow_private_addresses);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_clashing_ports_are_refused() {
+        let dir = std::env::temp_dir().join(format!("asyncgate-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, "listn: {}\n").unwrap();
+        let mut c = ServeConfig::defaults(dir.clone());
+        assert!(c.apply_file(&path).unwrap_err().0.contains("listn"));
+        c.environments[0].external = c.management;
+        assert!(c.validate().unwrap_err().0.contains("used twice"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

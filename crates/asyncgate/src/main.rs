@@ -1,0 +1,103 @@
+//! `asyncgate`: parse the command line, run the command, turn errors into exit codes.
+
+use asyncgate::cli::{self, Cli, Command};
+use asyncgate::config::{ConfigError, EXIT_CONFIG};
+use asyncgate::platform::Platform;
+use clap::Parser;
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASYNCGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG as u8)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run(args: Cli) -> anyhow::Result<()> {
+    match args.command {
+        Command::Serve(serve) => {
+            let platform = Platform::start(serve.to_config()?).await?;
+            println!("asyncgate is serving:\n{}", platform.describe());
+            if let Some(token) = &platform.new_admin_token {
+                println!("a new admin token was created (also in the file above):\n  {token}");
+            }
+            println!("endpoints written to {}", serve_endpoints_path(&platform));
+            asyncgate::platform_signal().await;
+            println!("shutting down: closing connections");
+            platform.shutdown().await;
+            Ok(())
+        }
+        Command::ChatBackend { listen } => {
+            let listener = TcpListener::bind(&listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            println!("chat backend listening on ws://{}", listener.local_addr()?);
+            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let server = tokio::spawn(asyncgate::chat_backend::run(listener, stop_rx));
+            asyncgate::platform_signal().await;
+            let _ = stop.send(true);
+            let _ = server.await;
+            Ok(())
+        }
+        Command::Demo(demo) => asyncgate::demo::run(demo).await,
+        Command::Api { conn, command } => cli::run_api(&conn, command).await,
+        Command::Env { conn, output } => cli::run_env(&conn, output).await,
+        Command::Connect {
+            url,
+            api_key,
+            token,
+            console,
+        } => {
+            let mut headers = Vec::new();
+            if let Some(k) = api_key {
+                headers.push(("api-key".to_string(), k));
+            }
+            if let Some(t) = token {
+                headers.push(("authorization".to_string(), format!("Bearer {t}")));
+            }
+            let options = asyncgate::console::ConsoleOptions {
+                url,
+                headers,
+                linger: std::time::Duration::from_secs_f64(console.linger.max(0.0)),
+                json: console.output == cli::Output::Json,
+            };
+            cli::run_console(&options).await
+        }
+    }
+}
+
+fn serve_endpoints_path(platform: &Platform) -> String {
+    platform
+        .endpoints
+        .admin_token_file
+        .parent()
+        .map(|d| {
+            d.join(asyncgate::endpoints::FILE_NAME)
+                .display()
+                .to_string()
+        })
+        .unwrap_or_default()
+}

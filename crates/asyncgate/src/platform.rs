@@ -1,0 +1,237 @@
+//! One process running both planes: the store, the management API and the gateway's
+//! environment listeners, wired by a snapshot stream; started and stopped as a unit.
+
+use crate::config::ServeConfig;
+use crate::endpoints::{Endpoints, ListenerUrls, ADMIN_TOKEN_FILE};
+use anyhow::Context;
+use asyncgate_control::{AppState, ControlConfig, EnvironmentEndpoints, Publisher};
+use asyncgate_core::credential::{generate_secret, hash_secret, ADMIN_TOKEN_PREFIX};
+use asyncgate_core::ListenerKind;
+use asyncgate_gateway::listener::ws_url;
+use asyncgate_gateway::Gateway;
+use asyncgate_store::Store;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+const ADMIN_HASH_KEY: &str = "admin_token_hash";
+const TOKEN_SECRET_KEY: &str = "token_secret";
+
+/// A running platform. Dropping it without `shutdown` leaves its tasks running until the
+/// runtime ends.
+pub struct Platform {
+    pub endpoints: Endpoints,
+    /// The admin token, when this start created it (first start, or after the token
+    /// file was deleted); otherwise it is only in the token file.
+    pub new_admin_token: Option<String>,
+    /// Firing it stops the listeners and closes live connections with 1001.
+    shutdown: watch::Sender<bool>,
+    /// The listener and management tasks; joined on shutdown.
+    tasks: JoinSet<()>,
+    store: Store,
+    drain: std::time::Duration,
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what} listener"))
+}
+
+impl Platform {
+    pub async fn start(config: ServeConfig) -> anyhow::Result<Platform> {
+        config.validate()?;
+        let data_dir = &config.data_dir;
+        create_private_dir(data_dir)?;
+        let store = Store::open(&data_dir.join("asyncgate.db"))
+            .await
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+
+        let token_path = data_dir.join(ADMIN_TOKEN_FILE);
+        let mut new_admin_token = None;
+        let admin_hash = match (store.meta(ADMIN_HASH_KEY).await?, token_path.exists()) {
+            (Some(hash), true) => hash,
+            _ => {
+                let token = generate_secret(ADMIN_TOKEN_PREFIX);
+                write_private(&token_path, &token)?;
+                let hash = hash_secret(&token);
+                store.set_meta(ADMIN_HASH_KEY, &hash).await?;
+                new_admin_token = Some(token);
+                hash
+            }
+        };
+        let token_secret = store
+            .meta_or_insert(TOKEN_SECRET_KEY, || generate_secret(""))
+            .await?;
+
+        // Bind everything before serving anything, so a taken port fails the start cleanly.
+        let management = bind(config.management, "management").await?;
+        let mut env_listeners = Vec::new();
+        for env in &config.environments {
+            let ext = bind(env.external, &format!("{} external", env.name)).await?;
+            let int = bind(env.internal, &format!("{} internal", env.name)).await?;
+            env_listeners.push((env.name.clone(), ext, int));
+        }
+        let mut environments = Vec::new();
+        let mut env_urls = BTreeMap::new();
+        for (name, ext, int) in &env_listeners {
+            let urls = ListenerUrls {
+                external: ws_url(ext.local_addr()?),
+                internal: ws_url(int.local_addr()?),
+            };
+            environments.push(EnvironmentEndpoints {
+                name: name.clone(),
+                external: urls.external.clone(),
+                internal: urls.internal.clone(),
+            });
+            env_urls.insert(name.clone(), urls);
+        }
+
+        let publisher = Arc::new(Publisher::new(token_secret));
+        publisher.publish(&store).await?;
+        let gateway = Gateway::new(config.gateway.clone());
+        gateway.snapshot().apply(&publisher.current());
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        {
+            let gateway = gateway.clone();
+            let updates = publisher.subscribe();
+            let mut stop = shutdown_rx.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = gateway.snapshot().follow(updates) => {}
+                    _ = stop.changed() => {}
+                }
+            });
+        }
+        for (name, ext, int) in env_listeners {
+            for (listener, kind) in [(ext, ListenerKind::External), (int, ListenerKind::Internal)] {
+                let gateway = gateway.clone();
+                let name = name.clone();
+                let stop = shutdown_rx.clone();
+                tasks.spawn(async move { gateway.serve(listener, &name, kind, stop).await });
+            }
+        }
+
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(ControlConfig {
+                environments,
+                import: config.import.clone(),
+                default_project: config.default_project.clone(),
+                test_token_ttl: config.test_token_ttl,
+            }),
+            publisher,
+            admin_token_hash: admin_hash.into(),
+        };
+        let management_url = format!("http://{}", management.local_addr()?);
+        {
+            let router = asyncgate_control::router(state);
+            let mut stop = shutdown_rx.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(management, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "management API stopped");
+                }
+            });
+        }
+
+        let endpoints = Endpoints {
+            openapi: format!(
+                "{management_url}{}/openapi.json",
+                asyncgate_control::API_PREFIX
+            ),
+            portal: format!(
+                "{management_url}{}/portal/apis",
+                asyncgate_control::API_PREFIX
+            ),
+            management: management_url,
+            environments: env_urls,
+            admin_token_file: std::fs::canonicalize(&token_path).unwrap_or(token_path),
+            pid: std::process::id(),
+        };
+        endpoints.write(data_dir)?;
+        Ok(Platform {
+            endpoints,
+            new_admin_token,
+            shutdown,
+            tasks,
+            store,
+            drain: config.drain,
+        })
+    }
+
+    /// Stop accepting, close live connections with 1001, wait for the tasks (at most the
+    /// drain period), close the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let wait = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.drain, wait).await.is_err() {
+            self.tasks.abort_all();
+        }
+        // Give connection tasks (detached per connection) a moment to write their closes.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.store.close().await;
+    }
+
+    /// Human-readable list of what is served, one per line.
+    pub fn describe(&self) -> String {
+        let e = &self.endpoints;
+        let mut out = format!(
+            "management API  {}\nOpenAPI         {}\nportal          {}\n",
+            e.management, e.openapi, e.portal
+        );
+        for (name, urls) in &e.environments {
+            out.push_str(&format!(
+                "{name:<15} external {}  internal {}\n",
+                urls.external, urls.internal
+            ));
+        }
+        out.push_str(&format!(
+            "admin token     {}\n",
+            e.admin_token_file.display()
+        ));
+        out
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data folder {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        writeln!(f, "{content}")?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, format!("{content}\n"))
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
