@@ -37,15 +37,12 @@ pub(crate) fn read(doc: &Value, version: &str, limits: &Limits) -> Result<Contra
     }
 
     let mut channels = Vec::new();
-    match r.object(doc.get("channels"), "/channels", true) {
-        Some(map) => {
-            for (address, item) in map {
-                if let Some(ch) = r.channel(address, item) {
-                    channels.push(ch);
-                }
+    if let Some(map) = r.object(doc.get("channels"), "/channels", true) {
+        for (address, item) in map {
+            if let Some(ch) = r.channel(address, item) {
+                channels.push(ch);
             }
         }
-        None => {}
     }
 
     r.check_operation_ids(&channels);

@@ -46,6 +46,18 @@ pub struct AccessClaims {
     pub exp: u64,
 }
 
+/// A new random identifier: `prefix` followed by 16 hex digits.
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let mut out = String::with_capacity(prefix.len() + 16);
+    out.push_str(prefix);
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,16 +72,4 @@ mod tests {
         assert_ne!(hash_secret(&a), hash_secret(&b));
         assert_eq!(hash_secret("").len(), 64);
     }
-}
-
-/// A new random identifier: `prefix` followed by 16 hex digits.
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let mut out = String::with_capacity(prefix.len() + 16);
-    out.push_str(prefix);
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }

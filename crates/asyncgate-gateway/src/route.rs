@@ -197,7 +197,7 @@ mod tests {
             route("/a", "ws://one", &["/"]),
             route("/a/b", "ws://two", &["/"]),
         ];
-        routes.sort_by(|a, b| b.base_path.len().cmp(&a.base_path.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.base_path.len()));
         assert_eq!(
             find(&routes, "/a/b", None).unwrap().backend_url,
             "ws://two/"

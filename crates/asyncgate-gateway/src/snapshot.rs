@@ -51,7 +51,7 @@ impl Compiled {
             }
         }
         for list in routes.values_mut() {
-            list.sort_by(|a, b| b.base_path.len().cmp(&a.base_path.len()));
+            list.sort_by_key(|r| std::cmp::Reverse(r.base_path.len()));
         }
         let token_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&snapshot.token_secret)

@@ -40,13 +40,15 @@ pub async fn connect(
     let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port)))
         .await
     {
-        Err(_) => return Err(GatewayError::backend(
-            StatusCode::GATEWAY_TIMEOUT,
-            "backend_timeout",
-            format!(
+        Err(_) => {
+            return Err(GatewayError::backend(
+                StatusCode::GATEWAY_TIMEOUT,
+                "backend_timeout",
+                format!(
                 "the backend {host}:{port} did not accept a connection within {connect_timeout:?}"
             ),
-        )),
+            ))
+        }
         Ok(Err(e)) => {
             return Err(GatewayError::backend(
                 StatusCode::BAD_GATEWAY,

@@ -1,1 +1,401 @@
-//! placeholder
+//! Test helpers: a platform, backends and WebSocket clients on 127.0.0.1:0 in a few lines,
+//! all over real sockets and a real SQLite file in a temporary folder.
+
+use anyhow::{anyhow, Context};
+use asyncgate::client::Client;
+use asyncgate::config::ServeConfig;
+use asyncgate::platform::Platform;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use asyncgate::SAMPLE_CONTRACT;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A platform in a temporary data folder, every listener on port 0.
+pub struct TestPlatform {
+    pub platform: Platform,
+    pub client: Client,
+    dir: tempfile::TempDir,
+    allow_private_imports: bool,
+}
+
+impl TestPlatform {
+    /// URL imports from loopback are allowed (tests serve contracts on 127.0.0.1).
+    pub async fn start() -> anyhow::Result<TestPlatform> {
+        Self::start_with(true).await
+    }
+
+    /// With the default import policy: no imports from loopback or private addresses.
+    pub async fn start_locked_down() -> anyhow::Result<TestPlatform> {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(allow_private_imports: bool) -> anyhow::Result<TestPlatform> {
+        let dir = tempfile::tempdir()?;
+        let (platform, client) = Self::boot(dir.path(), allow_private_imports).await?;
+        Ok(TestPlatform {
+            platform,
+            client,
+            dir,
+            allow_private_imports,
+        })
+    }
+
+    async fn boot(dir: &Path, allow_private_imports: bool) -> anyhow::Result<(Platform, Client)> {
+        let mut config = ServeConfig::ephemeral(dir.to_path_buf());
+        config.import.allow_private_addresses = allow_private_imports;
+        config.drain = Duration::from_secs(3);
+        let platform = Platform::start(config).await?;
+        let token = std::fs::read_to_string(&platform.endpoints.admin_token_file)?;
+        let client = Client::new(&platform.endpoints.management, &token);
+        Ok((platform, client))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stop and start again on the same data folder (listeners get new ports).
+    pub async fn restart(self) -> anyhow::Result<TestPlatform> {
+        let TestPlatform {
+            platform,
+            dir,
+            allow_private_imports,
+            ..
+        } = self;
+        platform.shutdown().await;
+        let (platform, client) = Self::boot(dir.path(), allow_private_imports).await?;
+        Ok(TestPlatform {
+            platform,
+            client,
+            dir,
+            allow_private_imports,
+        })
+    }
+
+    pub fn management(&self) -> &str {
+        &self.platform.endpoints.management
+    }
+
+    /// `ws://` base URL of an environment's listener.
+    pub fn listener(&self, env: &str, external: bool) -> String {
+        let urls = &self.platform.endpoints.environments[env];
+        if external {
+            urls.external.clone()
+        } else {
+            urls.internal.clone()
+        }
+    }
+
+    /// Import the sample chat contract pointed at `target`.
+    pub async fn import_sample(&self, target: &str) -> anyhow::Result<Value> {
+        self.client
+            .post(
+                "/apis/import",
+                &json!({ "contract": SAMPLE_CONTRACT, "target": target }),
+            )
+            .await
+    }
+
+    pub async fn deploy(&self, api: &str, env: &str, access: &str) -> anyhow::Result<Value> {
+        self.client
+            .post(
+                &format!("/apis/{api}/deployments"),
+                &json!({ "environment": env, "accessMode": access }),
+            )
+            .await
+    }
+
+    pub async fn create_key(&self, api: &str) -> anyhow::Result<String> {
+        let v = self
+            .client
+            .post(&format!("/apis/{api}/keys"), &json!({}))
+            .await?;
+        v["key"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no key in {v}"))
+    }
+
+    pub async fn shutdown(self) {
+        self.platform.shutdown().await;
+    }
+}
+
+/// A backend running in this process until dropped or stopped.
+pub struct Backend {
+    pub url: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Backend {
+    /// The sample chat backend.
+    pub async fn chat() -> anyhow::Result<Backend> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}", listener.local_addr()?);
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(asyncgate::chat_backend::run(listener, rx));
+        Ok(Backend { url, stop })
+    }
+
+    /// Echoes every message; first sends a text message describing the handshake it got
+    /// (`{"path": ..., "headers": {...}}`). A text `close:CODE:REASON` makes it close;
+    /// `crash` makes it drop the connection without a close frame.
+    pub async fn echo() -> anyhow::Result<Backend> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}", listener.local_addr()?);
+        let (stop, mut rx) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Ok((stream, _)) = listener.accept() => { tokio::spawn(echo_session(stream)); }
+                    _ = rx.changed() => return,
+                }
+            }
+        });
+        Ok(Backend { url, stop })
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// tungstenite's accept callback returns its own (large) error response type.
+#[allow(clippy::result_large_err)]
+async fn echo_session(stream: TcpStream) {
+    let mut seen = json!({});
+    let callback = |req: &Request, resp: Response| {
+        let headers: serde_json::Map<String, Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or(""))))
+            .collect();
+        seen = json!({ "path": req.uri().to_string(), "headers": headers });
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    if ws.send(Message::text(seen.to_string())).await.is_err() {
+        return;
+    }
+    while let Some(Ok(msg)) = ws.next().await {
+        let reply = match msg {
+            Message::Text(t) if t.as_str() == "crash" => return,
+            Message::Text(t) if t.starts_with("close:") => {
+                let mut parts = t.splitn(3, ':').skip(1);
+                let code: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1000);
+                let reason = parts.next().unwrap_or("").to_string();
+                let _ = ws
+                    .close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    }))
+                    .await;
+                while let Some(Ok(_)) = ws.next().await {}
+                return;
+            }
+            Message::Text(_) | Message::Binary(_) => msg,
+            Message::Close(_) => {
+                while let Some(Ok(_)) = ws.next().await {}
+                return;
+            }
+            _ => continue,
+        };
+        if ws.send(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A WebSocket test client.
+pub struct WsClient {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What a refused handshake answered.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: String,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<WsClient> {
+        match Self::try_connect(url, headers).await? {
+            Ok(c) => Ok(c),
+            Err(r) => Err(anyhow!("refused with HTTP {}: {}", r.status, r.body)),
+        }
+    }
+
+    pub async fn with_key(url: &str, key: &str) -> anyhow::Result<WsClient> {
+        Self::connect(url, &[("api-key", key)]).await
+    }
+
+    /// Connect, returning the HTTP answer when the handshake is refused.
+    pub async fn try_connect(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Result<WsClient, Refused>> {
+        let mut req = url.into_client_request()?;
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
+                v.parse()?,
+            );
+        }
+        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .context("connect timed out")?
+        {
+            Ok((ws, _)) => Ok(Ok(WsClient { ws })),
+            Err(WsError::Http(resp)) => Ok(Err(Refused {
+                status: resp.status().as_u16(),
+                body: resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).to_string())
+                    .unwrap_or_default(),
+            })),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        Ok(self.ws.send(Message::text(text.to_string())).await?)
+    }
+
+    pub async fn send(&mut self, msg: Message) -> anyhow::Result<()> {
+        Ok(self.ws.send(msg).await?)
+    }
+
+    /// The next message that is not a ping or pong.
+    pub async fn next_message(&mut self) -> anyhow::Result<Message> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .context("no message within the wait")?
+                .ok_or_else(|| anyhow!("connection ended"))??;
+            if !matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// The next message, including pings and pongs.
+    pub async fn next_any(&mut self) -> anyhow::Result<Message> {
+        Ok(tokio::time::timeout(WAIT, self.ws.next())
+            .await
+            .context("no message within the wait")?
+            .ok_or_else(|| anyhow!("connection ended"))??)
+    }
+
+    pub async fn recv_text(&mut self) -> anyhow::Result<String> {
+        match self.next_message().await? {
+            Message::Text(t) => Ok(t.to_string()),
+            other => Err(anyhow!("expected text, got {other:?}")),
+        }
+    }
+
+    pub async fn recv_json(&mut self) -> anyhow::Result<Value> {
+        let t = self.recv_text().await?;
+        serde_json::from_str(&t).with_context(|| format!("not JSON: {t}"))
+    }
+
+    /// Wait for the close frame; returns its code and reason.
+    pub async fn recv_close(&mut self) -> anyhow::Result<(u16, String)> {
+        loop {
+            match self.next_message().await {
+                Ok(Message::Close(Some(f))) => {
+                    return Ok((u16::from(f.code), f.reason.to_string()))
+                }
+                Ok(Message::Close(None)) => return Ok((1005, String::new())),
+                Ok(_) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+/// A one-file HTTP server for URL imports: answers every request with `body`.
+pub struct FileServer {
+    pub url: String,
+    stop: watch::Sender<bool>,
+}
+
+impl FileServer {
+    pub async fn serve(path: &str, body: String) -> anyhow::Result<FileServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}{path}", listener.local_addr()?);
+        let (stop, mut rx) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Ok((mut s, _)) = listener.accept() => {
+                        let body = body.clone();
+                        tokio::spawn(async move {
+                            let mut buf = vec![0u8; 8192];
+                            let mut read = 0;
+                            while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+                                match s.read(&mut buf[read..]).await { Ok(0) | Err(_) => return, Ok(n) => read += n }
+                            }
+                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                            let _ = s.write_all(head.as_bytes()).await;
+                            let _ = s.write_all(body.as_bytes()).await;
+                            let _ = s.shutdown().await;
+                        });
+                    }
+                    _ = rx.changed() => return,
+                }
+            }
+        });
+        Ok(FileServer { url, stop })
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A free 127.0.0.1 port with nothing listening on it (for "backend down" cases).
+pub async fn dead_port_url() -> anyhow::Result<String> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    drop(l);
+    Ok(format!("ws://{addr}"))
+}
+
+/// Path of the sample contract in the repository.
+pub fn sample_contract_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/chat-service-asyncapi.yaml")
+}

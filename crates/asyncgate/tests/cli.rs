@@ -1,0 +1,328 @@
+//! The guide from the command line: real `asyncgate serve` and `asyncgate chat-backend`
+//! processes, driven by the CLI commands a user types.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_asyncgate");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/chat-service-asyncapi.yaml")
+}
+
+fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    if args[0] != "connect" {
+        cmd.arg("--data-dir").arg(data_dir);
+    }
+    let mut child = cmd
+        .env_remove("ASYNCGATE_SERVER")
+        .env_remove("ASYNCGATE_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn asyncgate");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("asyncgate ran")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).expect("JSON output")
+}
+
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_guide_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let mut chat = Proc(
+        Command::new(BIN)
+            .args(["chat-backend", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(chat.0.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let chat_url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(chat_url.starts_with("ws://127.0.0.1:"), "{line}");
+
+    let serve = Proc(
+        Command::new(BIN)
+            .args(["serve", "--ephemeral-ports", "--data-dir"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&data.join("endpoints.json"));
+    let endpoints: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("endpoints.json")).unwrap())
+            .unwrap();
+    for env in ["development", "production"] {
+        for kind in ["external", "internal"] {
+            assert!(endpoints["environments"][env][kind]
+                .as_str()
+                .unwrap()
+                .starts_with("ws://127.0.0.1:"));
+        }
+    }
+    assert!(endpoints["management"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+
+    // A broken contract is refused with the reason, and nothing is created.
+    let bad = dir.path().join("openapi.yaml");
+    std::fs::write(
+        &bad,
+        "openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths: {}\n",
+    )
+    .unwrap();
+    let out = cli(
+        &data,
+        &["api", "import", "--file", bad.to_str().unwrap()],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an AsyncAPI document"));
+
+    let created = json(&cli(
+        &data,
+        &[
+            "api",
+            "import",
+            "--file",
+            sample().to_str().unwrap(),
+            "--target",
+            &chat_url,
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(created["identifier"], "chat-api");
+    let text = ok(&cli(&data, &["api", "list"], None));
+    assert!(
+        text.contains("chat-api") && text.contains("Created"),
+        "{text}"
+    );
+
+    let deployed = json(&cli(
+        &data,
+        &[
+            "api",
+            "deploy",
+            "chat-api",
+            "--env",
+            "development",
+            "--access",
+            "external",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(deployed["environment"], "development");
+    let shown = json(&cli(
+        &data,
+        &["api", "show", "chat-api", "-o", "json"],
+        None,
+    ));
+    let d = &shown["deployments"][0];
+    assert_eq!(d["environment"], "development");
+    assert_eq!(d["revision"], 1);
+    assert_eq!(d["accessMode"], "external");
+    let dev_url = d["url"].as_str().unwrap();
+    assert!(dev_url.starts_with(
+        endpoints["environments"]["development"]["external"]
+            .as_str()
+            .unwrap()
+    ));
+
+    // The test console gets its own credential and prints what arrives, timestamped.
+    let console = ok(&cli(
+        &data,
+        &[
+            "api",
+            "test",
+            "chat-api",
+            "--env",
+            "development",
+            "--linger",
+            "0.5",
+        ],
+        Some("{\"type\":\"Connect\",\"username\":\"cli\"}\n"),
+    ));
+    assert!(console.contains(r#"< {"type":"Connect","room":1,"userCount":1,"maxUsers":5,"status":"Online","username":"cli","totalUsers":1}"#), "{console}");
+    assert!(
+        console
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains("] <")),
+        "{console}"
+    );
+
+    let promoted = json(&cli(
+        &data,
+        &[
+            "api",
+            "promote",
+            "chat-api",
+            "--from",
+            "development",
+            "--to",
+            "production",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(promoted["revision"], 1);
+    let published = ok(&cli(
+        &data,
+        &[
+            "api",
+            "lifecycle",
+            "chat-api",
+            "publish",
+            "--display-name",
+            "Chat",
+        ],
+        None,
+    ));
+    assert!(published.contains("Published"), "{published}");
+
+    let key = json(&cli(
+        &data,
+        &["api", "key", "create", "chat-api", "-o", "json"],
+        None,
+    ));
+    let key = key["key"].as_str().unwrap().to_string();
+    let prod_url = promoted["url"].as_str().unwrap();
+    let chatted = ok(&cli(
+        &data,
+        &[
+            "connect",
+            prod_url,
+            "--api-key",
+            &key,
+            "--linger",
+            "0.5",
+            "-o",
+            "json",
+        ],
+        Some("{\"type\":\"Connect\",\"username\":\"prod\"}\n"),
+    ));
+    let events: Vec<Value> = chatted
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "received"
+            && e["data"]
+                .as_str()
+                .unwrap()
+                .contains("\"username\":\"prod\"")),
+        "{chatted}"
+    );
+
+    // Without a key the gateway's reason is shown.
+    let out = cli(&data, &["connect", prod_url], Some(""));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    // SIGTERM stops the platform cleanly.
+    let pid = serve.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut serve = serve;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = serve.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(chat);
+}
+
+#[test]
+fn bad_configuration_exits_64_before_binding_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen-management",
+            "not-an-address",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen-management"));
+    assert!(!dir.path().join("endpoints.json").exists());
+}
+
+#[test]
+fn cli_without_a_running_platform_says_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["api", "list"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("asyncgate serve"));
+}
