@@ -217,3 +217,59 @@ async fn redeploying_after_an_edit_makes_a_new_revision_and_promote_keeps_the_ol
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_chat_backend_fills_rooms_of_five_then_opens_another() -> anyhow::Result<()> {
+    let chat = Backend::chat().await?;
+    let mut users = Vec::new();
+    for i in 0..6 {
+        let mut c = WsClient::connect(&chat.url, &[]).await?;
+        c.send_text(&format!(r#"{{"type":"Connect","username":"u{i}"}}"#))
+            .await?;
+        users.push(c);
+    }
+    // Everyone in room 1 saw each join; the sixth user is alone in room 2.
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        last = users[0].recv_json().await?;
+    }
+    assert_eq!(last["room"], 1);
+    assert_eq!(last["userCount"], 5);
+    let sixth = users[5].recv_json().await?;
+    assert_eq!(sixth["room"], 2);
+    assert_eq!(sixth["userCount"], 1);
+    assert_eq!(sixth["totalUsers"], 6);
+    // Data goes to the room only; data before Connect is refused with a reason.
+    users[5]
+        .send_text(r#"{"type":"Data","message":"anyone?"}"#)
+        .await?;
+    assert_eq!(users[5].recv_text().await?, "Message sent");
+    let mut stranger = WsClient::connect(&chat.url, &[]).await?;
+    stranger
+        .send_text(r#"{"type":"Data","message":"hi"}"#)
+        .await?;
+    assert_eq!(stranger.recv_json().await?["type"], "Error");
+    for _ in 0..4 {
+        users[1].recv_json().await?; // the joins of u1 to u4
+    }
+    users[1]
+        .send_text(r#"{"type":"Data","message":"room one"}"#)
+        .await?;
+    assert_eq!(users[1].recv_text().await?, "Message sent");
+    assert_eq!(users[0].recv_json().await?["message"], "room one");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_platforms_cannot_share_a_data_folder() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let mut config = asyncgate::config::ServeConfig::ephemeral(gw.data_dir().to_path_buf());
+    config.drain = std::time::Duration::from_secs(1);
+    let err = asyncgate::platform::Platform::start(config)
+        .await
+        .err()
+        .expect("second start refused");
+    assert!(err.to_string().contains("another asyncgate"), "{err}");
+    gw.shutdown().await;
+    Ok(())
+}

@@ -33,6 +33,9 @@ pub struct Platform {
     tasks: JoinSet<()>,
     store: Store,
     drain: std::time::Duration,
+    /// Held for the platform's lifetime so that two processes never share a data folder;
+    /// released when dropped.
+    _lock: std::fs::File,
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -46,6 +49,7 @@ impl Platform {
         config.validate()?;
         let data_dir = &config.data_dir;
         create_private_dir(data_dir)?;
+        let lock = lock_data_dir(data_dir)?;
         let store = Store::open(&data_dir.join("asyncgate.db"))
             .await
             .with_context(|| format!("opening the store in {}", data_dir.display()))?;
@@ -166,6 +170,7 @@ impl Platform {
             tasks,
             store,
             drain: config.drain,
+            _lock: lock,
         })
     }
 
@@ -212,6 +217,32 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(())
+}
+
+/// An exclusive lock on `<data-dir>/lock`, or an error naming the process that holds it.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        anyhow::bail!(
+            "another asyncgate (pid {}) is using the data folder {}",
+            holder.trim(),
+            dir.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
