@@ -28,6 +28,8 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// Largest message accepted from either side (default 16 MiB).
     pub max_message_size: usize,
+    /// PEM file of extra CA certificates trusted for `wss://` backends.
+    pub backend_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -35,6 +37,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             max_message_size: 16 << 20,
+            backend_ca_file: None,
         }
     }
 }
@@ -53,14 +56,18 @@ impl GatewayConfig {
 pub struct Gateway {
     snapshot: Arc<SnapshotHandle>,
     config: Arc<GatewayConfig>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig) -> Gateway {
-        Gateway {
+    /// Fails only when the configured backend CA file cannot be used.
+    pub fn new(config: GatewayConfig) -> Result<Gateway, String> {
+        let tls = upstream::tls_config(config.backend_ca_file.as_deref())?;
+        Ok(Gateway {
             snapshot: Arc::new(SnapshotHandle::default()),
             config: Arc::new(config),
-        }
+            tls,
+        })
     }
 
     pub fn snapshot(&self) -> &SnapshotHandle {
@@ -138,9 +145,10 @@ impl Gateway {
             }
         };
         drop(compiled);
-        let (backend, backend_response) = match upstream::connect(
+        let dialed = match upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,
+            &self.tls,
             self.config.websocket(),
         )
         .await
@@ -160,12 +168,10 @@ impl Gateway {
                 header::SEC_WEBSOCKET_ACCEPT,
                 derive_accept_key(admission.client_key.as_bytes()),
             );
-        if let Some(protocol) = backend_response
-            .headers()
-            .get(header::SEC_WEBSOCKET_PROTOCOL)
-        {
-            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+        if let Some(protocol) = dialed.protocol {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }
+        let backend = dialed.socket;
         let response = match response.body(Full::new(Bytes::new())) {
             Ok(r) => r,
             Err(e) => return crate::GatewayError::internal(e.to_string()).to_response(),

@@ -1,31 +1,81 @@
 //! Dialing the backend: TCP (and TLS for `wss://`) within the connect timeout, then the
-//! backend's WebSocket handshake, completed before the client is answered.
+//! backend's WebSocket handshake, completed and checked here before the client is
+//! answered: status 101, the accept key, and a subprotocol the client actually offered.
 
 use crate::error::GatewayError;
-use http::{Request, StatusCode};
-use std::sync::{Arc, OnceLock};
+use http::{header, HeaderValue, Request, StatusCode};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::client::Response;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{error::ProtocolError, Error as WsError};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type BackendSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Open a WebSocket to the backend named by `request`'s URI.
+/// Largest backend handshake response accepted.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// A backend connection ready for frames.
+pub struct Dialed {
+    pub socket: BackendSocket,
+    /// The subprotocol the backend chose (one the client offered), if any.
+    pub protocol: Option<HeaderValue>,
+}
+
+/// TLS settings for `wss://` backends: the Mozilla roots plus an optional custom CA file.
+pub fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("unusable certificate in {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn bad_gateway(code: &'static str, message: String) -> GatewayError {
+    GatewayError::backend(StatusCode::BAD_GATEWAY, code, message)
+}
+
+/// Open a WebSocket to the backend named by `request`'s URI. `request` carries the
+/// headers to send, including a fresh `Sec-WebSocket-Key`.
 pub async fn connect(
     request: Request<()>,
     connect_timeout: Duration,
+    tls: &Arc<rustls::ClientConfig>,
     config: WebSocketConfig,
-) -> Result<(BackendSocket, Response), GatewayError> {
+) -> Result<Dialed, GatewayError> {
+    let deadline = Instant::now() + connect_timeout;
     let uri = request.uri().clone();
-    let tls = match uri.scheme_str() {
+    let secure = match uri.scheme_str() {
         Some("wss") => true,
         Some("ws") => false,
         other => {
-            return Err(GatewayError::backend(
-                StatusCode::BAD_GATEWAY,
+            return Err(bad_gateway(
                 "bad_target",
                 format!("the target scheme {other:?} is not ws or wss"),
             ))
@@ -36,88 +86,268 @@ pub async fn connect(
         .unwrap_or_default()
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect((host.as_str(), port)))
-        .await
-    {
-        Err(_) => {
-            return Err(GatewayError::backend(
-                StatusCode::GATEWAY_TIMEOUT,
-                "backend_timeout",
-                format!(
-                "the backend {host}:{port} did not accept a connection within {connect_timeout:?}"
-            ),
-            ))
-        }
-        Ok(Err(e)) => {
-            return Err(GatewayError::backend(
-                StatusCode::BAD_GATEWAY,
-                "backend_unreachable",
-                format!("the backend {host}:{port} is unreachable: {e}"),
-            ))
-        }
-        Ok(Ok(tcp)) => tcp,
-    };
-    let _ = tcp.set_nodelay(true);
-    let connector = if tls {
-        Connector::Rustls(tls_config())
-    } else {
-        Connector::Plain
-    };
-    let handshake = tokio_tungstenite::client_async_tls_with_config(
-        request,
-        tcp,
-        Some(config),
-        Some(connector),
-    );
-    match tokio::time::timeout(connect_timeout, handshake).await {
-        Err(_) => Err(GatewayError::backend(
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let timed_out = |what: &str| {
+        GatewayError::backend(
             StatusCode::GATEWAY_TIMEOUT,
             "backend_timeout",
-            format!("the backend {host}:{port} did not complete the WebSocket handshake within {connect_timeout:?}"),
-        )),
-        Ok(Err(e)) => Err(handshake_error(e)),
-        Ok(Ok(done)) => Ok(done),
-    }
+            format!("the backend {host}:{port} did not {what} within {connect_timeout:?}"),
+        )
+    };
+
+    let tcp =
+        match tokio::time::timeout_at(deadline, TcpStream::connect((host.as_str(), port))).await {
+            Err(_) => return Err(timed_out("accept a connection")),
+            Ok(Err(e)) => {
+                return Err(bad_gateway(
+                    "backend_unreachable",
+                    format!("the backend {host}:{port} is unreachable: {e}"),
+                ))
+            }
+            Ok(Ok(tcp)) => tcp,
+        };
+    let _ = tcp.set_nodelay(true);
+    let mut stream = if secure {
+        let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+            bad_gateway(
+                "bad_target",
+                format!("{host} is not a valid TLS server name: {e}"),
+            )
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        match tokio::time::timeout_at(deadline, connector.connect(name, tcp)).await {
+            Err(_) => return Err(timed_out("complete TLS")),
+            Ok(Err(e)) => {
+                return Err(bad_gateway(
+                    "backend_tls",
+                    format!("TLS with the backend {host}:{port} failed: {e}"),
+                ))
+            }
+            Ok(Ok(tls)) => MaybeTlsStream::Rustls(tls),
+        }
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+
+    let head = request_head(&request);
+    let exchange = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.flush().await?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed before answering",
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > MAX_RESPONSE_HEAD {
+                return Ok(buf);
+            }
+        }
+    };
+    let buf = match tokio::time::timeout_at(deadline, exchange).await {
+        Err(_) => return Err(timed_out("complete the WebSocket handshake")),
+        Ok(Err(e)) => {
+            return Err(bad_gateway(
+                "backend_handshake",
+                format!("the backend's WebSocket handshake failed: {e}"),
+            ))
+        }
+        Ok(Ok(buf)) => buf,
+    };
+    let (head_len, protocol) = check_response(&buf, &request)?;
+    let socket = WebSocketStream::from_partially_read(
+        stream,
+        buf[head_len..].to_vec(),
+        Role::Client,
+        Some(config),
+    )
+    .await;
+    Ok(Dialed { socket, protocol })
 }
 
-fn handshake_error(e: WsError) -> GatewayError {
-    let (code, message) = match e {
-        WsError::Http(resp) => (
+fn request_head(request: &Request<()>) -> String {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut head = format!("GET {path} HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        head.push_str(name.as_str());
+        head.push_str(": ");
+        head.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// RFC 6455 section 4.1, the client's checks of the server's answer. Returns the length of
+/// the response head and the chosen subprotocol.
+fn check_response(
+    buf: &[u8],
+    request: &Request<()>,
+) -> Result<(usize, Option<HeaderValue>), GatewayError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return Err(bad_gateway(
+                "backend_handshake",
+                format!("the backend's handshake answer is longer than {MAX_RESPONSE_HEAD} bytes"),
+            ))
+        }
+        Err(e) => {
+            return Err(bad_gateway(
+                "backend_handshake",
+                format!("the backend answered something that is not HTTP: {e}"),
+            ))
+        }
+    };
+    let code = resp.code.unwrap_or(0);
+    if code != 101 {
+        return Err(bad_gateway(
             "backend_refused_upgrade",
             format!(
-                "the backend answered HTTP {} to the WebSocket handshake",
-                resp.status()
+                "the backend answered HTTP {code} {} to the WebSocket handshake",
+                resp.reason.unwrap_or("")
             ),
-        ),
-        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => (
-            "backend_subprotocol",
-            format!("the backend's subprotocol answer is not acceptable: {e}"),
-        ),
-        WsError::Tls(e) => ("backend_tls", format!("TLS with the backend failed: {e}")),
-        other => (
-            "backend_handshake",
-            format!("the backend's WebSocket handshake failed: {other}"),
-        ),
+        ));
+    }
+    let get = |name: &str| {
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+            .collect::<Vec<_>>()
     };
-    GatewayError::backend(StatusCode::BAD_GATEWAY, code, message)
+    let has_token = |name: &str, token: &str| {
+        get(name)
+            .iter()
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        return Err(bad_gateway(
+            "backend_handshake",
+            "the backend's 101 lacks Upgrade: websocket / Connection: Upgrade".into(),
+        ));
+    }
+    let key = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes())
+        .unwrap_or_default();
+    if get("sec-websocket-accept").first().map(String::as_str)
+        != Some(derive_accept_key(key).as_str())
+    {
+        return Err(bad_gateway(
+            "backend_handshake",
+            "the backend's Sec-WebSocket-Accept does not match the key".into(),
+        ));
+    }
+    if !get("sec-websocket-extensions").is_empty() {
+        return Err(bad_gateway(
+            "backend_handshake",
+            "the backend enabled an extension that was not offered".into(),
+        ));
+    }
+    let chosen = get("sec-websocket-protocol");
+    let protocol = match chosen.as_slice() {
+        [] => None,
+        [one] => {
+            let offered: Vec<String> = request
+                .headers()
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|p| p.trim().to_string())
+                .collect();
+            if !offered.iter().any(|p| p == one) {
+                return Err(bad_gateway(
+                    "backend_subprotocol",
+                    format!(
+                        "the backend chose the subprotocol `{one}`, which the client did not offer"
+                    ),
+                ));
+            }
+            HeaderValue::from_str(one).ok()
+        }
+        _ => {
+            return Err(bad_gateway(
+                "backend_subprotocol",
+                "the backend chose more than one subprotocol".into(),
+            ))
+        }
+    };
+    Ok((head_len, protocol))
 }
 
-/// Client TLS settings for `wss://` backends: the Mozilla root set via webpki-roots.
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(protocols: Option<&str>) -> Request<()> {
+        let mut b = Request::builder()
+            .uri("ws://b/")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        if let Some(p) = protocols {
+            b = b.header("sec-websocket-protocol", p);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn answer(extra: &str) -> Vec<u8> {
+        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{extra}\r\nFRAME")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_valid_answer_leaves_the_bytes_after_the_head() {
+        let buf = answer("");
+        let (n, p) = check_response(&buf, &request(None)).unwrap();
+        assert_eq!(&buf[n..], b"FRAME");
+        assert!(p.is_none());
+    }
+
+    #[test]
+    fn subprotocols_must_have_been_offered() {
+        let (_, p) = check_response(
+            &answer("Sec-WebSocket-Protocol: chat\r\n"),
+            &request(Some("v2, chat")),
+        )
+        .unwrap();
+        assert_eq!(p.unwrap(), "chat");
+        // The backend may choose none of the offered ones.
+        assert!(check_response(&answer(""), &request(Some("chat")))
+            .unwrap()
+            .1
+            .is_none());
+        let e = check_response(
+            &answer("Sec-WebSocket-Protocol: mqtt\r\n"),
+            &request(Some("chat")),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "backend_subprotocol");
+        let e = check_response(&answer("Sec-WebSocket-Protocol: chat\r\n"), &request(None))
+            .unwrap_err();
+        assert_eq!(e.code, "backend_subprotocol");
+    }
+
+    #[test]
+    fn wrong_status_and_accept_are_refused() {
+        let e = check_response(b"HTTP/1.1 403 Forbidden\r\n\r\n", &request(None)).unwrap_err();
+        assert!(e.message.contains("403"), "{}", e.message);
+        let bad = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: nope\r\n\r\n";
+        assert_eq!(
+            check_response(bad, &request(None)).unwrap_err().code,
+            "backend_handshake"
+        );
+    }
 }

@@ -153,7 +153,8 @@ impl Backend {
 
     /// Echoes every message; first sends a text message describing the handshake it got
     /// (`{"path": ..., "headers": {...}}`). A text `close:CODE:REASON` makes it close;
-    /// `crash` makes it drop the connection without a close frame.
+    /// `crash` makes it drop the connection without a close frame. It chooses the first
+    /// subprotocol offered, or `rogue` when offered `rogue-request`.
     pub async fn echo() -> anyhow::Result<Backend> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("ws://{}", listener.local_addr()?);
@@ -191,6 +192,24 @@ async fn echo_session(stream: TcpStream) {
             .map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or(""))))
             .collect();
         seen = json!({ "path": req.uri().to_string(), "headers": headers });
+        // Subprotocols: choose the first offered; answer `rogue` to an offer of
+        // `rogue-request` (a choice that was not offered).
+        let mut resp = resp;
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|p| p.trim().to_string());
+        if let Some(p) = offered {
+            let chosen = if p == "rogue-request" {
+                "rogue".to_string()
+            } else {
+                p
+            };
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", chosen.parse().expect("token"));
+        }
         Ok(resp)
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
@@ -231,6 +250,8 @@ async fn echo_session(stream: TcpStream) {
 /// A WebSocket test client.
 pub struct WsClient {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The subprotocol the server chose.
+    pub protocol: Option<String>,
 }
 
 /// What a refused handshake answered.
@@ -268,7 +289,14 @@ impl WsClient {
             .await
             .context("connect timed out")?
         {
-            Ok((ws, _)) => Ok(Ok(WsClient { ws })),
+            Ok((ws, resp)) => Ok(Ok(WsClient {
+                ws,
+                protocol: resp
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            })),
             Err(WsError::Http(resp)) => Ok(Err(Refused {
                 status: resp.status().as_u16(),
                 body: resp

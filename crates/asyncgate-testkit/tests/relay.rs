@@ -91,3 +91,52 @@ async fn shutting_the_platform_down_closes_live_connections_with_1001() -> anyho
     assert_eq!(reason, "gateway shutting down");
     Ok(())
 }
+
+#[tokio::test]
+async fn subprotocols_are_negotiated_end_to_end() -> anyhow::Result<()> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    gw.import_sample(&echo.url).await?;
+    let url = gw.deploy("chat-api", "development", "external").await?["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = gw.create_key("chat-api").await?;
+    let mut c = WsClient::connect(
+        &url,
+        &[
+            ("api-key", &key),
+            ("sec-websocket-protocol", "chat.v2, chat.v1"),
+        ],
+    )
+    .await?;
+    let seen = c.recv_json().await?;
+    assert_eq!(
+        seen["headers"]["sec-websocket-protocol"], "chat.v2, chat.v1",
+        "the offer reaches the backend"
+    );
+    assert_eq!(
+        c.protocol.as_deref(),
+        Some("chat.v2"),
+        "the backend's choice reaches the client"
+    );
+    c.close().await;
+    let refused = WsClient::try_connect(
+        &url,
+        &[
+            ("api-key", &key),
+            ("sec-websocket-protocol", "rogue-request"),
+        ],
+    )
+    .await?
+    .err()
+    .expect("a choice that was not offered is refused");
+    assert_eq!(refused.status, 502);
+    assert!(
+        refused.body.contains("backend_subprotocol"),
+        "{}",
+        refused.body
+    );
+    gw.shutdown().await;
+    Ok(())
+}

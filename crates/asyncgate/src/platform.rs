@@ -96,7 +96,7 @@ impl Platform {
 
         let publisher = Arc::new(Publisher::new(token_secret));
         publisher.publish(&store).await?;
-        let gateway = Gateway::new(config.gateway.clone());
+        let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
         gateway.snapshot().apply(&publisher.current());
 
         let (shutdown, shutdown_rx) = watch::channel(false);
