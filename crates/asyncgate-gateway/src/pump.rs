@@ -1,7 +1,9 @@
 //! After the upgrade: frames carried both ways from one task, close handshakes passed
 //! through, and both sides closed with a code that says what happened.
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -30,6 +32,37 @@ fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
+/// Pings forwarded to one side whose pongs are still due. The WebSocket layer answers
+/// every ping itself, so the pong the other side sends back for a forwarded ping is
+/// dropped: each ping gets exactly one pong, and both ends still see each other's pings.
+#[derive(Default)]
+struct Pings {
+    outstanding: VecDeque<Bytes>,
+}
+
+impl Pings {
+    const MAX_OUTSTANDING: usize = 16;
+
+    fn forwarded(&mut self, payload: &Bytes) {
+        if self.outstanding.len() == Self::MAX_OUTSTANDING {
+            self.outstanding.pop_front();
+        }
+        self.outstanding.push_back(payload.clone());
+    }
+
+    /// Whether `payload` answers a forwarded ping (RFC 6455 5.5.3 lets a peer answer only
+    /// the latest of several pings, so earlier ones are settled too).
+    fn answers(&mut self, payload: &Bytes) -> bool {
+        match self.outstanding.iter().position(|p| p == payload) {
+            Some(i) => {
+                self.outstanding.drain(..=i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Relay between `client` and `backend` until one side closes or `shutdown` fires.
 pub async fn run<C, B>(
     mut client: WebSocketStream<C>,
@@ -40,6 +73,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    let (mut to_backend, mut to_client) = (Pings::default(), Pings::default());
     loop {
         tokio::select! {
             from_client = client.next() => match from_client {
@@ -48,7 +82,11 @@ where
                     finish(&mut backend, &mut client).await;
                     return Ended::ClientClosed;
                 }
+                Some(Ok(Message::Pong(p))) if to_client.answers(&p) => {}
                 Some(Ok(msg)) => {
+                    if let Message::Ping(p) = &msg {
+                        to_backend.forwarded(p);
+                    }
                     if backend.send(msg).await.is_err() {
                         let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
                         finish(&mut client, &mut backend).await;
@@ -74,7 +112,11 @@ where
                     finish(&mut client, &mut backend).await;
                     return Ended::BackendClosed;
                 }
+                Some(Ok(Message::Pong(p))) if to_backend.answers(&p) => {}
                 Some(Ok(msg)) => {
+                    if let Message::Ping(p) = &msg {
+                        to_client.forwarded(p);
+                    }
                     if client.send(msg).await.is_err() {
                         let _ = backend.send(close(CloseCode::Away, "client went away")).await;
                         finish(&mut backend, &mut client).await;

@@ -31,6 +31,12 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9410")]
         listen: String,
     },
+    /// Run a plain WebSocket echo backend (messages and close codes sent back).
+    EchoBackend {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9411")]
+        listen: String,
+    },
     /// Walk through the guide with the bundled sample: import, deploy, test, promote,
     /// publish; then keep the platform running with a ready credential.
     Demo(DemoArgs),

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod echo_backend;
 pub mod endpoints;
 pub mod platform;
 

@@ -51,16 +51,14 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ChatBackend { listen } => {
-            let listener = TcpListener::bind(&listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let listener = bind(&listen).await?;
             println!("chat backend listening on ws://{}", listener.local_addr()?);
-            let (stop, stop_rx) = tokio::sync::watch::channel(false);
-            let server = tokio::spawn(asyncgate::chat_backend::run(listener, stop_rx));
-            asyncgate::platform_signal().await;
-            let _ = stop.send(true);
-            let _ = server.await;
-            Ok(())
+            until_signal(asyncgate::chat_backend::run, listener).await
+        }
+        Command::EchoBackend { listen } => {
+            let listener = bind(&listen).await?;
+            println!("echo backend listening on ws://{}", listener.local_addr()?);
+            until_signal(asyncgate::echo_backend::run, listener).await
         }
         Command::Demo(demo) => asyncgate::demo::run(demo).await,
         Command::Api { conn, command } => cli::run_api(&conn, command).await,
@@ -87,6 +85,26 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             cli::run_console(&options).await
         }
     }
+}
+
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Run a sample backend until Ctrl-C or SIGTERM.
+async fn until_signal<F, Fut>(server: F, listener: TcpListener) -> anyhow::Result<()>
+where
+    F: FnOnce(TcpListener, tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(server(listener, stop_rx));
+    asyncgate::platform_signal().await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(())
 }
 
 fn serve_endpoints_path(platform: &Platform) -> String {
