@@ -28,15 +28,10 @@ async fn session(stream: TcpStream) {
     let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
+    // Pings are answered by the protocol layer, and closes echoed by it too.
     while let Some(Ok(msg)) = ws.next().await {
-        match msg {
-            Message::Text(_) | Message::Binary(_) => {
-                if ws.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            // Pings are answered by the protocol layer; closes are echoed by it too.
-            _ => {}
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && ws.send(msg).await.is_err() {
+            return;
         }
     }
 }
