@@ -7,12 +7,13 @@ use crate::state::AppState;
 use crate::views::{api_view, ApiView, RevisionView};
 use asyncgate_contract::{derive, slugify};
 use asyncgate_core::credential::new_id;
-use asyncgate_core::LifecycleState;
+use asyncgate_core::{ApiLimits, LifecycleState};
 use asyncgate_store::{now, ApiDesign, ApiRecord};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Import a contract: exactly one of `url` and `contract`; the other fields override the
@@ -44,6 +45,92 @@ pub struct UpdateRequest {
     pub base_path: Option<String>,
     pub target: Option<String>,
     pub description: Option<String>,
+    /// Limits to change; omitted limits keep their values.
+    pub limits: Option<LimitsPatch>,
+    /// Extra headers sent to the backend; replaces the whole set (`{}` removes them).
+    pub backend_headers: Option<BTreeMap<String, String>>,
+}
+
+/// Partial change of an API's limits (see `ApiLimits` for meanings and defaults).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsPatch {
+    pub max_message_bytes: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub pong_timeout_seconds: Option<u64>,
+    pub max_connection_seconds: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_credential: Option<u64>,
+}
+
+impl LimitsPatch {
+    fn apply(&self, limits: &mut ApiLimits) {
+        let set = |slot: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut limits.max_message_bytes, self.max_message_bytes);
+        set(&mut limits.idle_timeout_seconds, self.idle_timeout_seconds);
+        set(&mut limits.pong_timeout_seconds, self.pong_timeout_seconds);
+        set(
+            &mut limits.max_connection_seconds,
+            self.max_connection_seconds,
+        );
+        set(&mut limits.max_connections, self.max_connections);
+        set(
+            &mut limits.max_connections_per_credential,
+            self.max_connections_per_credential,
+        );
+    }
+}
+
+/// Header names the gateway manages itself and will not take as extra backend headers.
+const RESERVED_BACKEND_HEADERS: [&str; 14] = [
+    "host",
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "content-length",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-accept",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "proxy-connection",
+];
+
+fn check_backend_headers(
+    headers: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let lower = name.trim().to_ascii_lowercase();
+        let valid_name = !lower.is_empty()
+            && lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is not a valid header name"
+            )));
+        }
+        if RESERVED_BACKEND_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-forwarded-") {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is set by the gateway and cannot be configured"
+            )));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(ApiError::bad_request(format!(
+                "the value of `{name}` contains a line break"
+            )));
+        }
+        out.insert(lower, value.clone());
+    }
+    Ok(out)
 }
 
 pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
@@ -110,6 +197,8 @@ pub async fn import(
             target,
             description: req.description.clone().or(derived.description),
             contract,
+            limits: Default::default(),
+            backend_headers: Default::default(),
         },
         contract_source: source,
         created_at: at.clone(),
@@ -174,6 +263,13 @@ pub async fn update(
     }
     if let Some(v) = req.description {
         d.description = Some(v);
+    }
+    if let Some(patch) = &req.limits {
+        patch.apply(&mut d.limits);
+        d.limits.validate().map_err(ApiError::bad_request)?;
+    }
+    if let Some(headers) = &req.backend_headers {
+        d.backend_headers = check_backend_headers(headers)?;
     }
     api.updated_at = now();
     state.store.update_api(&api).await?;

@@ -81,6 +81,8 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
                         address: c.address.clone(),
                     })
                     .collect(),
+                limits: rev.design.limits,
+                backend_headers: rev.design.backend_headers.clone().into_iter().collect(),
             });
         }
         apis.push(SnapshotApi {

@@ -26,6 +26,10 @@ pub struct ApiView {
     pub deployments: Vec<DeploymentView>,
     /// Number of the newest revision, if any was made.
     pub latest_revision: Option<u32>,
+    #[schema(value_type = Object)]
+    pub limits: asyncgate_core::ApiLimits,
+    /// Names of the extra headers sent to the backend (values are not shown).
+    pub backend_header_names: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
     #[schema(value_type = Object)]
@@ -203,6 +207,8 @@ pub async fn api_view(
         channels: channels(&design.contract),
         deployments,
         latest_revision: revisions.last().map(|r| r.number),
+        limits: design.limits,
+        backend_header_names: design.backend_headers.keys().cloned().collect(),
         created_at: api.created_at.clone(),
         updated_at: api.updated_at.clone(),
         contract: design.contract.clone(),

@@ -5,8 +5,10 @@
 pub mod credential;
 pub mod domain;
 pub mod lifecycle;
+pub mod limits;
 pub mod snapshot;
 
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
+pub use limits::ApiLimits;
 pub use snapshot::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};

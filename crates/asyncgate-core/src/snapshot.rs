@@ -4,7 +4,7 @@
 //! nothing it does not: no contract source, no secrets in clear except the token signing
 //! secret of the built-in key manager (see `docs/architecture.md`).
 
-use crate::{AccessMode, LifecycleState};
+use crate::{AccessMode, ApiLimits, LifecycleState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,11 @@ pub struct SnapshotDeployment {
     /// Backend base URL, `ws://` or `wss://`.
     pub target: String,
     pub channels: Vec<SnapshotChannel>,
+    #[serde(default)]
+    pub limits: ApiLimits,
+    /// Extra headers sent to the backend (for example a backend API key).
+    #[serde(default)]
+    pub backend_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -50,11 +50,12 @@ pub fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<Presented> 
 }
 
 /// Check a credential against a route. Every failure is a 401 saying what was wrong.
+/// Returns who the credential identifies (for per-credential limits).
 pub fn verify(
     compiled: &Compiled,
     route: &Route,
     credential: Option<Presented>,
-) -> Result<(), GatewayError> {
+) -> Result<String, GatewayError> {
     let unauthorized = |code, msg: String| {
         GatewayError::client(StatusCode::UNAUTHORIZED, code, msg)
             .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"asyncgate\"")
@@ -65,8 +66,9 @@ pub fn verify(
             "no credentials: send an API key in the `api-key` header (or `apikey` query parameter) or a bearer token in `Authorization` (or `access_token` query parameter)".into(),
         )),
         Some(Presented::ApiKey(key)) => {
-            if route.key_hashes.contains(&hash_secret(&key)) {
-                Ok(())
+            let hash = hash_secret(&key);
+            if route.key_hashes.contains(&hash) {
+                Ok(format!("key:{hash}"))
             } else {
                 Err(unauthorized("invalid_api_key", format!("the API key is not valid for {}", route.api_name)))
             }
@@ -91,7 +93,7 @@ pub fn verify(
                     "invalid_token",
                     format!("the bearer token was issued for the {env} environment, not {}", route.environment),
                 )),
-                _ => Ok(()),
+                _ => Ok(format!("token:{}", claims.sub)),
             }
         }
     }

@@ -25,6 +25,8 @@ pub struct Admission {
     /// The client's `Sec-WebSocket-Key`, to compute the 101's accept value.
     pub client_key: String,
     pub backend_request: Request<()>,
+    /// Who the credential identifies.
+    pub credential: String,
 }
 
 /// Headers never forwarded to the backend: hop-by-hop ones, the handshake's own (the
@@ -87,7 +89,7 @@ pub fn admit<B>(
             ),
         ));
     }
-    auth::verify(
+    let credential = auth::verify(
         compiled,
         route,
         auth::presented(req.headers(), req.uri().query()),
@@ -96,7 +98,12 @@ pub fn admit<B>(
     let query = auth::strip_query(req.uri().query());
     let rest = &path[route.base_path.len()..];
     let backend_url = route::backend_url(&route.target, rest, query.as_deref());
-    let backend_request = backend_request(req.headers(), &backend_url, peer)?;
+    let mut backend_request = backend_request(req.headers(), &backend_url, peer)?;
+    for (name, value) in &route.backend_headers {
+        backend_request
+            .headers_mut()
+            .insert(name.clone(), value.clone());
+    }
     Ok(Admission {
         matched: Matched {
             backend_url,
@@ -104,6 +111,7 @@ pub fn admit<B>(
         },
         client_key,
         backend_request,
+        credential,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod handshake;
 pub mod listener;
+pub mod live;
 pub mod pump;
 pub mod route;
 pub mod snapshot;

@@ -2,6 +2,7 @@
 //! admit (or reject with a status), dial the backend, then answer 101 and start the pump.
 
 use crate::handshake::{self, ListenerInfo};
+use crate::live::Live;
 use crate::snapshot::SnapshotHandle;
 use crate::{pump, upstream};
 use asyncgate_core::ListenerKind;
@@ -26,28 +27,29 @@ use tokio_tungstenite::WebSocketStream;
 pub struct GatewayConfig {
     /// Time allowed to connect to a backend and complete its handshake (default 5 s).
     pub connect_timeout: Duration,
-    /// Largest message accepted from either side (default 16 MiB).
-    pub max_message_size: usize,
     /// PEM file of extra CA certificates trusted for `wss://` backends.
     pub backend_ca_file: Option<std::path::PathBuf>,
+    /// How long connections of an undeployed, blocked or retired API may go on before
+    /// they are closed with 1001 (default 10 s).
+    pub undeploy_grace: Duration,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             connect_timeout: Duration::from_secs(5),
-            max_message_size: 16 << 20,
             backend_ca_file: None,
+            undeploy_grace: Duration::from_secs(10),
         }
     }
 }
 
-impl GatewayConfig {
-    fn websocket(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .max_message_size(Some(self.max_message_size))
-            .max_frame_size(Some(self.max_message_size))
-    }
+/// Protocol settings of one connection's two legs.
+fn websocket_config(max_message_bytes: u64) -> WebSocketConfig {
+    let max = usize::try_from(max_message_bytes).unwrap_or(usize::MAX);
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 /// The data plane of one process: the current snapshot and the settings every listener
@@ -57,6 +59,7 @@ pub struct Gateway {
     snapshot: Arc<SnapshotHandle>,
     config: Arc<GatewayConfig>,
     tls: Arc<rustls::ClientConfig>,
+    live: Arc<Live>,
 }
 
 impl Gateway {
@@ -67,7 +70,36 @@ impl Gateway {
             snapshot: Arc::new(SnapshotHandle::default()),
             config: Arc::new(config),
             tls,
+            live: Arc::default(),
         })
+    }
+
+    /// Live connections, per API and environment.
+    pub fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// Apply every snapshot published on `updates` until the sender goes away; after each,
+    /// connections of APIs no longer served get the grace period, then a 1001 close.
+    pub async fn follow(&self, mut updates: watch::Receiver<Arc<asyncgate_core::Snapshot>>) {
+        loop {
+            let snap = updates.borrow_and_update().clone();
+            self.snapshot.apply(&snap);
+            tracing::debug!(version = snap.version, "gateway applied snapshot");
+            for (env, api, reason) in self.live.orphans(&self.snapshot.load()) {
+                tracing::info!(%env, %api, %reason, "closing live connections after the grace period");
+                let gateway = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(gateway.config.undeploy_grace).await;
+                    gateway
+                        .live
+                        .evict_if_orphaned(&gateway.snapshot.load(), &env, &api);
+                });
+            }
+            if updates.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     pub fn snapshot(&self) -> &SnapshotHandle {
@@ -145,11 +177,17 @@ impl Gateway {
             }
         };
         drop(compiled);
+        let route = admission.matched.route.clone();
+        let slot = match self.live.admit(&route, &admission.credential) {
+            Ok(slot) => slot,
+            Err(e) => return e.to_response(),
+        };
+        let config = websocket_config(route.limits.max_message_bytes);
         let dialed = match upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,
             &self.tls,
-            self.config.websocket(),
+            config,
         )
         .await
         {
@@ -178,8 +216,12 @@ impl Gateway {
         };
 
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let config = self.config.websocket();
-        let route = admission.matched.route.clone();
+        let timing = pump::Timing {
+            idle: Duration::from_secs(route.limits.idle_timeout_seconds),
+            pong_timeout: Duration::from_secs(route.limits.pong_timeout_seconds),
+            max_duration: (route.limits.max_connection_seconds > 0)
+                .then(|| Duration::from_secs(route.limits.max_connection_seconds)),
+        };
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
@@ -195,7 +237,12 @@ impl Gateway {
             )
             .await;
             tracing::debug!(api = %route.api_name, env = %route.environment, revision = route.revision, "connection open");
-            let ended = pump::run(client, backend, shutdown).await;
+            let signals = pump::Signals {
+                shutdown,
+                evicted: slot.evicted.clone(),
+            };
+            let ended = pump::run(client, backend, timing, signals).await;
+            drop(slot);
             tracing::debug!(api = %route.api_name, ?ended, "connection closed");
         });
         response

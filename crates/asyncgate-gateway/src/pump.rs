@@ -1,5 +1,6 @@
 //! After the upgrade: frames carried both ways from one task, close handshakes passed
-//! through, and both sides closed with a code that says what happened.
+//! through, keepalive pings to quiet sides, the connection's time limit, and both sides
+//! closed with a code that says what happened.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -7,6 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -14,6 +16,8 @@ use tokio_tungstenite::WebSocketStream;
 
 /// How long the gateway waits for the other side to answer a close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Payload of the gateway's own keepalive pings; their pongs are not forwarded.
+const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
 
 /// How a relayed connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +26,32 @@ pub enum Ended {
     BackendClosed,
     ClientLost,
     BackendLost,
+    ClientTooBig,
+    BackendTooBig,
+    ClientSilent,
+    BackendSilent,
+    TimeLimit,
+    Evicted,
     Shutdown,
+}
+
+/// Time-based bounds of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A side silent this long is pinged.
+    pub idle: Duration,
+    /// A pinged side silent this long is dead.
+    pub pong_timeout: Duration,
+    /// The connection is closed after this long, if set.
+    pub max_duration: Option<Duration>,
+}
+
+/// What can end a connection from outside.
+pub struct Signals {
+    /// Gateway shutdown.
+    pub shutdown: watch::Receiver<bool>,
+    /// Set to a reason when the API stops being served here.
+    pub evicted: watch::Receiver<Option<String>>,
 }
 
 fn close(code: CloseCode, reason: &str) -> Message {
@@ -63,83 +92,201 @@ impl Pings {
     }
 }
 
-/// Relay between `client` and `backend` until one side closes or `shutdown` fires.
+/// When a side was last heard from, and whether the gateway is waiting for its pong.
+struct Liveness {
+    heard: Instant,
+    pinged: Option<Instant>,
+}
+
+impl Liveness {
+    fn new(now: Instant) -> Self {
+        Liveness {
+            heard: now,
+            pinged: None,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.heard = Instant::now();
+        self.pinged = None;
+    }
+
+    /// The next moment something must be done for this side.
+    fn deadline(&self, t: &Timing) -> Instant {
+        match self.pinged {
+            Some(at) => at + t.pong_timeout,
+            None => self.heard + t.idle,
+        }
+    }
+}
+
+enum Due {
+    Nothing,
+    Ping,
+    Dead,
+}
+
+fn due(side: &mut Liveness, t: &Timing, now: Instant) -> Due {
+    match side.pinged {
+        Some(at) if now >= at + t.pong_timeout => Due::Dead,
+        Some(_) => Due::Nothing,
+        None if now >= side.heard + t.idle => {
+            side.pinged = Some(now);
+            Due::Ping
+        }
+        None => Due::Nothing,
+    }
+}
+
+/// Relay between `client` and `backend` until one side closes or a bound or signal ends
+/// the connection.
 pub async fn run<C, B>(
     mut client: WebSocketStream<C>,
     mut backend: WebSocketStream<B>,
-    mut shutdown: watch::Receiver<bool>,
+    timing: Timing,
+    mut signals: Signals,
 ) -> Ended
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut to_backend, mut to_client) = (Pings::default(), Pings::default());
+    let start = Instant::now();
+    let (mut client_live, mut backend_live) = (Liveness::new(start), Liveness::new(start));
+    let time_limit = timing.max_duration.map(|d| start + d);
     loop {
+        let next_check = client_live
+            .deadline(&timing)
+            .min(backend_live.deadline(&timing));
         tokio::select! {
-            from_client = client.next() => match from_client {
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = backend.send(Message::Close(frame)).await;
-                    finish(&mut backend, &mut client).await;
-                    return Ended::ClientClosed;
-                }
-                Some(Ok(Message::Pong(p))) if to_client.answers(&p) => {}
-                Some(Ok(msg)) => {
-                    if let Message::Ping(p) = &msg {
-                        to_backend.forwarded(p);
+            from_client = client.next() => {
+                client_live.heard();
+                match from_client {
+                    Some(Ok(Message::Close(frame))) => {
+                        let _ = backend.send(Message::Close(frame)).await;
+                        finish(&mut backend, &mut client).await;
+                        return Ended::ClientClosed;
                     }
-                    if backend.send(msg).await.is_err() {
-                        let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
-                        finish(&mut client, &mut backend).await;
-                        return Ended::BackendLost;
+                    Some(Ok(Message::Pong(p))) if p.as_ref() == KEEPALIVE || to_client.answers(&p) => {}
+                    Some(Ok(msg)) => {
+                        if let Message::Ping(p) = &msg {
+                            to_backend.forwarded(p);
+                        }
+                        if backend.send(msg).await.is_err() {
+                            let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
+                            finish(&mut client, &mut backend).await;
+                            return Ended::BackendLost;
+                        }
                     }
-                }
-                Some(Err(e)) => {
-                    let (code, reason) = client_error(&e);
-                    let _ = client.send(close(code, reason)).await;
-                    let _ = backend.send(close(CloseCode::Away, "client went away")).await;
-                    finish(&mut backend, &mut client).await;
-                    return Ended::ClientLost;
-                }
-                None => {
-                    let _ = backend.send(close(CloseCode::Away, "client went away")).await;
-                    finish(&mut backend, &mut client).await;
-                    return Ended::ClientLost;
-                }
-            },
-            from_backend = backend.next() => match from_backend {
-                Some(Ok(Message::Close(frame))) => {
-                    let _ = client.send(Message::Close(frame)).await;
-                    finish(&mut client, &mut backend).await;
-                    return Ended::BackendClosed;
-                }
-                Some(Ok(Message::Pong(p))) if to_backend.answers(&p) => {}
-                Some(Ok(msg)) => {
-                    if let Message::Ping(p) = &msg {
-                        to_client.forwarded(p);
+                    Some(Err(e)) => {
+                        let (code, reason) = read_error(&e);
+                        let _ = client.send(close(code, reason)).await;
+                        let _ = backend.send(close(CloseCode::Away, "client went away")).await;
+                        finish(&mut backend, &mut client).await;
+                        return if code == CloseCode::Size { Ended::ClientTooBig } else { Ended::ClientLost };
                     }
-                    if client.send(msg).await.is_err() {
+                    None => {
                         let _ = backend.send(close(CloseCode::Away, "client went away")).await;
                         finish(&mut backend, &mut client).await;
                         return Ended::ClientLost;
                     }
                 }
-                Some(Err(_)) | None => {
-                    let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
-                    finish(&mut client, &mut backend).await;
-                    return Ended::BackendLost;
+            },
+            from_backend = backend.next() => {
+                backend_live.heard();
+                match from_backend {
+                    Some(Ok(Message::Close(frame))) => {
+                        let _ = client.send(Message::Close(frame)).await;
+                        finish(&mut client, &mut backend).await;
+                        return Ended::BackendClosed;
+                    }
+                    Some(Ok(Message::Pong(p))) if p.as_ref() == KEEPALIVE || to_backend.answers(&p) => {}
+                    Some(Ok(msg)) => {
+                        if let Message::Ping(p) = &msg {
+                            to_client.forwarded(p);
+                        }
+                        if client.send(msg).await.is_err() {
+                            let _ = backend.send(close(CloseCode::Away, "client went away")).await;
+                            finish(&mut backend, &mut client).await;
+                            return Ended::ClientLost;
+                        }
+                    }
+                    Some(Err(e @ WsError::Capacity(_))) => {
+                        let (code, reason) = read_error(&e);
+                        let _ = backend.send(close(code, reason)).await;
+                        let _ = client.send(close(CloseCode::Away, "the backend sent a message that is too big")).await;
+                        finish(&mut client, &mut backend).await;
+                        return Ended::BackendTooBig;
+                    }
+                    Some(Err(_)) | None => {
+                        let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
+                        finish(&mut client, &mut backend).await;
+                        return Ended::BackendLost;
+                    }
                 }
             },
-            _ = shutdown.changed() => {
-                let _ = client.send(close(CloseCode::Away, "gateway shutting down")).await;
-                let _ = backend.send(close(CloseCode::Away, "gateway shutting down")).await;
-                let both = async {
-                    tokio::join!(drain(&mut client), drain(&mut backend));
-                };
-                let _ = tokio::time::timeout(CLOSE_WAIT, both).await;
+            _ = tokio::time::sleep_until(next_check) => {
+                let now = Instant::now();
+                match due(&mut client_live, &timing, now) {
+                    Due::Ping => { let _ = client.send(Message::Ping(Bytes::from_static(KEEPALIVE))).await; }
+                    Due::Dead => {
+                        let _ = backend.send(close(CloseCode::Away, "client stopped answering pings")).await;
+                        let _ = client.send(close(CloseCode::Away, "no answer to pings")).await;
+                        finish(&mut backend, &mut client).await;
+                        return Ended::ClientSilent;
+                    }
+                    Due::Nothing => {}
+                }
+                match due(&mut backend_live, &timing, now) {
+                    Due::Ping => { let _ = backend.send(Message::Ping(Bytes::from_static(KEEPALIVE))).await; }
+                    Due::Dead => {
+                        let _ = client.send(close(CloseCode::Error, "backend stopped answering pings")).await;
+                        let _ = backend.send(close(CloseCode::Away, "no answer to pings")).await;
+                        finish(&mut client, &mut backend).await;
+                        return Ended::BackendSilent;
+                    }
+                    Due::Nothing => {}
+                }
+            },
+            _ = sleep_until_opt(time_limit) => {
+                close_both(&mut client, &mut backend, "maximum connection duration reached").await;
+                return Ended::TimeLimit;
+            },
+            _ = signals.evicted.changed() => {
+                let reason = signals.evicted.borrow().clone().unwrap_or_else(|| "API no longer served".into());
+                close_both(&mut client, &mut backend, &reason).await;
+                return Ended::Evicted;
+            },
+            _ = signals.shutdown.changed() => {
+                close_both(&mut client, &mut backend, "gateway shutting down").await;
                 return Ended::Shutdown;
             }
         }
     }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Close both sides with 1001 and `reason`, and wait (bounded) for both replies.
+async fn close_both<C, B>(
+    client: &mut WebSocketStream<C>,
+    backend: &mut WebSocketStream<B>,
+    reason: &str,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = client.send(close(CloseCode::Away, reason)).await;
+    let _ = backend.send(close(CloseCode::Away, reason)).await;
+    let both = async {
+        tokio::join!(drain(client), drain(backend));
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, both).await;
 }
 
 /// After a close was sent to `waiting`, read it until it answers (or the wait runs out),
@@ -162,7 +309,8 @@ async fn drain<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
     while let Some(Ok(_)) = ws.next().await {}
 }
 
-fn client_error(e: &WsError) -> (CloseCode, &'static str) {
+/// The close code for a read error on a side.
+fn read_error(e: &WsError) -> (CloseCode, &'static str) {
     match e {
         WsError::Capacity(_) => (CloseCode::Size, "message too big"),
         WsError::Utf8 => (CloseCode::Invalid, "invalid UTF-8 in a text message"),

@@ -1,7 +1,8 @@
 //! Matching a request path to a deployed API and one of its channels, and the backend URL
 //! that path maps to.
 
-use asyncgate_core::LifecycleState;
+use asyncgate_core::{ApiLimits, LifecycleState};
+use http::{HeaderName, HeaderValue};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -18,6 +19,9 @@ pub struct Route {
     pub target: String,
     pub channels: Vec<ChannelPattern>,
     pub key_hashes: Arc<HashSet<String>>,
+    pub limits: ApiLimits,
+    /// Extra headers for the backend, parsed once per snapshot.
+    pub backend_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +155,8 @@ mod tests {
             target: target.into(),
             channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
             key_hashes: Arc::default(),
+            limits: ApiLimits::default(),
+            backend_headers: Vec::new(),
         })
     }
 

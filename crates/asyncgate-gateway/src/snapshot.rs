@@ -5,10 +5,10 @@ use crate::route::{ChannelPattern, Route};
 use arc_swap::ArcSwap;
 use asyncgate_core::{ListenerKind, Snapshot};
 use base64::Engine as _;
+use http::{HeaderName, HeaderValue};
 use jsonwebtoken::DecodingKey;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// One snapshot compiled for lookups: routes per (environment, listener), longest base
 /// path first, and the token verification key decoded once.
@@ -39,6 +39,17 @@ impl Compiled {
                         .map(|c| ChannelPattern::new(&c.address))
                         .collect(),
                     key_hashes: keys.clone(),
+                    limits: d.limits,
+                    backend_headers: d
+                        .backend_headers
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            Some((
+                                HeaderName::from_bytes(k.as_bytes()).ok()?,
+                                HeaderValue::from_str(v).ok()?,
+                            ))
+                        })
+                        .collect(),
                 });
                 for kind in [ListenerKind::External, ListenerKind::Internal] {
                     if d.access_mode.served_on(kind) {
@@ -64,6 +75,14 @@ impl Compiled {
             token_key,
             token_issuer: snapshot.token_issuer.clone(),
         }
+    }
+
+    /// The route of an API in an environment, on whichever listener serves it.
+    pub fn find_api(&self, environment: &str, api_id: &str) -> Option<&Arc<Route>> {
+        [ListenerKind::Internal, ListenerKind::External]
+            .into_iter()
+            .flat_map(|kind| self.routes(environment, kind))
+            .find(|r| r.api_id == api_id)
     }
 
     pub fn routes(&self, environment: &str, kind: ListenerKind) -> &[Arc<Route>] {
@@ -94,17 +113,5 @@ impl SnapshotHandle {
 
     pub fn apply(&self, snapshot: &Snapshot) {
         self.current.store(Arc::new(Compiled::new(snapshot)));
-    }
-
-    /// Apply every snapshot published on `updates` until the sender goes away.
-    pub async fn follow(&self, mut updates: watch::Receiver<Arc<Snapshot>>) {
-        loop {
-            let snap = updates.borrow_and_update().clone();
-            self.apply(&snap);
-            tracing::debug!(version = snap.version, "gateway applied snapshot");
-            if updates.changed().await.is_err() {
-                return;
-            }
-        }
     }
 }

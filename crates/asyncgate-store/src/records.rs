@@ -1,8 +1,9 @@
 //! The records the store keeps, as plain data.
 
 use asyncgate_contract::Contract;
-use asyncgate_core::{AccessMode, LifecycleState};
+use asyncgate_core::{AccessMode, ApiLimits, LifecycleState};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What a revision freezes: everything that decides how the gateway serves the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,11 @@ pub struct ApiDesign {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub contract: Contract,
+    #[serde(default)]
+    pub limits: ApiLimits,
+    /// Extra headers the gateway sends to the backend.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backend_headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

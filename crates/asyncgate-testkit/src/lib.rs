@@ -29,35 +29,39 @@ pub struct TestPlatform {
     pub platform: Platform,
     pub client: Client,
     dir: tempfile::TempDir,
-    allow_private_imports: bool,
+    customize: fn(&mut ServeConfig),
 }
 
 impl TestPlatform {
     /// URL imports from loopback are allowed (tests serve contracts on 127.0.0.1).
     pub async fn start() -> anyhow::Result<TestPlatform> {
-        Self::start_with(true).await
+        Self::start_with(|c| c.import.allow_private_addresses = true).await
     }
 
     /// With the default import policy: no imports from loopback or private addresses.
     pub async fn start_locked_down() -> anyhow::Result<TestPlatform> {
-        Self::start_with(false).await
+        Self::start_with(|_| {}).await
     }
 
-    async fn start_with(allow_private_imports: bool) -> anyhow::Result<TestPlatform> {
+    /// With settings changed by `customize` (also applied on restart).
+    pub async fn start_with(customize: fn(&mut ServeConfig)) -> anyhow::Result<TestPlatform> {
         let dir = tempfile::tempdir()?;
-        let (platform, client) = Self::boot(dir.path(), allow_private_imports).await?;
+        let (platform, client) = Self::boot(dir.path(), customize).await?;
         Ok(TestPlatform {
             platform,
             client,
             dir,
-            allow_private_imports,
+            customize,
         })
     }
 
-    async fn boot(dir: &Path, allow_private_imports: bool) -> anyhow::Result<(Platform, Client)> {
+    async fn boot(
+        dir: &Path,
+        customize: fn(&mut ServeConfig),
+    ) -> anyhow::Result<(Platform, Client)> {
         let mut config = ServeConfig::ephemeral(dir.to_path_buf());
-        config.import.allow_private_addresses = allow_private_imports;
         config.drain = Duration::from_secs(3);
+        customize(&mut config);
         let platform = Platform::start(config).await?;
         let token = std::fs::read_to_string(&platform.endpoints.admin_token_file)?;
         let client = Client::new(&platform.endpoints.management, &token);
@@ -73,16 +77,16 @@ impl TestPlatform {
         let TestPlatform {
             platform,
             dir,
-            allow_private_imports,
+            customize,
             ..
         } = self;
         platform.shutdown().await;
-        let (platform, client) = Self::boot(dir.path(), allow_private_imports).await?;
+        let (platform, client) = Self::boot(dir.path(), customize).await?;
         Ok(TestPlatform {
             platform,
             client,
             dir,
-            allow_private_imports,
+            customize,
         })
     }
 
@@ -139,7 +143,12 @@ impl TestPlatform {
 pub struct Backend {
     pub url: String,
     stop: watch::Sender<bool>,
+    /// What the backend saw, for backends that record: `close:CODE:REASON` for each close
+    /// frame received, `ping` for each ping.
+    pub events: Events,
 }
+
+pub type Events = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 impl Backend {
     /// The sample chat backend.
@@ -148,26 +157,74 @@ impl Backend {
         let url = format!("ws://{}", listener.local_addr()?);
         let (stop, rx) = watch::channel(false);
         tokio::spawn(asyncgate::chat_backend::run(listener, rx));
-        Ok(Backend { url, stop })
+        Ok(Backend {
+            url,
+            stop,
+            events: Events::default(),
+        })
     }
 
     /// Echoes every message; first sends a text message describing the handshake it got
     /// (`{"path": ..., "headers": {...}}`). A text `close:CODE:REASON` makes it close;
     /// `crash` makes it drop the connection without a close frame. It chooses the first
-    /// subprotocol offered, or `rogue` when offered `rogue-request`.
+    /// subprotocol offered, or `rogue` when offered `rogue-request`. `big:N` makes it send
+    /// a text message of N bytes; `silent` makes it stop reading (and so stop answering
+    /// pings). It records closes and pings in `events`.
     pub async fn echo() -> anyhow::Result<Backend> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("ws://{}", listener.local_addr()?);
         let (stop, mut rx) = watch::channel(false);
+        let events = Events::default();
+        let log = events.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    Ok((stream, _)) = listener.accept() => { tokio::spawn(echo_session(stream)); }
+                    Ok((stream, _)) = listener.accept() => { tokio::spawn(echo_session(stream, log.clone())); }
                     _ = rx.changed() => return,
                 }
             }
         });
-        Ok(Backend { url, stop })
+        Ok(Backend { url, stop, events })
+    }
+
+    /// Accepts TCP connections and never answers: for handshake timeouts.
+    pub async fn unresponsive() -> anyhow::Result<Backend> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}", listener.local_addr()?);
+        let (stop, mut rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    Ok((stream, _)) = listener.accept() => held.push(stream),
+                    _ = rx.changed() => return,
+                }
+            }
+        });
+        Ok(Backend {
+            url,
+            stop,
+            events: Events::default(),
+        })
+    }
+
+    /// Recorded events, as they are now.
+    pub fn events(&self) -> Vec<String> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Wait until an event starting with `prefix` was recorded.
+    pub async fn wait_event(&self, prefix: &str) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| e.starts_with(prefix)) {
+                return Ok(e);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(anyhow!("no `{prefix}` event; events: {:?}", self.events()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn stop(&self) {
@@ -183,7 +240,12 @@ impl Drop for Backend {
 
 // tungstenite's accept callback returns its own (large) error response type.
 #[allow(clippy::result_large_err)]
-async fn echo_session(stream: TcpStream) {
+async fn echo_session(stream: TcpStream, events: Events) {
+    let record = |e: String| {
+        if let Ok(mut log) = events.lock() {
+            log.push(e);
+        }
+    };
     let mut seen = json!({});
     let callback = |req: &Request, resp: Response| {
         let headers: serde_json::Map<String, Value> = req
@@ -221,6 +283,19 @@ async fn echo_session(stream: TcpStream) {
     while let Some(Ok(msg)) = ws.next().await {
         let reply = match msg {
             Message::Text(t) if t.as_str() == "crash" => return,
+            Message::Text(t) if t.as_str() == "silent" => {
+                // Hold the connection without reading: pings go unanswered.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+            Message::Text(t) if t.starts_with("big:") => {
+                let n: usize = t[4..].parse().unwrap_or(0);
+                Message::text("x".repeat(n))
+            }
+            Message::Ping(_) => {
+                record("ping".into());
+                continue;
+            }
             Message::Text(t) if t.starts_with("close:") => {
                 let mut parts = t.splitn(3, ':').skip(1);
                 let code: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1000);
@@ -235,7 +310,11 @@ async fn echo_session(stream: TcpStream) {
                 return;
             }
             Message::Text(_) | Message::Binary(_) => msg,
-            Message::Close(_) => {
+            Message::Close(frame) => {
+                record(match frame {
+                    Some(f) => format!("close:{}:{}", u16::from(f.code), f.reason),
+                    None => "close:1005:".into(),
+                });
                 while let Some(Ok(_)) = ws.next().await {}
                 return;
             }

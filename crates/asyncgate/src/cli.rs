@@ -162,6 +162,73 @@ pub struct Overrides {
     pub description: Option<String>,
 }
 
+/// Per-API bounds the gateway enforces (see docs/gateway.md).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest message or frame from either side.
+    #[arg(long)]
+    pub max_message_bytes: Option<u64>,
+    /// Seconds a side may be silent before the gateway pings it.
+    #[arg(long)]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a pinged side may stay silent before both sides are closed.
+    #[arg(long)]
+    pub pong_timeout: Option<u64>,
+    /// Longest a connection may last, in seconds (0 = no limit).
+    #[arg(long)]
+    pub max_connection_seconds: Option<u64>,
+    /// Concurrent connections per environment (0 = no limit).
+    #[arg(long)]
+    pub max_connections: Option<u64>,
+    /// Concurrent connections per credential (0 = no limit).
+    #[arg(long)]
+    pub max_connections_per_credential: Option<u64>,
+    /// Extra header sent to the backend, NAME=VALUE (repeatable; replaces the set).
+    #[arg(long = "backend-header", value_name = "NAME=VALUE")]
+    pub backend_headers: Vec<String>,
+    /// Remove every extra backend header.
+    #[arg(long, conflicts_with = "backend_headers")]
+    pub clear_backend_headers: bool,
+}
+
+impl LimitArgs {
+    /// Adds `limits` and `backendHeaders` to an update body.
+    fn apply(&self, body: &mut serde_json::Map<String, Value>) -> anyhow::Result<()> {
+        let mut limits = serde_json::Map::new();
+        for (k, v) in [
+            ("maxMessageBytes", self.max_message_bytes),
+            ("idleTimeoutSeconds", self.idle_timeout),
+            ("pongTimeoutSeconds", self.pong_timeout),
+            ("maxConnectionSeconds", self.max_connection_seconds),
+            ("maxConnections", self.max_connections),
+            (
+                "maxConnectionsPerCredential",
+                self.max_connections_per_credential,
+            ),
+        ] {
+            if let Some(v) = v {
+                limits.insert(k.into(), json!(v));
+            }
+        }
+        if !limits.is_empty() {
+            body.insert("limits".into(), Value::Object(limits));
+        }
+        if self.clear_backend_headers {
+            body.insert("backendHeaders".into(), json!({}));
+        } else if !self.backend_headers.is_empty() {
+            let mut headers = serde_json::Map::new();
+            for h in &self.backend_headers {
+                let (name, value) = h
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--backend-header takes NAME=VALUE, got `{h}`"))?;
+                headers.insert(name.trim().into(), json!(value));
+            }
+            body.insert("backendHeaders".into(), Value::Object(headers));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {
     /// Create an API proxy from an AsyncAPI contract.
@@ -196,6 +263,8 @@ pub enum ApiCommand {
         api: String,
         #[command(flatten)]
         overrides: Overrides,
+        #[command(flatten)]
+        limits: LimitArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -490,11 +559,12 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
         ApiCommand::Update {
             api,
             overrides,
+            limits,
             output,
         } => {
-            let v = client
-                .patch(&api_path(&api), &Value::Object(overrides_json(&overrides)))
-                .await?;
+            let mut body = overrides_json(&overrides);
+            limits.apply(&mut body)?;
+            let v = client.patch(&api_path(&api), &Value::Object(body)).await?;
             print(output, &v, |v| {
                 format!("updated (deploy to apply)\n{}", api_text(v))
             });

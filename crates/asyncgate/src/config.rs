@@ -143,8 +143,11 @@ impl ServeConfig {
             if let Some(v) = g.connect_timeout_ms {
                 self.gateway.connect_timeout = Duration::from_millis(v);
             }
-            if let Some(v) = g.max_message_bytes {
-                self.gateway.max_message_size = v;
+            if let Some(v) = g.undeploy_grace_seconds {
+                self.gateway.undeploy_grace = Duration::from_secs(v);
+            }
+            if let Some(v) = g.backend_ca_file {
+                self.gateway.backend_ca_file = Some(v);
             }
             if let Some(v) = g.drain_seconds {
                 self.drain = Duration::from_secs(v);
@@ -244,7 +247,8 @@ struct ImportFile {
 #[serde(deny_unknown_fields)]
 struct GatewayFile {
     connect_timeout_ms: Option<u64>,
-    max_message_bytes: Option<usize>,
+    undeploy_grace_seconds: Option<u64>,
+    backend_ca_file: Option<PathBuf>,
     drain_seconds: Option<u64>,
 }
 

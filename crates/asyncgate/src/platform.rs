@@ -107,7 +107,7 @@ impl Platform {
             let mut stop = shutdown_rx.clone();
             tasks.spawn(async move {
                 tokio::select! {
-                    _ = gateway.snapshot().follow(updates) => {}
+                    _ = gateway.follow(updates) => {}
                     _ = stop.changed() => {}
                 }
             });

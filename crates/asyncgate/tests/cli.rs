@@ -155,6 +155,31 @@ fn the_guide_from_the_command_line() {
         "{text}"
     );
 
+    let updated = json(&cli(
+        &data,
+        &[
+            "api",
+            "update",
+            "chat-api",
+            "--max-connections",
+            "50",
+            "--idle-timeout",
+            "20",
+            "--backend-header",
+            "x-team=blue",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(updated["limits"]["maxConnections"], 50);
+    assert_eq!(updated["limits"]["idleTimeoutSeconds"], 20);
+    assert_eq!(
+        updated["limits"]["pongTimeoutSeconds"], 10,
+        "other limits keep their values"
+    );
+    assert_eq!(updated["backendHeaderNames"][0], "x-team");
+
     let deployed = json(&cli(
         &data,
         &[

@@ -1,0 +1,49 @@
+//! Per-API bounds the gateway enforces, with their defaults.
+
+use serde::{Deserialize, Serialize};
+
+/// Limits of one API, frozen into each revision. Zero means "no limit" where noted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ApiLimits {
+    /// Largest message (and frame) accepted from either side; the sender of a larger one
+    /// is closed with 1009 and the other side with 1001. Default 16 MiB.
+    pub max_message_bytes: u64,
+    /// A side that sent nothing for this long is pinged by the gateway. Default 30 s.
+    pub idle_timeout_seconds: u64,
+    /// A pinged side that sends nothing for this long is dead: both sides are closed.
+    /// Default 10 s.
+    pub pong_timeout_seconds: u64,
+    /// Connections are closed with 1001 after this long; 0 = no limit. Default 0.
+    pub max_connection_seconds: u64,
+    /// Concurrent connections to the API in one environment; 0 = no limit. Default 10,000.
+    pub max_connections: u64,
+    /// Concurrent connections per credential; 0 = no limit. Default 0.
+    pub max_connections_per_credential: u64,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_message_bytes: 16 << 20,
+            idle_timeout_seconds: 30,
+            pong_timeout_seconds: 10,
+            max_connection_seconds: 0,
+            max_connections: 10_000,
+            max_connections_per_credential: 0,
+        }
+    }
+}
+
+impl ApiLimits {
+    /// Checks that make a limit set usable; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message_bytes < 125 {
+            return Err("maxMessageBytes must be at least 125 (the largest control frame)".into());
+        }
+        if self.idle_timeout_seconds == 0 || self.pong_timeout_seconds == 0 {
+            return Err("idleTimeoutSeconds and pongTimeoutSeconds must be above 0".into());
+        }
+        Ok(())
+    }
+}
