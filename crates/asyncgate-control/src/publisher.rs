@@ -4,7 +4,8 @@ use asyncgate_core::credential::TOKEN_ISSUER;
 use asyncgate_core::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};
 use asyncgate_store::{Store, StoreError};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 
 /// Owns the snapshot stream the gateway follows. Publishing is serialised so snapshots
@@ -13,7 +14,13 @@ pub struct Publisher {
     tx: watch::Sender<Arc<Snapshot>>,
     token_secret: String,
     lock: Mutex<u64>,
+    /// Versions the in-process gateway has applied; when set, `publish` returns only once
+    /// the gateway serves the new snapshot (so a deploy is live when its call returns).
+    applied: OnceLock<watch::Receiver<u64>>,
 }
+
+/// Longest `publish` waits for the in-process gateway to apply a snapshot.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 impl Publisher {
     pub fn new(token_secret: String) -> Publisher {
@@ -22,7 +29,14 @@ impl Publisher {
             tx,
             token_secret,
             lock: Mutex::new(0),
+            applied: OnceLock::new(),
         }
+    }
+
+    /// Make `publish` wait for the in-process gateway, which reports applied versions on
+    /// `applied`.
+    pub fn wait_for_gateway(&self, applied: watch::Receiver<u64>) {
+        let _ = self.applied.set(applied);
     }
 
     /// A receiver of every snapshot published from now on (and the current one).
@@ -42,6 +56,19 @@ impl Publisher {
         snapshot.version = *version;
         let snapshot = Arc::new(snapshot);
         self.tx.send_replace(snapshot.clone());
+        if let Some(applied) = self.applied.get() {
+            let mut applied = applied.clone();
+            let target = snapshot.version;
+            if tokio::time::timeout(APPLY_WAIT, applied.wait_for(|v| *v >= target))
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    version = target,
+                    "the gateway did not apply the snapshot in time"
+                );
+            }
+        }
         Ok(snapshot)
     }
 }

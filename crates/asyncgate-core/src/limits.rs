@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ApiLimits {
     /// Largest message (and frame) accepted from either side; the sender of a larger one
-    /// is closed with 1009 and the other side with 1001. Default 16 MiB.
+    /// is closed with 1009 and the other side with 1001. Default 1 MiB. It also bounds what
+    /// the gateway buffers per connection and direction.
     pub max_message_bytes: u64,
     /// A side that sent nothing for this long is pinged by the gateway. Default 30 s.
     pub idle_timeout_seconds: u64,
@@ -25,7 +26,7 @@ pub struct ApiLimits {
 impl Default for ApiLimits {
     fn default() -> Self {
         ApiLimits {
-            max_message_bytes: 16 << 20,
+            max_message_bytes: 1 << 20,
             idle_timeout_seconds: 30,
             pong_timeout_seconds: 10,
             max_connection_seconds: 0,

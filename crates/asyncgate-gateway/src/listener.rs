@@ -60,6 +60,8 @@ pub struct Gateway {
     config: Arc<GatewayConfig>,
     tls: Arc<rustls::ClientConfig>,
     live: Arc<Live>,
+    /// The version of the last snapshot applied.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 impl Gateway {
@@ -71,7 +73,19 @@ impl Gateway {
             config: Arc::new(config),
             tls,
             live: Arc::default(),
+            applied: Arc::new(watch::channel(0).0),
         })
+    }
+
+    /// Apply one snapshot now.
+    pub fn apply(&self, snapshot: &asyncgate_core::Snapshot) {
+        self.snapshot.apply(snapshot);
+        self.applied.send_replace(snapshot.version);
+    }
+
+    /// Versions of the snapshots this gateway has applied, as they are applied.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// Live connections, per API and environment.
@@ -84,7 +98,7 @@ impl Gateway {
     pub async fn follow(&self, mut updates: watch::Receiver<Arc<asyncgate_core::Snapshot>>) {
         loop {
             let snap = updates.borrow_and_update().clone();
-            self.snapshot.apply(&snap);
+            self.apply(&snap);
             tracing::debug!(version = snap.version, "gateway applied snapshot");
             for (env, api, reason) in self.live.orphans(&self.snapshot.load()) {
                 tracing::info!(%env, %api, %reason, "closing live connections after the grace period");

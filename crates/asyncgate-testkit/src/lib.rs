@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -29,8 +29,11 @@ pub struct TestPlatform {
     pub platform: Platform,
     pub client: Client,
     dir: tempfile::TempDir,
-    customize: fn(&mut ServeConfig),
+    customize: Customize,
 }
+
+/// Changes to a test platform's configuration, applied at every (re)start.
+pub type Customize = std::sync::Arc<dyn Fn(&mut ServeConfig) + Send + Sync>;
 
 impl TestPlatform {
     /// URL imports from loopback are allowed (tests serve contracts on 127.0.0.1).
@@ -44,9 +47,12 @@ impl TestPlatform {
     }
 
     /// With settings changed by `customize` (also applied on restart).
-    pub async fn start_with(customize: fn(&mut ServeConfig)) -> anyhow::Result<TestPlatform> {
+    pub async fn start_with(
+        customize: impl Fn(&mut ServeConfig) + Send + Sync + 'static,
+    ) -> anyhow::Result<TestPlatform> {
+        let customize: Customize = std::sync::Arc::new(customize);
         let dir = tempfile::tempdir()?;
-        let (platform, client) = Self::boot(dir.path(), customize).await?;
+        let (platform, client) = Self::boot(dir.path(), &customize).await?;
         Ok(TestPlatform {
             platform,
             client,
@@ -55,10 +61,7 @@ impl TestPlatform {
         })
     }
 
-    async fn boot(
-        dir: &Path,
-        customize: fn(&mut ServeConfig),
-    ) -> anyhow::Result<(Platform, Client)> {
+    async fn boot(dir: &Path, customize: &Customize) -> anyhow::Result<(Platform, Client)> {
         let mut config = ServeConfig::ephemeral(dir.to_path_buf());
         config.drain = Duration::from_secs(3);
         customize(&mut config);
@@ -81,7 +84,7 @@ impl TestPlatform {
             ..
         } = self;
         platform.shutdown().await;
-        let (platform, client) = Self::boot(dir.path(), customize).await?;
+        let (platform, client) = Self::boot(dir.path(), &customize).await?;
         Ok(TestPlatform {
             platform,
             client,
@@ -146,6 +149,8 @@ pub struct Backend {
     /// What the backend saw, for backends that record: `close:CODE:REASON` for each close
     /// frame received, `ping` for each ping.
     pub events: Events,
+    /// Bytes sent by `flood:` commands so far.
+    pub flooded: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub type Events = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
@@ -161,6 +166,7 @@ impl Backend {
             url,
             stop,
             events: Events::default(),
+            flooded: Default::default(),
         })
     }
 
@@ -169,22 +175,86 @@ impl Backend {
     /// `crash` makes it drop the connection without a close frame. It chooses the first
     /// subprotocol offered, or `rogue` when offered `rogue-request`. `big:N` makes it send
     /// a text message of N bytes; `silent` makes it stop reading (and so stop answering
-    /// pings). It records closes and pings in `events`.
+    /// pings); `flood:N:SIZE` makes it send N text messages of SIZE bytes as fast as the
+    /// connection takes them, counting the bytes sent in `flooded`. It records closes and
+    /// pings in `events`.
     pub async fn echo() -> anyhow::Result<Backend> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("ws://{}", listener.local_addr()?);
+        let (stop, mut rx) = watch::channel(false);
+        let events = Events::default();
+        let flooded: std::sync::Arc<std::sync::atomic::AtomicU64> = Default::default();
+        let (log, count) = (events.clone(), flooded.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Ok((stream, _)) = listener.accept() => { tokio::spawn(echo_session(stream, log.clone(), count.clone())); }
+                    _ = rx.changed() => return,
+                }
+            }
+        });
+        Ok(Backend {
+            url,
+            stop,
+            events,
+            flooded,
+        })
+    }
+
+    /// The echo backend behind TLS (`wss://localhost:PORT`), with a certificate issued by
+    /// a CA made for it; returns the backend and the CA certificate in PEM.
+    pub async fn echo_tls() -> anyhow::Result<(Backend, String)> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "asyncgate test CA");
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let leaf_key = KeyPair::generate()?;
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])?
+            .signed_by(&leaf_key, &Issuer::new(ca_params, ca_key))?;
+        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+            .map_err(|e| anyhow!(e))?;
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("wss://localhost:{}", listener.local_addr()?.port());
         let (stop, mut rx) = watch::channel(false);
         let events = Events::default();
         let log = events.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    Ok((stream, _)) = listener.accept() => { tokio::spawn(echo_session(stream, log.clone())); }
+                    Ok((stream, _)) = listener.accept() => {
+                        let acceptor = acceptor.clone();
+                        let log = log.clone();
+                        tokio::spawn(async move {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                echo_session(tls, log, Default::default()).await;
+                            }
+                        });
+                    }
                     _ = rx.changed() => return,
                 }
             }
         });
-        Ok(Backend { url, stop, events })
+        Ok((
+            Backend {
+                url,
+                stop,
+                events,
+                flooded: Default::default(),
+            },
+            ca_cert.pem(),
+        ))
     }
 
     /// Accepts TCP connections and never answers: for handshake timeouts.
@@ -205,6 +275,7 @@ impl Backend {
             url,
             stop,
             events: Events::default(),
+            flooded: Default::default(),
         })
     }
 
@@ -240,7 +311,13 @@ impl Drop for Backend {
 
 // tungstenite's accept callback returns its own (large) error response type.
 #[allow(clippy::result_large_err)]
-async fn echo_session(stream: TcpStream, events: Events) {
+async fn echo_session<S>(
+    stream: S,
+    events: Events,
+    flooded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let record = |e: String| {
         if let Ok(mut log) = events.lock() {
             log.push(e);
@@ -274,7 +351,10 @@ async fn echo_session(stream: TcpStream, events: Events) {
         }
         Ok(resp)
     };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+    let config = small_buffers();
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+    else {
         return;
     };
     if ws.send(Message::text(seen.to_string())).await.is_err() {
@@ -287,6 +367,18 @@ async fn echo_session(stream: TcpStream, events: Events) {
                 // Hold the connection without reading: pings go unanswered.
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 return;
+            }
+            Message::Text(t) if t.starts_with("flood:") => {
+                let mut parts = t[6..].split(':').map(|n| n.parse::<usize>().unwrap_or(0));
+                let (n, size) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+                let payload = "f".repeat(size);
+                for _ in 0..n {
+                    if ws.send(Message::text(payload.clone())).await.is_err() {
+                        return;
+                    }
+                    flooded.fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                continue;
             }
             Message::Text(t) if t.starts_with("big:") => {
                 let n: usize = t[4..].parse().unwrap_or(0);
@@ -324,6 +416,13 @@ async fn echo_session(stream: TcpStream, events: Events) {
             return;
         }
     }
+}
+
+/// Small buffers: test peers should not dominate the process's memory.
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 /// A WebSocket test client.
@@ -364,9 +463,12 @@ impl WsClient {
                 v.parse()?,
             );
         }
-        match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
-            .await
-            .context("connect timed out")?
+        match tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_with_config(req, Some(small_buffers()), false),
+        )
+        .await
+        .context("connect timed out")?
         {
             Ok((ws, resp)) => Ok(Ok(WsClient {
                 ws,
@@ -505,4 +607,24 @@ pub async fn dead_port_url() -> anyhow::Result<String> {
 /// Path of the sample contract in the repository.
 pub fn sample_contract_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/chat-service-asyncapi.yaml")
+}
+
+/// Resident memory of this process, in bytes (Linux).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of this process (Linux).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }

@@ -366,3 +366,36 @@ async fn a_redeploy_under_load_loses_duplicates_and_reorders_nothing() -> anyhow
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn wss_backends_are_verified_and_a_custom_ca_can_be_trusted() -> anyhow::Result<()> {
+    let (tls_echo, ca_pem) = Backend::echo_tls().await?;
+
+    // The test CA is not trusted by default: the certificate is refused.
+    let gw = TestPlatform::start().await?;
+    let (url, key) = echo_api(&gw, &tls_echo, json!({})).await?;
+    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
+        .await?
+        .err()
+        .expect("untrusted");
+    assert_eq!(refused.status, 502);
+    assert!(refused.body.contains("backend_tls"), "{}", refused.body);
+    gw.shutdown().await;
+
+    // Trusted through gateway.backend_ca_file, it works end to end.
+    let ca_dir = tempfile::tempdir()?;
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem)?;
+    let gw = TestPlatform::start_with(move |c| {
+        c.import.allow_private_addresses = true;
+        c.gateway.backend_ca_file = Some(ca_file.clone());
+    })
+    .await?;
+    let (url, key) = echo_api(&gw, &tls_echo, json!({})).await?;
+    let mut c = connect(&url, &key).await?;
+    c.send_text("over tls").await?;
+    assert_eq!(c.recv_text().await?, "over tls");
+    c.close().await;
+    gw.shutdown().await;
+    Ok(())
+}

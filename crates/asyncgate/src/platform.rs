@@ -32,6 +32,7 @@ pub struct Platform {
     /// The listener and management tasks; joined on shutdown.
     tasks: JoinSet<()>,
     store: Store,
+    gateway: Gateway,
     drain: std::time::Duration,
     /// Held for the platform's lifetime so that two processes never share a data folder;
     /// released when dropped.
@@ -97,7 +98,8 @@ impl Platform {
         let publisher = Arc::new(Publisher::new(token_secret));
         publisher.publish(&store).await?;
         let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
-        gateway.snapshot().apply(&publisher.current());
+        gateway.apply(&publisher.current());
+        publisher.wait_for_gateway(gateway.applied());
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -169,6 +171,7 @@ impl Platform {
             shutdown,
             tasks,
             store,
+            gateway,
             drain: config.drain,
             _lock: lock,
         })
@@ -185,6 +188,11 @@ impl Platform {
         // Give connection tasks (detached per connection) a moment to write their closes.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.store.close().await;
+    }
+
+    /// The data plane of this process (live connections, current snapshot).
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// Human-readable list of what is served, one per line.
