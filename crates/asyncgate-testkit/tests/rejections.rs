@@ -196,6 +196,20 @@ async fn credentials_never_reach_the_backend() -> anyhow::Result<()> {
     assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
     assert!(seen["headers"]["authorization"].is_null());
     c.close().await;
+    // The browser-style bearer token parameter is removed too.
+    let t = gw
+        .client
+        .post(
+            "/apis/chat-api/test-token",
+            &json!({ "environment": "development" }),
+        )
+        .await?;
+    let token = t["token"].as_str().unwrap();
+    let mut c = WsClient::connect(&format!("{url}?access_token={token}&lang=en"), &[]).await?;
+    let seen = c.recv_json().await?;
+    assert_eq!(seen["path"], "/?lang=en");
+    assert!(!seen.to_string().contains(token));
+    c.close().await;
     gw.shutdown().await;
     Ok(())
 }
