@@ -117,6 +117,18 @@ impl TestPlatform {
             .await
     }
 
+    /// Import the sample contract pointed at `target`, deploy it to development
+    /// (External) and create an API key: returns the client URL and the key.
+    pub async fn deploy_sample(&self, target: &str) -> anyhow::Result<(String, String)> {
+        self.import_sample(target).await?;
+        let deployed = self.deploy("chat-api", "development", "external").await?;
+        let url = deployed["url"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no url in {deployed}"))?
+            .to_string();
+        Ok((url, self.create_key("chat-api").await?))
+    }
+
     pub async fn deploy(&self, api: &str, env: &str, access: &str) -> anyhow::Result<Value> {
         self.client
             .post(

@@ -15,12 +15,7 @@ async fn a_client_that_stops_reading_stalls_the_backend_and_memory_stays_bounded
 ) -> anyhow::Result<()> {
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&echo.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
     let mut c = WsClient::with_key(&url, &key).await?;
     c.recv_json().await?;
     let before = resident_bytes();
@@ -68,12 +63,7 @@ async fn a_client_that_stops_reading_stalls_the_backend_and_memory_stays_bounded
 async fn a_backend_that_stops_reading_stalls_the_client() -> anyhow::Result<()> {
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&echo.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
     let mut c = WsClient::with_key(&url, &key).await?;
     c.recv_json().await?;
     c.send_text("silent").await?; // the backend stops reading

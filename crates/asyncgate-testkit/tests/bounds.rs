@@ -196,12 +196,7 @@ async fn a_backend_that_never_answers_the_handshake_gives_504() -> anyhow::Resul
         c.gateway.connect_timeout = Duration::from_millis(300);
     })
     .await?;
-    gw.import_sample(&stuck.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&stuck.url).await?;
     let refused = WsClient::try_connect(&url, &[("api-key", &key)])
         .await?
         .err()

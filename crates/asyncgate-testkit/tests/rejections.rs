@@ -8,12 +8,7 @@ use serde_json::{json, Value};
 async fn clients_without_a_valid_credential_get_401_before_any_upgrade() -> anyhow::Result<()> {
     let chat = Backend::chat().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&chat.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&chat.url).await?;
 
     type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![
@@ -102,12 +97,7 @@ async fn a_test_token_works_only_for_its_api_and_environment() -> anyhow::Result
 #[tokio::test]
 async fn a_dead_backend_gives_502_never_a_101() -> anyhow::Result<()> {
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&dead_port_url().await?).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&dead_port_url().await?).await?;
     let refused = WsClient::try_connect(&url, &[("api-key", &key)])
         .await?
         .err()
@@ -124,12 +114,7 @@ async fn a_backend_that_refuses_the_upgrade_gives_502() -> anyhow::Result<()> {
     let not_ws = FileServer::serve("/", "plain text".into()).await?;
     let target = not_ws.url.replacen("http://", "ws://", 1);
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&target).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&target).await?;
     let refused = WsClient::try_connect(&url, &[("api-key", &key)])
         .await?
         .err()
@@ -174,12 +159,7 @@ async fn an_internal_api_is_served_only_on_the_internal_listener() -> anyhow::Re
 async fn credentials_never_reach_the_backend() -> anyhow::Result<()> {
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&echo.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
     let mut c = WsClient::connect(
         &format!("{url}?room=7&apikey={key}"),
         &[("api-key", &key), ("x-team", "blue")],

@@ -9,12 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn echo_client() -> anyhow::Result<(TestPlatform, Backend, WsClient)> {
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&echo.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
     let mut c = WsClient::with_key(&url, &key).await?;
     c.recv_json().await?; // the echo backend's handshake description
     Ok((gw, echo, c))
@@ -101,12 +96,7 @@ async fn shutting_the_platform_down_closes_live_connections_with_1001() -> anyho
 async fn subprotocols_are_negotiated_end_to_end() -> anyhow::Result<()> {
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&echo.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = gw.create_key("chat-api").await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
     let mut c = WsClient::connect(
         &url,
         &[
