@@ -1,10 +1,10 @@
 //! Errors and diagnostics about a contract, each pointing at where in the document it is.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One problem found in a contract: a JSON pointer into the document and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub pointer: String,
     pub message: String,
@@ -24,14 +24,20 @@ pub enum ContractError {
     Invalid(Vec<Diagnostic>),
 }
 
-impl ContractError {
-    pub fn single(pointer: &str, message: impl Into<String>) -> Self {
-        ContractError::Invalid(vec![Diagnostic {
+impl Diagnostic {
+    pub fn at(pointer: &str, message: impl Into<String>) -> Self {
+        Diagnostic {
             pointer: pointer.to_string(),
             message: message.into(),
             line: None,
             column: None,
-        }])
+        }
+    }
+}
+
+impl ContractError {
+    pub fn single(pointer: &str, message: impl Into<String>) -> Self {
+        ContractError::Invalid(vec![Diagnostic::at(pointer, message)])
     }
 
     pub fn diagnostics(&self) -> Vec<Diagnostic> {

@@ -8,8 +8,10 @@ pub mod derive;
 pub mod diagnostic;
 pub mod load;
 pub mod model;
+mod reader;
 pub mod refs;
 mod v2;
+mod v3;
 
 pub use derive::{derive, slugify, Derived};
 pub use diagnostic::{ContractError, Diagnostic};
@@ -32,14 +34,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
     if version.starts_with("2.") {
         v2::read(&doc, &version, limits)
     } else if version.starts_with("3.") {
-        Err(ContractError::single(
-            "/asyncapi",
-            format!("AsyncAPI {version} is not supported yet: this release imports AsyncAPI 2.x contracts"),
-        ))
+        v3::read(&doc, &version, limits)
     } else {
         Err(ContractError::single(
             "/asyncapi",
-            format!("unsupported AsyncAPI version \"{version}\": expected 2.x"),
+            format!("unsupported AsyncAPI version \"{version}\": expected 2.x or 3.x"),
         ))
     }
 }
@@ -61,6 +60,7 @@ fn not_asyncapi(doc: &serde_json::Value) -> ContractError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Operation;
 
     const CHAT: &str = include_str!("../../../samples/chat-service-asyncapi.yaml");
 
@@ -96,6 +96,98 @@ mod tests {
             d.target.as_deref(),
             Some("wss://apis.bijira.dev/samples/chat-service-nodejs/v1.0")
         );
+    }
+
+    const CHAT_V3: &str = include_str!("../../../samples/chat-service-asyncapi-3.yaml");
+
+    #[test]
+    fn asyncapi_3_reads_into_the_same_model() {
+        let c = parse(CHAT_V3, &Limits::default()).unwrap();
+        assert_eq!(c.asyncapi_version, "3.0.0");
+        assert_eq!(c.servers[0].url, "ws://127.0.0.1:9410");
+        let ch = &c.channels[0];
+        assert_eq!((ch.id.as_deref(), ch.address.as_str()), (Some("chat"), "/"));
+        let names = |op: &Option<Operation>| -> Vec<String> {
+            op.as_ref()
+                .unwrap()
+                .messages
+                .iter()
+                .map(|m| m.name.clone().unwrap())
+                .collect()
+        };
+        // `receive`: what the server receives, so what clients send.
+        assert_eq!(names(&ch.client_to_server), ["Connect", "Data"]);
+        assert_eq!(
+            names(&ch.server_to_client),
+            ["Presence", "Data", "Delivered"]
+        );
+        assert_eq!(
+            ch.client_to_server
+                .as_ref()
+                .unwrap()
+                .operation_id
+                .as_deref(),
+            Some("joinOrSpeak")
+        );
+        assert_eq!(derive(&c).target.as_deref(), Some("ws://127.0.0.1:9410"));
+    }
+
+    #[test]
+    fn asyncapi_3_channel_keys_are_not_addresses_and_parameters_must_be_declared() {
+        let doc = r#"
+asyncapi: 3.0.0
+info: {title: Prices, version: '2'}
+servers:
+  prod: {host: 'prices.example.com', pathname: '/{stage}', protocol: wss, variables: {stage: {default: live}}}
+channels:
+  roomPrices:
+    address: /rooms/{roomId}
+    parameters: {roomId: {description: the room}}
+    messages:
+      tick: {payload: {schemaFormat: 'application/vnd.apache.avro;version=1.9.0', schema: {type: record, name: Tick, fields: []}}}
+  unnamed:
+    address: null
+operations:
+  ticks: {action: send, channel: {$ref: '#/channels/roomPrices'}}
+"#;
+        let c = parse(doc, &Limits::default()).unwrap();
+        assert_eq!(c.servers[0].url, "wss://prices.example.com/live");
+        assert_eq!(c.channels[0].address, "/rooms/{roomId}");
+        assert_eq!(c.channels[0].parameters, ["roomId"]);
+        let tick = &c.channels[0].server_to_client.as_ref().unwrap().messages[0];
+        assert_eq!(
+            tick.schema_format.as_deref(),
+            Some("application/vnd.apache.avro;version=1.9.0")
+        );
+        assert_eq!(tick.payload.as_ref().unwrap()["type"], "record");
+        assert_eq!(c.channels[1].address, "/unnamed");
+        assert!(c.warnings[0].message.contains("no address"));
+
+        let undeclared = doc.replace(
+            "parameters: {roomId: {description: the room}}",
+            "parameters: {}",
+        );
+        let err = parse(&undeclared, &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`roomId` is not defined"), "{err}");
+    }
+
+    #[test]
+    fn asyncapi_3_operations_must_point_at_real_channels_and_their_messages() {
+        let doc = "asyncapi: 3.0.0\ninfo: {title: t, version: '1'}\nchannels:\n  a: {address: /a, messages: {m: {payload: {type: string}}}}\n  b: {address: /b, messages: {n: {payload: {type: string}}}}\noperations:\n  x: {action: receive, channel: {$ref: '#/channels/missing'}}\n  y: {action: send, channel: {$ref: '#/channels/a'}, messages: [{$ref: '#/channels/b/messages/n'}]}\n  z: {action: listen, channel: {$ref: '#/channels/a'}}\n";
+        let err = parse(doc, &Limits::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("/operations/x/channel") && text.contains("no such channel"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/operations/y/messages/0")
+                && text.contains("not a message of the channel"),
+            "{text}"
+        );
+        assert!(text.contains("/operations/z/action"), "{text}");
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct Contract {
     pub description: Option<String>,
     pub servers: Vec<Server>,
     pub channels: Vec<Channel>,
+    /// Problems that do not stop an import.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<crate::Diagnostic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +32,9 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
+    /// The channel's key in a 3.x document (in 2.x the key is the address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The address clients use, relative to the API's base path (`/`, `/rooms/{roomId}`).
     pub address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,10 +42,10 @@ pub struct Channel {
     /// Names of the `{parameters}` in the address.
     #[serde(default)]
     pub parameters: Vec<String>,
-    /// Messages the client sends (2.x `publish`).
+    /// Messages the client sends (2.x `publish`, 3.x `receive`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_to_server: Option<Operation>,
-    /// Messages the server sends (2.x `subscribe`).
+    /// Messages the server sends (2.x `subscribe`, 3.x `send`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_to_client: Option<Operation>,
 }
@@ -65,6 +71,10 @@ pub struct Message {
     pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// Schema format of the payload when it is not the AsyncAPI schema (Avro, Protobuf,
+    /// RAML, ...): such payloads are kept and shown, not enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_format: Option<String>,
     /// The payload schema as written (top-level `$ref` resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
