@@ -10,6 +10,7 @@ pub mod load;
 pub mod model;
 mod reader;
 pub mod refs;
+pub mod schema;
 mod v2;
 mod v3;
 
@@ -31,15 +32,35 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
         }
         None => return Err(not_asyncapi(&doc)),
     };
-    if version.starts_with("2.") {
-        v2::read(&doc, &version, limits)
+    let read = if version.starts_with("2.") {
+        v2::read
     } else if version.starts_with("3.") {
-        v3::read(&doc, &version, limits)
+        v3::read
     } else {
-        Err(ContractError::single(
+        return Err(ContractError::single(
             "/asyncapi",
             format!("unsupported AsyncAPI version \"{version}\": expected 2.x or 3.x"),
-        ))
+        ));
+    };
+    let Some(mut problems) = schema::check(&doc, &version) else {
+        return Err(ContractError::single(
+            "/asyncapi",
+            format!(
+                "unsupported AsyncAPI version \"{version}\": the versions with an official schema are {}",
+                schema::versions().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    // The model reader's messages are more specific; keep both, the reader's first.
+    match read(&doc, &version, limits) {
+        Ok(contract) if problems.is_empty() => Ok(contract),
+        Ok(_) => Err(ContractError::Invalid(problems)),
+        Err(ContractError::Invalid(mut found)) => {
+            problems.retain(|p| !found.contains(p));
+            found.extend(problems);
+            Err(ContractError::Invalid(found))
+        }
+        Err(other) => Err(other),
     }
 }
 
@@ -133,7 +154,7 @@ mod tests {
     }
 
     #[test]
-    fn asyncapi_3_channel_keys_are_not_addresses_and_parameters_must_be_declared() {
+    fn asyncapi_3_channel_keys_are_not_addresses_and_payload_formats_are_kept() {
         let doc = r#"
 asyncapi: 3.0.0
 info: {title: Prices, version: '2'}
@@ -163,14 +184,16 @@ operations:
         assert_eq!(c.channels[1].address, "/unnamed");
         assert!(c.warnings[0].message.contains("no address"));
 
+        // Undeclared 3.x parameters are a warning, as for the official parser.
         let undeclared = doc.replace(
             "parameters: {roomId: {description: the room}}",
             "parameters: {}",
         );
-        let err = parse(&undeclared, &Limits::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`roomId` is not defined"), "{err}");
+        let c = parse(&undeclared, &Limits::default()).unwrap();
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("`roomId` is not defined")));
     }
 
     #[test]

@@ -67,11 +67,17 @@ fn channel_of<'a>(r: &mut Reader<'a>, address: &str, value: &'a Value) -> Option
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
     let parameters = Channel::address_parameters(address);
-    for p in &parameters {
-        if !declared.contains(p) && map.get("parameters").is_some() {
+    if map.get("parameters").is_some() {
+        for p in parameters.iter().filter(|p| !declared.contains(p)) {
             r.problem(
                 &format!("{at}/parameters"),
                 format!("address parameter `{p}` is not defined in `parameters`"),
+            );
+        }
+        for d in declared.iter().filter(|d| !parameters.contains(d)) {
+            r.problem(
+                &format!("{at}/parameters/{}", escape(d)),
+                format!("parameter `{d}` does not appear in the address"),
             );
         }
     }
@@ -100,11 +106,15 @@ fn operation_of<'a>(r: &mut Reader<'a>, value: &'a Value, at: &str) -> Option<Op
         let (msg, msg_at) = r.deref(msg, &format!("{at}/message"))?;
         if let Some(alternatives) = msg.get("oneOf").and_then(Value::as_array) {
             for (i, m) in alternatives.iter().enumerate() {
-                if let Some(m) = r.message(m, &format!("{msg_at}/oneOf/{i}")) {
+                // Resolve here too, to learn the component's key.
+                let Some((m, m_at)) = r.deref(m, &format!("{msg_at}/oneOf/{i}")) else {
+                    continue;
+                };
+                if let Some(m) = named_message(r, m, &m_at) {
                     messages.push(m);
                 }
             }
-        } else if let Some(m) = r.message(msg, &msg_at) {
+        } else if let Some(m) = named_message(r, msg, &msg_at) {
             messages.push(m);
         }
     }
@@ -113,6 +123,21 @@ fn operation_of<'a>(r: &mut Reader<'a>, value: &'a Value, at: &str) -> Option<Op
         summary: text(map, "summary"),
         messages,
     })
+}
+
+/// A message, named after its key in `components/messages` when it has no `name`.
+fn named_message<'a>(
+    r: &mut Reader<'a>,
+    value: &'a Value,
+    at: &str,
+) -> Option<crate::model::Message> {
+    let mut m = r.message(value, at)?;
+    if m.name.is_none() {
+        if let Some(key) = at.strip_prefix("/components/messages/") {
+            m.name = Some(key.replace("~1", "/").replace("~0", "~"));
+        }
+    }
+    Some(m)
 }
 
 fn check_operation_ids<'a>(r: &mut Reader<'a>, channels: &[Channel]) {

@@ -100,9 +100,10 @@ fn channel_of<'a>(r: &mut Reader<'a>, key: &str, value: &'a Value) -> Option<Fou
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default();
     let parameters = Channel::address_parameters(&address);
+    // The official parser accepts undeclared 3.x parameters; the gateway can still route.
     for p in &parameters {
         if !declared.contains(p) {
-            r.problem(
+            r.warning(
                 &format!("{at}/parameters"),
                 format!("address parameter `{p}` is not defined in `parameters`"),
             );
