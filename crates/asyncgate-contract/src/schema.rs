@@ -74,8 +74,8 @@ mod tests {
 
     #[test]
     fn every_vendored_schema_compiles() {
-        for i in 0..SCHEMAS.len() {
-            assert!(validator(i).is_some(), "{}", SCHEMAS[i].0);
+        for (i, (version, _)) in SCHEMAS.iter().enumerate() {
+            assert!(validator(i).is_some(), "{version}");
         }
     }
 }
