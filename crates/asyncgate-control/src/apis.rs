@@ -1,6 +1,7 @@
 //! API proxies: import from a contract (URL or inline), list, show, edit, delete, and
 //! the revisions deploying made.
 
+use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::fetch;
 use crate::state::AppState;
@@ -146,7 +147,7 @@ pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
     security(("admin" = [])))]
 pub async fn import(
     State(state): State<AppState>,
-    Json(req): Json<ImportRequest>,
+    Body(req): Body<ImportRequest>,
 ) -> ApiResult<(StatusCode, Json<ApiView>)> {
     let source = match (&req.url, &req.contract) {
         (Some(url), None) => fetch::fetch_contract(url, &state.config.import).await?,
@@ -241,7 +242,7 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Json(req): Json<UpdateRequest>,
+    Body(req): Body<UpdateRequest>,
 ) -> ApiResult<Json<ApiView>> {
     let mut api = find(&state, &key).await?;
     let d = &mut api.design;

@@ -2,6 +2,7 @@
 //! another environment, and undeploying.
 
 use crate::apis::find;
+use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{deployment_view, DeploymentView};
@@ -90,7 +91,7 @@ async fn put(
 pub async fn deploy(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Json(req): Json<DeployRequest>,
+    Body(req): Body<DeployRequest>,
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
     check_environment(&state, &req.environment)?;
     let api = find(&state, &key).await?;
@@ -116,7 +117,7 @@ pub async fn list(
 pub async fn promote(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Json(req): Json<PromoteRequest>,
+    Body(req): Body<PromoteRequest>,
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
     check_environment(&state, &req.from)?;
     check_environment(&state, &req.to)?;

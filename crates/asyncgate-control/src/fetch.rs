@@ -126,6 +126,15 @@ async fn resolve_allowed(
     let first = *addrs
         .first()
         .ok_or_else(|| ApiError::unprocessable(format!("{host} resolves to no address")))?;
+    if let Some(bad) = addrs.iter().find(|a| never_allowed(a.ip())) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{host} resolves to {}, a link-local or unspecified address (cloud metadata services live there); imports from it are never allowed",
+                bad.ip()
+            ),
+        ));
+    }
     if !policy.allow_private_addresses {
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
             return Err(ApiError::new(
@@ -138,6 +147,22 @@ async fn resolve_allowed(
         }
     }
     Ok(first)
+}
+
+/// Link-local and unspecified addresses (where cloud metadata services answer) are refused
+/// even when the operator allows private addresses.
+pub fn never_allowed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => never_allowed(IpAddr::V4(v4)),
+            None => {
+                v6.is_unspecified()
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+                    || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+        },
+    }
 }
 
 /// Whether an address is on the public internet (not loopback, private, link-local,
@@ -196,6 +221,18 @@ mod tests {
         }
         for ip in ["1.1.1.1", "140.82.112.3", "2606:4700::1111"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "169.254.169.254",
+            "fd00:ec2::254",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(never_allowed(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.1", "10.0.0.1", "::1"] {
+            assert!(!never_allowed(ip.parse().unwrap()), "{ip}");
         }
     }
 

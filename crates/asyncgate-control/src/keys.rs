@@ -2,6 +2,7 @@
 //! hashed) and short-lived bearer tokens for the test console.
 
 use crate::apis::find;
+use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{deployment_view, DeploymentView, KeyView};
@@ -121,7 +122,7 @@ pub async fn revoke(
 pub async fn test_token(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Json(req): Json<TestTokenRequest>,
+    Body(req): Body<TestTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TestToken>)> {
     let api = find(&state, &key).await?;
     let deployment = state

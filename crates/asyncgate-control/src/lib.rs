@@ -3,6 +3,7 @@
 
 pub mod apis;
 pub mod auth;
+pub mod body;
 pub mod deployments;
 pub mod environments;
 pub mod error;
@@ -65,8 +66,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/portal/apis", get(portal::list))
         .route("/portal/apis/{api}", get(portal::show));
+    // A contract travels inside a JSON string, where escaping can grow it: leave room.
+    let body_limit = state.config.import.limits.max_bytes.saturating_mul(2) + (64 << 10);
     Router::new()
         .nest(API_PREFIX, managed.merge(public))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("no such management endpoint") })
         .with_state(state)

@@ -1,6 +1,7 @@
 //! The Lifecycle page: current state, allowed actions, and changing state.
 
 use crate::apis::find;
+use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{api_view, ApiView};
@@ -49,7 +50,7 @@ pub async fn show(
 pub async fn change(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Json(req): Json<LifecycleRequest>,
+    Body(req): Body<LifecycleRequest>,
 ) -> ApiResult<Json<ApiView>> {
     let mut api = find(&state, &key).await?;
     let next = api

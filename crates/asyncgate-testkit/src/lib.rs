@@ -573,7 +573,21 @@ pub struct FileServer {
 }
 
 impl FileServer {
+    /// Answers every request with a 302 to `location`.
+    pub async fn redirect(location: &str) -> anyhow::Result<FileServer> {
+        Self::answer("/", format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")).await
+    }
+
     pub async fn serve(path: &str, body: String) -> anyhow::Result<FileServer> {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        Self::answer(path, head + &body).await
+    }
+
+    /// Answers every request with `response` (head and body).
+    async fn answer(path: &str, response: String) -> anyhow::Result<FileServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}{path}", listener.local_addr()?);
         let (stop, mut rx) = watch::channel(false);
@@ -581,16 +595,14 @@ impl FileServer {
             loop {
                 tokio::select! {
                     Ok((mut s, _)) = listener.accept() => {
-                        let body = body.clone();
+                        let response = response.clone();
                         tokio::spawn(async move {
                             let mut buf = vec![0u8; 8192];
                             let mut read = 0;
                             while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
                                 match s.read(&mut buf[read..]).await { Ok(0) | Err(_) => return, Ok(n) => read += n }
                             }
-                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
-                            let _ = s.write_all(head.as_bytes()).await;
-                            let _ = s.write_all(body.as_bytes()).await;
+                            let _ = s.write_all(response.as_bytes()).await;
                             let _ = s.shutdown().await;
                         });
                     }

@@ -1,0 +1,153 @@
+//! Hostile and unusual imports through the management API: each refused with a 4xx that
+//! names the reason, quickly, with nothing stored.
+
+use asyncgate_testkit::{FileServer, TestPlatform};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn refused(gw: &TestPlatform, body: serde_json::Value) -> String {
+    let started = Instant::now();
+    let err = gw
+        .client
+        .post("/apis/import", &body)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered within a second: {err}"
+    );
+    err
+}
+
+#[tokio::test]
+async fn hostile_documents_are_refused_quickly() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let target = "ws://127.0.0.1:1";
+
+    let mut laughs = String::from("asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels: {}\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        laughs.push_str(&format!("x-a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    let err = refused(&gw, json!({ "contract": laughs, "target": target })).await;
+    assert!(err.contains("422"), "billion laughs: {err}");
+
+    let deep = format!(
+        "asyncapi: 2.6.0\ninfo: {{title: t, version: '1'}}\nchannels: {{}}\nx-deep: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let err = refused(&gw, json!({ "contract": deep, "target": target })).await;
+    assert!(
+        err.contains("422") && err.contains("deeper than"),
+        "deep nesting: {err}"
+    );
+
+    let cyclic = "asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels:\n  /a: {$ref: '#/components/x'}\ncomponents:\n  x: {$ref: '#/components/y'}\n  y: {$ref: '#/components/x'}\n";
+    let err = refused(&gw, json!({ "contract": cyclic, "target": target })).await;
+    assert!(err.contains("cycle"), "cyclic refs: {err}");
+
+    let remote = "asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels:\n  /a: {$ref: 'file:///etc/passwd'}\n";
+    let err = refused(&gw, json!({ "contract": remote, "target": target })).await;
+    assert!(err.contains("outside this document"), "file ref: {err}");
+
+    // 50 MiB: refused from its length, before it is read.
+    let huge = "x".repeat(50 << 20);
+    let err = refused(&gw, json!({ "contract": huge, "target": target })).await;
+    assert!(err.contains("413"), "50 MiB body: {err}");
+
+    assert_eq!(gw.client.get("/apis").await?, json!([]));
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn url_imports_cannot_reach_loopback_or_metadata_addresses() -> anyhow::Result<()> {
+    let served =
+        FileServer::serve("/c.yaml", asyncgate_testkit::SAMPLE_CONTRACT.to_string()).await?;
+    let port = served
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let locked = TestPlatform::start_locked_down().await?;
+    // A hostname that resolves to 127.0.0.1.
+    let err = refused(
+        &locked,
+        json!({ "url": format!("http://localhost:{port}/c.yaml"), "target": "ws://127.0.0.1:1" }),
+    )
+    .await;
+    assert!(err.contains("403") && err.contains("127.0.0.1"), "{err}");
+    locked.shutdown().await;
+
+    // Even with private addresses allowed, a redirect to the metadata address is refused,
+    // checked before any connection is made to it.
+    let gw = TestPlatform::start().await?;
+    let redirect = FileServer::redirect("http://169.254.169.254/latest/meta-data/").await?;
+    let err = refused(
+        &gw,
+        json!({ "url": redirect.url, "target": "ws://127.0.0.1:1" }),
+    )
+    .await;
+    assert!(
+        err.contains("403") && err.contains("169.254.169.254") && err.contains("never allowed"),
+        "{err}"
+    );
+    // More than three redirects is refused too.
+    let hop3 = FileServer::redirect(&served.url).await?;
+    let hop2 = FileServer::redirect(&hop3.url).await?;
+    let hop1 = FileServer::redirect(&hop2.url).await?;
+    let hop0 = FileServer::redirect(&hop1.url).await?;
+    let err = refused(
+        &gw,
+        json!({ "url": hop0.url, "target": "ws://127.0.0.1:1" }),
+    )
+    .await;
+    assert!(err.contains("redirected more than 3 times"), "{err}");
+    // Three are fine.
+    let ok = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "url": hop1.url, "target": "ws://127.0.0.1:1" }),
+        )
+        .await?;
+    assert_eq!(ok["name"], "Chat API");
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn asyncapi_3_contracts_import_and_route_by_address() -> anyhow::Result<()> {
+    let chat = asyncgate_testkit::Backend::chat().await?;
+    let gw = TestPlatform::start().await?;
+    let contract = include_str!("../../../samples/chat-service-asyncapi-3.yaml");
+    let api = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": contract, "target": chat.url }),
+        )
+        .await?;
+    assert_eq!(api["contract"]["asyncapiVersion"], "3.0.0");
+    assert_eq!(
+        api["channels"][0]["clientToServer"],
+        json!(["Connect", "Data"])
+    );
+    let url = gw.deploy("chat-api", "development", "external").await?["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = gw.create_key("chat-api").await?;
+    let mut c = asyncgate_testkit::WsClient::with_key(&url, &key).await?;
+    c.send_text(r#"{"type":"Connect","username":"v3"}"#).await?;
+    assert_eq!(c.recv_json().await?["username"], "v3");
+    c.close().await;
+    gw.shutdown().await;
+    Ok(())
+}
