@@ -80,7 +80,38 @@ pub struct Message {
     pub payload: Option<Value>,
 }
 
+impl Operation {
+    /// Names of the messages, falling back to their titles.
+    pub fn message_names(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .map(|m| {
+                m.name
+                    .clone()
+                    .or_else(|| m.title.clone())
+                    .unwrap_or_else(|| "(unnamed)".into())
+            })
+            .collect()
+    }
+}
+
 impl Channel {
+    /// Names of the messages clients send on this channel.
+    pub fn client_sends(&self) -> Vec<String> {
+        self.client_to_server
+            .as_ref()
+            .map(Operation::message_names)
+            .unwrap_or_default()
+    }
+
+    /// Names of the messages clients receive on this channel.
+    pub fn client_receives(&self) -> Vec<String> {
+        self.server_to_client
+            .as_ref()
+            .map(Operation::message_names)
+            .unwrap_or_default()
+    }
+
     /// Address parameters as they appear between braces, in order.
     pub fn address_parameters(address: &str) -> Vec<String> {
         let mut out = Vec::new();

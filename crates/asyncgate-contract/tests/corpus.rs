@@ -16,18 +16,6 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
-fn names(op: &Option<asyncgate_contract::Operation>) -> Vec<String> {
-    op.iter()
-        .flat_map(|o| o.messages.iter())
-        .map(|m| {
-            m.name
-                .clone()
-                .or_else(|| m.title.clone())
-                .unwrap_or_else(|| "(unnamed)".into())
-        })
-        .collect()
-}
-
 /// What the manifest records about a document.
 fn outcome(text: &str) -> Value {
     match parse(text, &Limits::default()) {
@@ -43,8 +31,8 @@ fn summary(c: &Contract) -> Value {
         "servers": c.servers.iter().map(|s| format!("{} {}", s.name, s.url)).collect::<Vec<_>>(),
         "channels": c.channels.iter().map(|ch| json!({
             "address": ch.address,
-            "clientSends": names(&ch.client_to_server),
-            "clientReceives": names(&ch.server_to_client),
+            "clientSends": ch.client_sends(),
+            "clientReceives": ch.client_receives(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -103,25 +103,14 @@ impl From<&KeyRecord> for KeyView {
 }
 
 pub fn channels(contract: &Contract) -> Vec<ChannelView> {
-    let names = |op: &Option<asyncgate_contract::Operation>| -> Vec<String> {
-        op.iter()
-            .flat_map(|o| o.messages.iter())
-            .map(|m| {
-                m.name
-                    .clone()
-                    .or_else(|| m.title.clone())
-                    .unwrap_or_else(|| "(unnamed)".into())
-            })
-            .collect()
-    };
     contract
         .channels
         .iter()
         .map(|c| ChannelView {
             address: c.address.clone(),
             parameters: c.parameters.clone(),
-            client_to_server: names(&c.client_to_server),
-            server_to_client: names(&c.server_to_client),
+            client_to_server: c.client_sends(),
+            server_to_client: c.client_receives(),
         })
         .collect()
 }

@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ApiCommand,
     },
+    /// Work with AsyncAPI contracts locally.
+    Contract {
+        #[command(subcommand)]
+        command: ContractCommand,
+    },
     /// List environments and their listener URLs.
     Env {
         #[command(flatten)]
@@ -66,6 +71,21 @@ pub enum Command {
         token: Option<String>,
         #[command(flatten)]
         console: ConsoleArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Check a contract (file or http(s) URL) without creating anything; print what an
+    /// import would derive and every diagnostic. Exits 1 when it is invalid.
+    Validate {
+        /// Contract file, or http(s) URL.
+        source: String,
+        /// Allow fetching from loopback and private addresses.
+        #[arg(long)]
+        allow_private: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod console;
+pub mod contract_cmd;
 pub mod demo;
 pub mod echo_backend;
 pub mod endpoints;

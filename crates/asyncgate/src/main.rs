@@ -63,6 +63,20 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         Command::Demo(demo) => asyncgate::demo::run(demo).await,
         Command::Api { conn, command } => cli::run_api(&conn, command).await,
         Command::Env { conn, output } => cli::run_env(&conn, output).await,
+        Command::Contract {
+            command:
+                cli::ContractCommand::Validate {
+                    source,
+                    allow_private,
+                    output,
+                },
+        } => {
+            if asyncgate::contract_cmd::validate(&source, allow_private, output).await? {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("the contract is invalid"))
+            }
+        }
         Command::Connect {
             url,
             api_key,

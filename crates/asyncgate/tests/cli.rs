@@ -351,3 +351,56 @@ fn cli_without_a_running_platform_says_how_to_start_one() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("asyncgate serve"));
 }
+
+#[test]
+fn contract_validate_shows_what_import_would_derive_and_fails_on_invalid() {
+    let out = Command::new(BIN)
+        .args(["contract", "validate"])
+        .arg(sample())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("valid AsyncAPI 2.0.0 contract: Chat API 1.0.0"),
+        "{text}"
+    );
+    assert!(text.contains("identifier chat-api"), "{text}");
+
+    let v3 =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/chat-service-asyncapi-3.yaml");
+    let out = Command::new(BIN)
+        .args(["contract", "validate", "-o", "json"])
+        .arg(&v3)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["asyncapiVersion"], "3.0.0");
+    assert_eq!(
+        report["channels"][0]["clientSends"],
+        serde_json::json!(["Connect", "Data"])
+    );
+    assert_eq!(report["derived"]["target"], "ws://127.0.0.1:9410");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "asyncapi: 3.0.0\ninfo: {title: t, version: '1'}\noperations:\n  x: {action: publish, channel: {$ref: '#/channels/none'}}\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["contract", "validate", "-o", "json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert!(
+        report["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["pointer"] == "/operations/x/action"),
+        "{report}"
+    );
+}
