@@ -11,6 +11,7 @@ pub mod model;
 mod reader;
 pub mod refs;
 pub mod schema;
+pub mod spans;
 mod v2;
 mod v3;
 
@@ -19,9 +20,33 @@ pub use diagnostic::{ContractError, Diagnostic};
 pub use load::Limits;
 pub use model::{Channel, Contract, Message, Operation, Server};
 
-/// Parse and check a contract, returning its model.
+/// Parse and check a contract, returning its model. Every diagnostic carries the line and
+/// column of what it points at (or of its nearest existing ancestor).
 pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
-    let doc = load::load(text, limits)?;
+    let (doc, spans) = load::load(text, limits)?;
+    let located = |d: &mut Diagnostic| {
+        if d.line.is_none() {
+            if let Some((line, column)) = spans.find(&d.pointer) {
+                d.line = Some(line);
+                d.column = Some(column);
+            }
+        }
+    };
+    match read(&doc, limits) {
+        Ok(mut contract) => {
+            contract.warnings.iter_mut().for_each(located);
+            Ok(contract)
+        }
+        Err(ContractError::Invalid(mut diagnostics)) => {
+            diagnostics.iter_mut().for_each(located);
+            Err(ContractError::Invalid(diagnostics))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Check a loaded document against its version's schema and read it into the model.
+fn read(doc: &serde_json::Value, limits: &Limits) -> Result<Contract, ContractError> {
     let version = match doc.get("asyncapi") {
         Some(serde_json::Value::String(v)) => v.clone(),
         Some(other) => {
@@ -30,9 +55,9 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
                 format!("`asyncapi` must be a version string such as \"2.6.0\", found {other}"),
             ))
         }
-        None => return Err(not_asyncapi(&doc)),
+        None => return Err(not_asyncapi(doc)),
     };
-    let read = if version.starts_with("2.") {
+    let read_version = if version.starts_with("2.") {
         v2::read
     } else if version.starts_with("3.") {
         v3::read
@@ -42,7 +67,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
             format!("unsupported AsyncAPI version \"{version}\": expected 2.x or 3.x"),
         ));
     };
-    let Some(mut problems) = schema::check(&doc, &version) else {
+    let Some(mut problems) = schema::check(doc, &version) else {
         return Err(ContractError::single(
             "/asyncapi",
             format!(
@@ -52,7 +77,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
         ));
     };
     // The model reader's messages are more specific; keep both, the reader's first.
-    match read(&doc, &version, limits) {
+    match read_version(doc, &version, limits) {
         Ok(contract) if problems.is_empty() => Ok(contract),
         Ok(_) => Err(ContractError::Invalid(problems)),
         Err(ContractError::Invalid(mut found)) => {
@@ -211,6 +236,31 @@ operations:
             "{text}"
         );
         assert!(text.contains("/operations/z/action"), "{text}");
+    }
+
+    #[test]
+    fn diagnostics_carry_line_and_column() {
+        let doc = "asyncapi: 3.0.0\ninfo: {title: t, version: '1'}\nchannels:\n  a:\n    address: /a\noperations:\n  x:\n    action: listen\n    channel: {$ref: '#/channels/a'}\n";
+        let err = parse(doc, &Limits::default()).unwrap_err();
+        let d = err
+            .diagnostics()
+            .into_iter()
+            .find(|d| d.pointer == "/operations/x/action")
+            .unwrap();
+        assert_eq!((d.line, d.column), (Some(8), Some(13)), "{d}");
+        assert!(err.to_string().contains("(line 8, column 13)"), "{err}");
+        // A missing field is placed at its parent.
+        let err = parse(
+            "asyncapi: 2.6.0\ninfo:\n  version: '1'\nchannels: {}\n",
+            &Limits::default(),
+        )
+        .unwrap_err();
+        let d = err
+            .diagnostics()
+            .into_iter()
+            .find(|d| d.pointer == "/info/title")
+            .unwrap();
+        assert_eq!(d.line, Some(3), "{d}");
     }
 
     #[test]
