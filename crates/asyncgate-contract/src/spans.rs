@@ -2,7 +2,7 @@
 //! nodes carry their line and column, then turned into a plain JSON value plus a map from
 //! JSON pointer to position, so every diagnostic can name its line and column.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
