@@ -23,9 +23,14 @@ pub use model::{Channel, Contract, Message, Operation, Server};
 /// Parse and check a contract, returning its model. Every diagnostic carries the line and
 /// column of what it points at (or of its nearest existing ancestor).
 pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
-    let (doc, spans) = load::load(text, limits)?;
-    let located = |d: &mut Diagnostic| {
-        if d.line.is_none() {
+    let doc = load::load(text, limits)?;
+    // Positions cost a second reading of the text: only when something must be located.
+    let locate = |diagnostics: &mut [Diagnostic]| {
+        if diagnostics.is_empty() {
+            return;
+        }
+        let spans = spans::parse(text).map(|(_, s)| s).unwrap_or_default();
+        for d in diagnostics.iter_mut().filter(|d| d.line.is_none()) {
             if let Some((line, column)) = spans.find(&d.pointer) {
                 d.line = Some(line);
                 d.column = Some(column);
@@ -34,11 +39,11 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
     };
     match read(&doc, limits) {
         Ok(mut contract) => {
-            contract.warnings.iter_mut().for_each(located);
+            locate(&mut contract.warnings);
             Ok(contract)
         }
         Err(ContractError::Invalid(mut diagnostics)) => {
-            diagnostics.iter_mut().for_each(located);
+            locate(&mut diagnostics);
             Err(ContractError::Invalid(diagnostics))
         }
         Err(other) => Err(other),

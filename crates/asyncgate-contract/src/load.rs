@@ -1,7 +1,6 @@
 //! From contract text to a document tree, within a size and nesting budget.
 
 use crate::diagnostic::{ContractError, Diagnostic};
-use crate::spans::{self, Spans};
 use serde_json::Value;
 
 /// Budgets applied while loading a contract.
@@ -25,10 +24,10 @@ impl Default for Limits {
     }
 }
 
-/// Parse YAML or JSON text into a value and the position of each node. (JSON is YAML,
-/// but its value comes from the JSON parser, whose reading of numbers and escapes is
-/// exact; positions come from the YAML reader.)
-pub fn load(text: &str, limits: &Limits) -> Result<(Value, Spans), ContractError> {
+/// Parse YAML or JSON text (JSON is YAML, but JSON gets the faster parser and its own
+/// error positions). Positions of nodes are worked out only when a diagnostic needs them
+/// (`crate::spans`).
+pub fn load(text: &str, limits: &Limits) -> Result<Value, ContractError> {
     if text.len() > limits.max_bytes {
         return Err(ContractError::TooLarge {
             bytes: text.len(),
@@ -46,19 +45,17 @@ pub fn load(text: &str, limits: &Limits) -> Result<(Value, Spans), ContractError
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         // serde_json stops at depth 128 by itself and reports the position.
-        let value = serde_json::from_str(trimmed).map_err(|e| {
+        return serde_json::from_str(trimmed).map_err(|e| {
             ContractError::Syntax(Diagnostic {
                 pointer: String::new(),
                 message: e.to_string(),
                 line: Some(e.line()),
                 column: Some(e.column()),
             })
-        })?;
-        let spans = spans::parse(trimmed).map(|(_, s)| s).unwrap_or_default();
-        return Ok((value, spans));
+        });
     }
     check_flow_depth(trimmed, limits.max_depth)?;
-    let (value, spans) = spans::parse(trimmed).map_err(|e| {
+    let value: Value = serde_saphyr::from_str(trimmed).map_err(|e| {
         let loc = e.location();
         ContractError::Syntax(Diagnostic {
             pointer: String::new(),
@@ -74,7 +71,7 @@ pub fn load(text: &str, limits: &Limits) -> Result<(Value, Spans), ContractError
             format!("the document nests deeper than {} levels", limits.max_depth),
         ));
     }
-    Ok((value, spans))
+    Ok(value)
 }
 
 /// A cheap guard before the YAML parser: flow collections (`[[[[...`) nest without
