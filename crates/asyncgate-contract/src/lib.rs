@@ -4,8 +4,10 @@
 //! pointers, `v2` reads AsyncAPI 2.x into the `model`, and `derive` computes the values an
 //! API proxy starts from (name, identifier, version, target).
 
+pub mod consumer;
 pub mod derive;
 pub mod diagnostic;
+pub mod diff;
 pub mod load;
 pub mod model;
 mod reader;
@@ -17,6 +19,7 @@ mod v3;
 
 pub use derive::{derive, slugify, Derived};
 pub use diagnostic::{ContractError, Diagnostic};
+pub use diff::{diff, ContractDiff};
 pub use load::Limits;
 pub use model::{Channel, Contract, Message, Operation, Server};
 

@@ -134,6 +134,25 @@ fn check_backend_headers(
     Ok(out)
 }
 
+/// The contract text (fetched from `url`, or given) and its model.
+pub(crate) async fn load_contract(
+    state: &AppState,
+    url: Option<&str>,
+    contract: Option<&str>,
+) -> ApiResult<(String, asyncgate_contract::Contract)> {
+    let source = match (url, contract) {
+        (Some(url), None) => fetch::fetch_contract(url, &state.config.import).await?,
+        (None, Some(text)) => text.to_string(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `url` and `contract`",
+            ))
+        }
+    };
+    let contract = asyncgate_contract::parse(&source, &state.config.import.limits)?;
+    Ok((source, contract))
+}
+
 pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
     state
         .store

@@ -4,6 +4,7 @@
 pub mod apis;
 pub mod auth;
 pub mod body;
+pub mod contracts;
 pub mod deployments;
 pub mod environments;
 pub mod error;
@@ -38,6 +39,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/apis/{api}/revisions", get(apis::revisions))
         .route(
+            "/apis/{api}/contract",
+            get(contracts::export).put(contracts::reimport),
+        )
+        .route(
             "/apis/{api}/deployments",
             get(deployments::list).post(deployments::deploy),
         )
@@ -65,7 +70,8 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/portal/apis", get(portal::list))
-        .route("/portal/apis/{api}", get(portal::show));
+        .route("/portal/apis/{api}", get(portal::show))
+        .route("/portal/apis/{api}/contract", get(contracts::consumer));
     // A contract travels inside a JSON string, where escaping can grow it: leave room.
     let body_limit = state.config.import.limits.max_bytes.saturating_mul(2) + (64 << 10);
     Router::new()

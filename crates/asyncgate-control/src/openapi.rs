@@ -12,6 +12,7 @@ use utoipa::{Modify, OpenApi};
         crate::deployments::deploy, crate::deployments::list, crate::deployments::promote, crate::deployments::undeploy,
         crate::lifecycle::show, crate::lifecycle::change,
         crate::keys::create, crate::keys::list, crate::keys::revoke, crate::keys::test_token,
+        crate::contracts::export, crate::contracts::reimport, crate::contracts::consumer,
         crate::portal::list, crate::portal::show,
         crate::environments::list, crate::environments::audit,
     ),

@@ -151,3 +151,90 @@ async fn asyncapi_3_contracts_import_and_route_by_address() -> anyhow::Result<()
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn reimport_reports_a_diff_export_returns_the_source_and_the_portal_serves_a_consumer_contract(
+) -> anyhow::Result<()> {
+    let chat = asyncgate_testkit::Backend::chat().await?;
+    let gw = TestPlatform::start().await?;
+    gw.import_sample(&chat.url).await?;
+    gw.deploy("chat-api", "development", "external").await?;
+
+    // The imported contract comes back as it was sent.
+    let exported = gw.client.get_text("/apis/chat-api/contract").await?;
+    assert_eq!(exported, asyncgate_testkit::SAMPLE_CONTRACT);
+
+    // Re-import the 3.0 version: the old `message` is gone on both directions.
+    let v3 = include_str!("../../../samples/chat-service-asyncapi-3.yaml");
+    let result = gw
+        .client
+        .put("/apis/chat-api/contract", &json!({ "contract": v3 }))
+        .await?;
+    let diff = &result["diff"];
+    assert_eq!(diff["breaking"], true, "{diff}");
+    let changes: Vec<String> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c["kind"].as_str().unwrap(),
+                c["what"].as_str().unwrap(),
+                c["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&"removed message / client sends message".to_string()),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&"added message / client sends Connect".to_string()),
+        "{changes:?}"
+    );
+    assert_eq!(result["api"]["contract"]["asyncapiVersion"], "3.0.0");
+    // Nothing is live until deployed: development still runs revision 1.
+    assert_eq!(result["api"]["deployments"][0]["revision"], 1);
+    assert_eq!(
+        gw.deploy("chat-api", "development", "external").await?["revision"],
+        2
+    );
+    // A broken re-import changes nothing.
+    let err = gw
+        .client
+        .put(
+            "/apis/chat-api/contract",
+            &json!({ "contract": "asyncapi: 3.0.0\n" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("422"), "{err}");
+    assert_eq!(gw.client.get_text("/apis/chat-api/contract").await?, v3);
+
+    // The consumer contract: only for published APIs, servers are the gateway.
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/portal/apis/chat-api/contract", gw.management());
+    assert_eq!(http.get(&url).send().await?.status(), 404);
+    gw.client
+        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
+        .await?;
+    let consumer: serde_json::Value = http.get(&url).send().await?.json().await?;
+    let dev = &consumer["servers"]["development"];
+    assert_eq!(
+        format!("ws://{}", dev["host"].as_str().unwrap()),
+        gw.listener("development", true)
+    );
+    assert_eq!(dev["pathname"], "/default/chat-api/v1.0.0");
+    assert_eq!(
+        consumer["components"]["securitySchemes"]["asyncgateApiKey"]["in"],
+        "header"
+    );
+    let yaml = http.get(format!("{url}?format=yaml")).send().await?;
+    assert_eq!(yaml.headers()["content-type"], "application/yaml");
+    let yaml = yaml.text().await?;
+    assert!(yaml.contains("asyncgateApiKey"), "{yaml}");
+    gw.shutdown().await;
+    Ok(())
+}

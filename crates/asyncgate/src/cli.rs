@@ -267,6 +267,29 @@ pub enum ApiCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Import a new version of an API's contract: prints what changed (breaking changes
+    /// flagged); the change goes live with the next deploy.
+    Reimport {
+        api: String,
+        /// http(s) URL of the contract.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        url: Option<String>,
+        /// Contract file (YAML or JSON).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Print an API's contract: as imported, or (--consumer) as the developer portal serves
+    /// it, with the gateway URLs as servers.
+    Export {
+        api: String,
+        #[arg(long)]
+        consumer: bool,
+        /// yaml or json (consumer contract only; the imported one is printed as it came).
+        #[arg(long, default_value = "yaml")]
+        format: String,
+    },
     /// List API proxies.
     List {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
@@ -552,6 +575,72 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             print(output, &v, |v| {
                 format!("created API proxy\n{}", api_text(v))
             });
+        }
+        ApiCommand::Reimport {
+            api,
+            url,
+            file,
+            output,
+        } => {
+            let body = match (url, file) {
+                (Some(url), _) => json!({ "url": url }),
+                (None, Some(file)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    json!({ "contract": text })
+                }
+                (None, None) => unreachable!("clap requires --url or --file"),
+            };
+            let v = client
+                .put(&format!("{}/contract", api_path(&api)), &body)
+                .await?;
+            print(output, &v, |v| {
+                let diff = &v["diff"];
+                let mut s = String::new();
+                for c in diff["changes"].as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "{:<8} {:<9} {}{}\n",
+                        c["kind"].as_str().unwrap_or(""),
+                        c["what"].as_str().unwrap_or(""),
+                        c["path"].as_str().unwrap_or(""),
+                        if c["breaking"] == true {
+                            "  (breaking)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                if s.is_empty() {
+                    s.push_str("no changes to channels, operations or messages\n");
+                } else if diff["breaking"] == true {
+                    s.push_str("this version has breaking changes for existing clients\n");
+                }
+                s.push_str("deploy to make it live\n");
+                s
+            });
+        }
+        ApiCommand::Export {
+            api,
+            consumer,
+            format,
+        } => {
+            let text = if consumer {
+                client
+                    .get_text(&format!(
+                        "/portal/apis/{}/contract?format={}",
+                        segment(&api),
+                        segment(&format)
+                    ))
+                    .await?
+            } else {
+                client
+                    .get_text(&format!("{}/contract", api_path(&api)))
+                    .await?
+            };
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
         }
         ApiCommand::List { output } => {
             let v = client.get("/apis").await?;

@@ -82,12 +82,35 @@ impl Client {
         Err(anyhow!(describe_problem(status.as_u16(), &text)))
     }
 
+    /// A document (not JSON-wrapped), as text.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let url = format!("{}{}{}", self.base, asyncgate_control::API_PREFIX, path);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the management API at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(anyhow!(describe_problem(status.as_u16(), &text)))
+        }
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::GET, path, None).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::PUT, path, Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
