@@ -5,12 +5,13 @@ use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::fetch;
 use crate::state::AppState;
+use crate::upload;
 use crate::views::{api_view, ApiView, RevisionView};
 use asyncgate_contract::{derive, slugify};
 use asyncgate_core::credential::new_id;
 use asyncgate_core::{ApiLimits, LifecycleState};
 use asyncgate_store::{now, ApiDesign, ApiRecord};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -34,6 +35,38 @@ pub struct ImportRequest {
     /// Backend URL (ws:// or wss://); required when the contract has no WebSocket server.
     pub target: Option<String>,
     pub description: Option<String>,
+}
+
+/// The overrides of an import whose body is the contract itself.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    pub url: Option<String>,
+    pub project: Option<String>,
+    pub name: Option<String>,
+    pub identifier: Option<String>,
+    pub version: Option<String>,
+    pub base_path: Option<String>,
+    pub target: Option<String>,
+    pub description: Option<String>,
+}
+
+impl ImportQuery {
+    /// An import request for `contract` with these overrides.
+    pub fn with_contract(self, contract: Option<String>) -> ImportRequest {
+        ImportRequest {
+            url: self.url,
+            contract,
+            project: self.project,
+            name: self.name,
+            identifier: self.identifier,
+            version: self.version,
+            base_path: self.base_path,
+            target: self.target,
+            description: self.description,
+        }
+    }
 }
 
 /// Edit the values of an API; omitted fields stay as they are.
@@ -161,23 +194,24 @@ pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
         .ok_or_else(|| ApiError::not_found(format!("no API with id or identifier `{key}`")))
 }
 
-#[utoipa::path(post, path = "/api/v1/apis/import", tag = "apis", request_body = ImportRequest,
-    responses((status = 201, body = ApiView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+#[utoipa::path(post, path = "/api/v1/apis/import", tag = "apis",
+    description = "The body is one of: JSON `ImportRequest`; the contract itself (`application/yaml`, `text/yaml`, `text/plain`, `application/vnd.aai.asyncapi+yaml` or `+json`, or JSON with a top-level `asyncapi` field) with the overrides as query parameters; or `multipart/form-data` with the contract in a `contract` (file) field and the overrides as fields.",
+    request_body = ImportRequest, params(ImportQuery),
+    responses((status = 201, body = ApiView), (status = 409, body = crate::error::Problem), (status = 413, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("admin" = [])))]
 pub async fn import(
     State(state): State<AppState>,
-    Body(req): Body<ImportRequest>,
+    Query(query): Query<ImportQuery>,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<ApiView>)> {
-    let source = match (&req.url, &req.contract) {
-        (Some(url), None) => fetch::fetch_contract(url, &state.config.import).await?,
-        (None, Some(text)) => text.clone(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of `url` and `contract`",
-            ))
-        }
-    };
-    let contract = asyncgate_contract::parse(&source, &state.config.import.limits)?;
+    let req = upload::import_request(&state, query, request).await?;
+    create(&state, req).await
+}
+
+/// Create an API from an import request.
+async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, Json<ApiView>)> {
+    let (source, contract) =
+        load_contract(&state, req.url.as_deref(), req.contract.as_deref()).await?;
     let derived = derive(&contract);
     let project = req
         .project

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod portal;
 pub mod publisher;
 pub mod state;
+pub mod upload;
 pub mod views;
 
 pub use error::ApiError;

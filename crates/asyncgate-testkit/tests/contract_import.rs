@@ -238,3 +238,77 @@ async fn reimport_reports_a_diff_export_returns_the_source_and_the_portal_serves
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn contracts_upload_as_raw_yaml_raw_json_or_multipart() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let http = reqwest::Client::new();
+    let token = std::fs::read_to_string(&gw.platform.endpoints.admin_token_file)?;
+    let token = token.trim();
+    let import = format!("{}/api/v1/apis/import", gw.management());
+
+    // The YAML document as the body, overrides in the query.
+    let resp = http
+        .post(format!(
+            "{import}?identifier=raw-yaml&target=ws://127.0.0.1:1"
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(asyncgate_testkit::SAMPLE_CONTRACT)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await?);
+
+    // A JSON AsyncAPI document as the body.
+    let v3 = include_str!("../../../samples/chat-service-asyncapi-3.yaml");
+    let as_json = serde_json::to_string(&serde_saphyr::from_str::<serde_json::Value>(v3)?)?;
+    let resp = http
+        .post(format!("{import}?identifier=raw-json"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(as_json)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await?);
+
+    // A multipart upload, as a browser form sends it.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "contract",
+            reqwest::multipart::Part::text(asyncgate_testkit::SAMPLE_CONTRACT)
+                .file_name("asyncapi.yaml"),
+        )
+        .text("identifier", "form")
+        .text("target", "ws://127.0.0.1:2");
+    let resp = http
+        .post(&import)
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await?);
+    let created: serde_json::Value = resp.json().await?;
+    assert_eq!(created["target"], "ws://127.0.0.1:2");
+
+    // Something else is named as such.
+    let resp = http
+        .post(&import)
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body("x")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 415);
+    let ids: Vec<String> = gw
+        .client
+        .get("/apis")
+        .await?
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["identifier"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["raw-yaml", "raw-json", "form"]);
+    gw.shutdown().await;
+    Ok(())
+}
