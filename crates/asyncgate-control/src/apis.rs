@@ -211,7 +211,7 @@ pub async fn import(
 /// Create an API from an import request.
 async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, Json<ApiView>)> {
     let (source, contract) =
-        load_contract(&state, req.url.as_deref(), req.contract.as_deref()).await?;
+        load_contract(state, req.url.as_deref(), req.contract.as_deref()).await?;
     let derived = derive(&contract);
     let project = req
         .project
@@ -268,7 +268,7 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
             &format!("{} {}", api.design.name, api.design.base_path),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(api_view(&state, &api).await?)))
+    Ok((StatusCode::CREATED, Json(api_view(state, &api).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/apis", tag = "apis", responses((status = 200, body = Vec<ApiView>)), security(("admin" = [])))]
