@@ -27,6 +27,7 @@ pub use model::{Channel, Contract, Message, Operation, Server};
 /// column of what it points at (or of its nearest existing ancestor).
 pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
     let doc = load::load(text, limits)?;
+    load::check_budgets(&doc, limits)?;
     // Positions cost a second reading of the text: only when something must be located.
     let locate = |diagnostics: &mut [Diagnostic]| {
         if diagnostics.is_empty() {
@@ -269,6 +270,40 @@ operations:
             .find(|d| d.pointer == "/info/title")
             .unwrap();
         assert_eq!(d.line, Some(3), "{d}");
+    }
+
+    #[test]
+    fn ws_bindings_and_security_schemes_are_read() {
+        let doc = "asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels:\n  /feed:\n    bindings:\n      ws:\n        query: {type: object, properties: {symbol: {type: string}}}\n        headers: {$ref: '#/components/schemas/auth'}\n    subscribe: {message: {payload: {type: string}}}\ncomponents:\n  schemas:\n    auth: {type: object, properties: {x-token: {type: string}}}\n  securitySchemes:\n    token: {type: httpApiKey, name: x-token, in: header, description: Backend token}\n";
+        let c = parse(doc, &Limits::default()).unwrap();
+        let ws = c.channels[0].ws_binding.as_ref().unwrap();
+        assert_eq!(
+            ws.query.as_ref().unwrap()["properties"]["symbol"]["type"],
+            "string"
+        );
+        assert_eq!(
+            ws.headers.as_ref().unwrap()["properties"]["x-token"]["type"],
+            "string"
+        );
+        assert_eq!(c.security_schemes[0].name, "token");
+        assert_eq!(c.security_schemes[0].kind, "httpApiKey");
+    }
+
+    #[test]
+    fn too_many_refs_are_refused() {
+        let mut doc = String::from("asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels: {}\ncomponents:\n  schemas:\n    s: {type: string}\n    all:\n      type: object\n      properties:\n");
+        for i in 0..20 {
+            doc.push_str(&format!(
+                "        p{i}: {{$ref: '#/components/schemas/s'}}\n"
+            ));
+        }
+        let limits = Limits {
+            max_refs: 10,
+            ..Limits::default()
+        };
+        let err = parse(&doc, &limits).unwrap_err();
+        assert!(err.to_string().contains("more than 10 `$ref`s"), "{err}");
+        assert!(parse(&doc, &Limits::default()).is_ok());
     }
 
     #[test]

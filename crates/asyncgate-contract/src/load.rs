@@ -12,6 +12,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Longest chain of `$ref`s followed to reach one value (default 32).
     pub max_ref_hops: usize,
+    /// Most `$ref`s a document may hold (default 10,000).
+    pub max_refs: usize,
 }
 
 impl Default for Limits {
@@ -20,8 +22,37 @@ impl Default for Limits {
             max_bytes: 5 * 1024 * 1024,
             max_depth: 128,
             max_ref_hops: 32,
+            max_refs: 10_000,
         }
     }
+}
+
+/// Check the document-wide budgets of a loaded document.
+pub fn check_budgets(doc: &Value, limits: &Limits) -> Result<(), ContractError> {
+    fn count_refs(v: &Value, n: &mut usize, max: usize) {
+        if *n > max {
+            return;
+        }
+        match v {
+            Value::Object(map) => {
+                if map.contains_key("$ref") {
+                    *n += 1;
+                }
+                map.values().for_each(|c| count_refs(c, n, max));
+            }
+            Value::Array(items) => items.iter().for_each(|c| count_refs(c, n, max)),
+            _ => {}
+        }
+    }
+    let mut refs = 0;
+    count_refs(doc, &mut refs, limits.max_refs);
+    if refs > limits.max_refs {
+        return Err(ContractError::single(
+            "",
+            format!("the document holds more than {} `$ref`s", limits.max_refs),
+        ));
+    }
+    Ok(())
 }
 
 /// Parse YAML or JSON text (JSON is YAML, but JSON gets the faster parser and its own

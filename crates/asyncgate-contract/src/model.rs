@@ -14,6 +14,9 @@ pub struct Contract {
     pub description: Option<String>,
     pub servers: Vec<Server>,
     pub channels: Vec<Channel>,
+    /// Security schemes from `components.securitySchemes`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_schemes: Vec<SecurityScheme>,
     /// Problems that do not stop an import.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<crate::Diagnostic>,
@@ -29,6 +32,32 @@ pub struct Server {
     pub protocol: String,
 }
 
+/// A security scheme the backend's contract declares (kept and shown; the gateway applies
+/// its own credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityScheme {
+    pub name: String,
+    /// `type`: httpApiKey, http, oauth2, userPassword, ...
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The WebSocket channel binding (`bindings.ws`): what the opening handshake carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WsBinding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Schema of the handshake's query parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<Value>,
+    /// Schema of the handshake's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Value>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
@@ -42,6 +71,9 @@ pub struct Channel {
     /// Names of the `{parameters}` in the address.
     #[serde(default)]
     pub parameters: Vec<String>,
+    /// The channel's WebSocket binding, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws_binding: Option<WsBinding>,
     /// Messages the client sends (2.x `publish`, 3.x `receive`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_to_server: Option<Operation>,

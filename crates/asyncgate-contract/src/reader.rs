@@ -4,7 +4,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::load::Limits;
-use crate::model::Message;
+use crate::model::{Message, SecurityScheme, WsBinding};
 use crate::refs::resolve;
 use serde_json::{Map, Value};
 
@@ -135,6 +135,47 @@ impl<'a> Reader<'a> {
             content_type: text(map, "contentType"),
             schema_format,
             payload,
+        })
+    }
+
+    /// `components.securitySchemes` (the same place in 2.x and 3.x).
+    pub fn security_schemes(&mut self) -> Vec<SecurityScheme> {
+        let mut out = Vec::new();
+        let schemes = self
+            .doc
+            .get("components")
+            .and_then(|c| c.get("securitySchemes"));
+        if let Some(map) = self.object(schemes, "/components/securitySchemes", false) {
+            for (name, scheme) in map {
+                let at = format!("/components/securitySchemes/{}", crate::refs::escape(name));
+                let Some(scheme) = self.object(Some(scheme), &at, true) else {
+                    continue;
+                };
+                out.push(SecurityScheme {
+                    name: name.clone(),
+                    kind: text(scheme, "type").unwrap_or_default(),
+                    description: text(scheme, "description"),
+                });
+            }
+        }
+        out
+    }
+
+    /// A channel's `bindings.ws`, with `$ref`s followed.
+    pub fn ws_binding(&mut self, channel: &'a Map<String, Value>, at: &str) -> Option<WsBinding> {
+        let bindings = self.object(channel.get("bindings"), &format!("{at}/bindings"), false)?;
+        let ws = self.object(bindings.get("ws"), &format!("{at}/bindings/ws"), false)?;
+        let mut schema = |key: &str| match ws.get(key) {
+            Some(v) => self
+                .deref(v, &format!("{at}/bindings/ws/{key}"))
+                .map(|(v, _)| v.clone()),
+            None => None,
+        };
+        let (query, headers) = (schema("query"), schema("headers"));
+        Some(WsBinding {
+            method: text(ws, "method"),
+            query,
+            headers,
         })
     }
 
