@@ -4,6 +4,7 @@
 //! pointers, `v2` reads AsyncAPI 2.x into the `model`, and `derive` computes the values an
 //! API proxy starts from (name, identifier, version, target).
 
+pub mod bundle;
 pub mod consumer;
 pub mod derive;
 pub mod diagnostic;
@@ -52,6 +53,13 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
         }
         Err(other) => Err(other),
     }
+}
+
+/// Check and read an already loaded document (a bundle after `bundle::inline`). Its
+/// diagnostics carry pointers but no positions: the document has no single source text.
+pub fn parse_document(doc: &serde_json::Value, limits: &Limits) -> Result<Contract, ContractError> {
+    load::check_budgets(doc, limits)?;
+    read(doc, limits)
 }
 
 /// Check a loaded document against its version's schema and read it into the model.

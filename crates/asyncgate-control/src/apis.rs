@@ -27,6 +27,11 @@ pub struct ImportRequest {
     pub url: Option<String>,
     /// The AsyncAPI document itself (YAML or JSON text).
     pub contract: Option<String>,
+    /// A multi-file contract: path in the bundle → text. The root is `root`, or
+    /// `asyncapi.yaml` / `.yml` / `.json`, or the only file.
+    pub files: Option<BTreeMap<String, String>>,
+    /// Path of the root document within `files`.
+    pub root: Option<String>,
     pub project: Option<String>,
     pub name: Option<String>,
     pub identifier: Option<String>,
@@ -50,6 +55,8 @@ pub struct ImportQuery {
     pub base_path: Option<String>,
     pub target: Option<String>,
     pub description: Option<String>,
+    /// Root document of an uploaded zip bundle.
+    pub root: Option<String>,
 }
 
 impl ImportQuery {
@@ -58,6 +65,8 @@ impl ImportQuery {
         ImportRequest {
             url: self.url,
             contract,
+            files: None,
+            root: self.root,
             project: self.project,
             name: self.name,
             identifier: self.identifier,
@@ -167,23 +176,48 @@ fn check_backend_headers(
     Ok(out)
 }
 
-/// The contract text (fetched from `url`, or given) and its model.
+/// The contract text (fetched from `url`, or given, or bundled from `files`) and its
+/// model. References to other documents are followed: into `files`, or to http(s) URLs
+/// under the same guards as URL imports.
 pub(crate) async fn load_contract(
     state: &AppState,
     url: Option<&str>,
     contract: Option<&str>,
+    files: Option<&BTreeMap<String, String>>,
+    root: Option<&str>,
 ) -> ApiResult<(String, asyncgate_contract::Contract)> {
-    let source = match (url, contract) {
-        (Some(url), None) => fetch::fetch_contract(url, &state.config.import).await?,
-        (None, Some(text)) => text.to_string(),
+    let policy = &state.config.import;
+    let mut loader = fetch::GuardedLoader::new(policy, files);
+    let (root_url, text) = match (url, contract, files) {
+        (Some(url), None, None) => (bundle_url(url)?, fetch::fetch_contract(url, policy).await?),
+        (None, Some(text), None) => (loader.location("asyncapi.yaml")?, text.to_string()),
+        (None, None, Some(files)) => {
+            let name = fetch::root_of(files, root)?;
+            (loader.location(&name)?, files[&name].clone())
+        }
         _ => {
             return Err(ApiError::bad_request(
-                "give exactly one of `url` and `contract`",
+                "give exactly one of `url`, `contract` and `files`",
             ))
         }
     };
-    let contract = asyncgate_contract::parse(&source, &state.config.import.limits)?;
-    Ok((source, contract))
+    let doc = asyncgate_contract::load::load(&text, &policy.limits)?;
+    let bundle =
+        asyncgate_contract::bundle::gather(root_url, doc, &mut loader, &policy.limits).await?;
+    if bundle.is_single() {
+        let contract = asyncgate_contract::parse(&text, &policy.limits)?;
+        return Ok((text, contract));
+    }
+    let inlined = asyncgate_contract::bundle::inline(&bundle, &policy.limits)?;
+    let contract = asyncgate_contract::parse_document(&inlined, &policy.limits)?;
+    Ok((
+        serde_json::to_string_pretty(&inlined).unwrap_or_default(),
+        contract,
+    ))
+}
+
+fn bundle_url(url: &str) -> ApiResult<url::Url> {
+    url::Url::parse(url).map_err(|e| ApiError::bad_request(format!("`{url}` is not a URL: {e}")))
 }
 
 pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
@@ -210,8 +244,14 @@ pub async fn import(
 
 /// Create an API from an import request.
 async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, Json<ApiView>)> {
-    let (source, contract) =
-        load_contract(state, req.url.as_deref(), req.contract.as_deref()).await?;
+    let (source, contract) = load_contract(
+        state,
+        req.url.as_deref(),
+        req.contract.as_deref(),
+        req.files.as_ref(),
+        req.root.as_deref(),
+    )
+    .await?;
     let derived = derive(&contract);
     let project = req
         .project

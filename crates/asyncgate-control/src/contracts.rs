@@ -16,12 +16,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A new version of the contract: exactly one of `url` and `contract`.
+/// A new version of the contract: exactly one of `url`, `contract` and `files` (a
+/// multi-file bundle, with `root`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReimportRequest {
     pub url: Option<String>,
     pub contract: Option<String>,
+    pub files: Option<std::collections::BTreeMap<String, String>>,
+    pub root: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,8 +69,14 @@ pub async fn reimport(
     Body(req): Body<ReimportRequest>,
 ) -> ApiResult<Json<ReimportResult>> {
     let mut api = find(&state, &key).await?;
-    let (source, contract) =
-        load_contract(&state, req.url.as_deref(), req.contract.as_deref()).await?;
+    let (source, contract) = load_contract(
+        &state,
+        req.url.as_deref(),
+        req.contract.as_deref(),
+        req.files.as_ref(),
+        req.root.as_deref(),
+    )
+    .await?;
     let diff = asyncgate_contract::diff(&api.design.contract, &contract);
     api.design.contract = contract;
     api.contract_source = source;

@@ -9,6 +9,81 @@ use std::net::{IpAddr, SocketAddr};
 
 const MAX_REDIRECTS: usize = 3;
 
+/// Loads the documents a contract refers to: files of the uploaded bundle, or http(s)
+/// URLs through `fetch_contract` and its guards.
+pub struct GuardedLoader<'a> {
+    policy: &'a ImportPolicy,
+    files: std::collections::HashMap<String, String>,
+}
+
+impl<'a> GuardedLoader<'a> {
+    pub fn new(
+        policy: &'a ImportPolicy,
+        files: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Self {
+        let files = files
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, text)| {
+                let location = url::Url::parse(asyncgate_contract::bundle::BUNDLE_BASE)
+                    .ok()?
+                    .join(name.trim_start_matches('/'))
+                    .ok()?;
+                Some((location.to_string(), text.clone()))
+            })
+            .collect();
+        GuardedLoader { policy, files }
+    }
+
+    /// The location of a bundle file.
+    pub fn location(&self, name: &str) -> Result<url::Url, ApiError> {
+        url::Url::parse(asyncgate_contract::bundle::BUNDLE_BASE)
+            .and_then(|b| b.join(name.trim_start_matches('/')))
+            .map_err(|e| ApiError::bad_request(format!("`{name}` is not a valid file name: {e}")))
+    }
+}
+
+impl asyncgate_contract::bundle::Loader for GuardedLoader<'_> {
+    async fn load(&mut self, location: &url::Url) -> Result<String, String> {
+        match location.scheme() {
+            "bundle" => self.files.get(location.as_str()).cloned().ok_or_else(|| {
+                format!(
+                    "{} is not in the uploaded bundle",
+                    location.path().trim_start_matches('/')
+                )
+            }),
+            _ => fetch_contract(location.as_str(), self.policy)
+                .await
+                .map_err(|e| e.detail),
+        }
+    }
+}
+
+/// The root document of a bundle: `root`, or `asyncapi.yaml` / `.yml` / `.json`, or the
+/// only file.
+pub fn root_of(
+    files: &std::collections::BTreeMap<String, String>,
+    root: Option<&str>,
+) -> Result<String, ApiError> {
+    if let Some(root) = root {
+        return files
+            .contains_key(root)
+            .then(|| root.to_string())
+            .ok_or_else(|| ApiError::bad_request(format!("the bundle has no file `{root}`")));
+    }
+    for name in ["asyncapi.yaml", "asyncapi.yml", "asyncapi.json"] {
+        if files.contains_key(name) {
+            return Ok(name.to_string());
+        }
+    }
+    match files.keys().collect::<Vec<_>>().as_slice() {
+        [only] => Ok((*only).clone()),
+        _ => Err(ApiError::bad_request(
+            "the bundle has several files and no asyncapi.yaml: name the root with `root`",
+        )),
+    }
+}
+
 pub async fn fetch_contract(url: &str, policy: &ImportPolicy) -> Result<String, ApiError> {
     let mut current = parse(url)?;
     for _ in 0..=MAX_REDIRECTS {

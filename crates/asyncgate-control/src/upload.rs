@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
+use std::collections::BTreeMap;
 
 fn limit_error(e: impl std::fmt::Display) -> ApiError {
     let text = e.to_string();
@@ -41,11 +42,17 @@ pub async fn import_request(
         let multipart = Multipart::from_request(request, state)
             .await
             .map_err(|e| ApiError::bad_request(format!("bad multipart body: {}", e.body_text())))?;
-        return from_multipart(query, multipart).await;
+        return from_multipart(query, multipart, state.config.import.limits.max_bytes).await;
     }
     let bytes = Bytes::from_request(request, state)
         .await
         .map_err(limit_error)?;
+    if media == "application/zip" || media == "application/x-zip-compressed" {
+        let files = unzip(&bytes, state.config.import.limits.max_bytes)?;
+        let mut req = query.with_contract(None);
+        req.files = Some(files);
+        return Ok(req);
+    }
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
     match media.as_str() {
@@ -78,12 +85,24 @@ pub async fn import_request(
 async fn from_multipart(
     mut query: ImportQuery,
     mut multipart: Multipart,
+    max_bytes: usize,
 ) -> ApiResult<ImportRequest> {
     let mut contract = None;
+    let mut files = None;
     while let Some(field) = multipart.next_field().await.map_err(limit_error)? {
         let name = field.name().unwrap_or("").to_string();
+        let zipped = field
+            .file_name()
+            .is_some_and(|f| f.to_ascii_lowercase().ends_with(".zip"))
+            || field.content_type().is_some_and(|t| t.contains("zip"));
+        if zipped {
+            let bytes = field.bytes().await.map_err(limit_error)?;
+            files = Some(unzip(&bytes, max_bytes)?);
+            continue;
+        }
         let value = field.text().await.map_err(limit_error)?;
         let slot = match name.as_str() {
+            "root" => &mut query.root,
             "contract" | "file" => {
                 contract = Some(value);
                 continue;
@@ -104,5 +123,56 @@ async fn from_multipart(
         };
         *slot = Some(value);
     }
-    Ok(query.with_contract(contract))
+    let mut req = query.with_contract(contract);
+    req.files = files;
+    Ok(req)
+}
+
+/// Most files a zip bundle may hold.
+const MAX_BUNDLE_FILES: usize = 64;
+
+/// The YAML and JSON files of a zip bundle, by path. Refuses paths that leave the bundle,
+/// more than `MAX_BUNDLE_FILES` files, and more than `max_bytes` once uncompressed
+/// (counted while inflating, so a zip bomb stops at the limit).
+pub fn unzip(bytes: &[u8], max_bytes: usize) -> ApiResult<BTreeMap<String, String>> {
+    use std::io::Read;
+    let bad = |m: String| ApiError::unprocessable(format!("the zip bundle is not acceptable: {m}"));
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+    let mut files = BTreeMap::new();
+    let mut total = 0usize;
+    for i in 0..archive.len() {
+        let entry = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let path = entry
+            .enclosed_name()
+            .ok_or_else(|| bad(format!("`{}` points outside the bundle", entry.name())))?;
+        let name = path.to_string_lossy().replace('\\', "/");
+        if !(name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")) {
+            continue;
+        }
+        if files.len() == MAX_BUNDLE_FILES {
+            return Err(bad(format!("more than {MAX_BUNDLE_FILES} contract files")));
+        }
+        let mut text = String::new();
+        let room = max_bytes.saturating_sub(total) as u64 + 1;
+        entry
+            .take(room)
+            .read_to_string(&mut text)
+            .map_err(|e| bad(format!("`{name}`: {e}")))?;
+        total += text.len();
+        if total > max_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the bundle is larger than {max_bytes} bytes uncompressed"),
+            ));
+        }
+        files.insert(name, text);
+    }
+    if files.is_empty() {
+        return Err(bad("no .yaml, .yml or .json file in it".into()));
+    }
+    Ok(files)
 }

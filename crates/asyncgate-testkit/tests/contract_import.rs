@@ -50,7 +50,10 @@ async fn hostile_documents_are_refused_quickly() -> anyhow::Result<()> {
 
     let remote = "asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels:\n  /a: {$ref: 'file:///etc/passwd'}\n";
     let err = refused(&gw, json!({ "contract": remote, "target": target })).await;
-    assert!(err.contains("outside this document"), "file ref: {err}");
+    assert!(
+        err.contains("/channels/~1a/$ref") && err.contains("http(s) URLs only"),
+        "file ref: {err}"
+    );
 
     // 50 MiB: refused from its length, before it is read.
     let huge = "x".repeat(50 << 20);
@@ -310,5 +313,125 @@ async fn contracts_upload_as_raw_yaml_raw_json_or_multipart() -> anyhow::Result<
         .collect();
     assert_eq!(ids, ["raw-yaml", "raw-json", "form"]);
     gw.shutdown().await;
+    Ok(())
+}
+
+const BUNDLE_ROOT: &str = "asyncapi: 2.6.0\ninfo: {title: Rooms, version: 1.0.0}\nchannels:\n  /rooms/{roomId}:\n    parameters:\n      roomId: {$ref: 'common/parameters.yaml#/roomId'}\n    publish:\n      message: {$ref: 'common/messages.yaml#/Say'}\n    subscribe:\n      message: {$ref: 'common/messages.yaml#/Heard'}\n";
+const BUNDLE_MESSAGES: &str = "Say:\n  name: Say\n  payload: {$ref: '../schemas.yaml#/text'}\nHeard:\n  name: Heard\n  payload: {$ref: '#/Say/payload'}\n";
+const BUNDLE_PARAMETERS: &str = "roomId: {schema: {type: string}}\n";
+const BUNDLE_SCHEMAS: &str = "text: {type: string, maxLength: 280}\n";
+
+fn bundle_files() -> serde_json::Value {
+    json!({
+        "asyncapi.yaml": BUNDLE_ROOT,
+        "common/messages.yaml": BUNDLE_MESSAGES,
+        "common/parameters.yaml": BUNDLE_PARAMETERS,
+        "schemas.yaml": BUNDLE_SCHEMAS,
+    })
+}
+
+#[tokio::test]
+async fn multi_file_bundles_import_as_json_files_or_a_zip() -> anyhow::Result<()> {
+    let gw = TestPlatform::start_locked_down().await?;
+    let api = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "files": bundle_files(), "target": "ws://127.0.0.1:1" }),
+        )
+        .await?;
+    assert_eq!(api["channels"][0]["address"], "/rooms/{roomId}");
+    assert_eq!(api["channels"][0]["clientToServer"], json!(["Say"]));
+    assert_eq!(api["channels"][0]["serverToClient"], json!(["Heard"]));
+    let payload = &api["contract"]["channels"][0]["clientToServer"]["messages"][0]["payload"];
+    assert_eq!(
+        payload["maxLength"], 280,
+        "the schema from another file was followed"
+    );
+
+    // The same bundle as a zip upload, root named in the query.
+    let mut zipped = Vec::new();
+    {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut zipped));
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, text) in [
+            ("main.yaml", BUNDLE_ROOT),
+            ("common/messages.yaml", BUNDLE_MESSAGES),
+            ("common/parameters.yaml", BUNDLE_PARAMETERS),
+            ("schemas.yaml", BUNDLE_SCHEMAS),
+        ] {
+            use std::io::Write;
+            w.start_file(name, opts)?;
+            w.write_all(text.as_bytes())?;
+        }
+        w.finish()?;
+    }
+    let token = std::fs::read_to_string(&gw.platform.endpoints.admin_token_file)?;
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/apis/import?root=main.yaml&identifier=zipped&target=ws://127.0.0.1:1",
+            gw.management()
+        ))
+        .bearer_auth(token.trim())
+        .header("content-type", "application/zip")
+        .body(zipped)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await?);
+
+    // A file missing from the bundle is named.
+    let mut partial = bundle_files();
+    partial.as_object_mut().unwrap().remove("schemas.yaml");
+    let err = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "files": partial, "identifier": "partial", "target": "ws://127.0.0.1:1" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("422") && err.contains("schemas.yaml is not in the uploaded bundle"),
+        "{err}"
+    );
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result<()> {
+    let schemas = FileServer::serve("/schemas.yaml", BUNDLE_SCHEMAS.to_string()).await?;
+    let doc = format!(
+        "asyncapi: 2.6.0\ninfo: {{title: Remote, version: 1.0.0}}\nchannels:\n  /a:\n    subscribe:\n      message: {{name: M, payload: {{$ref: '{}#/text'}}}}\n",
+        schemas.url
+    );
+    // Allowed to reach 127.0.0.1: the remote schema is followed.
+    let open = TestPlatform::start().await?;
+    let api = open
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": doc, "target": "ws://127.0.0.1:1" }),
+        )
+        .await?;
+    assert_eq!(
+        api["contract"]["channels"][0]["serverToClient"]["messages"][0]["payload"]["maxLength"],
+        280
+    );
+    open.shutdown().await;
+    // By default a ref to a loopback address is refused like a URL import.
+    let locked = TestPlatform::start_locked_down().await?;
+    let err = locked
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": doc, "target": "ws://127.0.0.1:1" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("422") && err.contains("loopback"), "{err}");
+    locked.shutdown().await;
     Ok(())
 }

@@ -254,11 +254,17 @@ pub enum ApiCommand {
     /// Create an API proxy from an AsyncAPI contract.
     Import {
         /// http(s) URL of the contract.
-        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        #[arg(long, conflicts_with_all = ["file", "dir"], required_unless_present_any = ["file", "dir"])]
         url: Option<String>,
         /// Contract file (YAML or JSON).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dir")]
         file: Option<PathBuf>,
+        /// A folder of contract files that `$ref` each other (sent as a bundle).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Root document within --dir (default asyncapi.yaml/.yml/.json).
+        #[arg(long, requires = "dir")]
+        root: Option<String>,
         /// Project (default: the platform's default project).
         #[arg(long)]
         project: Option<String>,
@@ -555,11 +561,19 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
         ApiCommand::Import {
             url,
             file,
+            dir,
+            root,
             project,
             overrides,
             output,
         } => {
             let mut body = overrides_json(&overrides);
+            if let Some(dir) = dir {
+                body.insert("files".into(), json!(bundle_files(&dir)?));
+                if let Some(root) = root {
+                    body.insert("root".into(), json!(root));
+                }
+            }
             if let Some(url) = url {
                 body.insert("url".into(), json!(url));
             }
@@ -831,6 +845,53 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// The contract files (.yaml, .yml, .json) under `dir`, by path relative to it.
+pub fn bundle_files(
+    dir: &std::path::Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        for entry in
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(root, &path, out)?;
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                let name = path
+                    .strip_prefix(root)?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(
+                    name,
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                );
+            }
+            anyhow::ensure!(
+                out.len() <= 64,
+                "{} holds more than 64 contract files",
+                root.display()
+            );
+        }
+        Ok(())
+    }
+    let mut files = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut files)?;
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .yaml, .yml or .json file in {}",
+        dir.display()
+    );
+    Ok(files)
 }
 
 /// A test token for `api` in `env`, and the URL of the channel to test.

@@ -134,6 +134,36 @@ fn the_guide_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an AsyncAPI document"));
 
+    // A folder whose files `$ref` each other is sent as a bundle.
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(bundle.join("common")).unwrap();
+    std::fs::write(
+        bundle.join("asyncapi.yaml"),
+        "asyncapi: 3.0.0\ninfo: {title: Rooms, version: 1.0.0}\nchannels:\n  rooms:\n    address: /rooms\n    messages:\n      said: {$ref: 'common/messages.yaml#/Said'}\noperations:\n  hear: {action: send, channel: {$ref: '#/channels/rooms'}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("common/messages.yaml"),
+        "Said:\n  name: Said\n  payload: {type: string}\n",
+    )
+    .unwrap();
+    let rooms = json(&cli(
+        &data,
+        &[
+            "api",
+            "import",
+            "--dir",
+            bundle.to_str().unwrap(),
+            "--target",
+            &chat_url,
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(rooms["identifier"], "rooms");
+    assert_eq!(rooms["channels"][0]["serverToClient"][0], "Said");
+
     let created = json(&cli(
         &data,
         &[
