@@ -295,6 +295,15 @@ operations:
         );
         assert_eq!(c.security_schemes[0].name, "token");
         assert_eq!(c.security_schemes[0].kind, "httpApiKey");
+        // Message headers and examples are kept.
+        let doc = "asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels:\n  /a:\n    subscribe:\n      message:\n        headers: {type: object, properties: {trace: {type: string}}}\n        payload: {type: string}\n        examples: [{payload: hello}]\n";
+        let c = parse(doc, &Limits::default()).unwrap();
+        let m = &c.channels[0].server_to_client.as_ref().unwrap().messages[0];
+        assert_eq!(
+            m.headers.as_ref().unwrap()["properties"]["trace"]["type"],
+            "string"
+        );
+        assert_eq!(m.examples[0]["payload"], "hello");
     }
 
     #[test]

@@ -107,6 +107,12 @@ pub struct Message {
     /// RAML, ...): such payloads are kept and shown, not enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_format: Option<String>,
+    /// Schema of the message headers, if declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Value>,
+    /// Examples of the message as declared (2.x `examples`, 3.x `examples`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Value>,
     /// The payload schema as written (top-level `$ref` resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,

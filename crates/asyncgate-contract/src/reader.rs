@@ -128,7 +128,18 @@ impl<'a> Reader<'a> {
             }
             None => None,
         };
+        let headers = match map.get("headers") {
+            Some(h) => Some(self.deref(h, &format!("{at}/headers"))?.0.clone()),
+            None => None,
+        };
+        let examples = map
+            .get("examples")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         Some(Message {
+            headers,
+            examples,
             name: text(map, "name"),
             title: text(map, "title"),
             summary: text(map, "summary"),
