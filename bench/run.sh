@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# asyncgate against a direct connection, nginx and HAProxy, side by side in one run.
+#   bench/run.sh           full suite (3 repetitions), rewrites docs/benchmarks.md
+#   bench/run.sh --quick   one short repetition, results in target/bench only
+# Installs nginx and HAProxy (Debian packages) if missing. The backend and the load
+# generator share CPU 0; every proxy (asyncgate included) gets CPU 1, one worker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=full
+[ "${1:-}" = "--quick" ] && mode=quick
+if [ "$mode" = quick ]; then reps=1; secs=1.5; idle_count=1000; hs_secs=1.5; else reps=3; secs=4; idle_count=10000; hs_secs=3; fi
+
+if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
+  (apt-get update -qq || true) >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light haproxy >/dev/null 2>&1 \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+cargo build --quiet --release -p asyncgate -p asyncgate-bench
+bin=target/release
+work=target/bench/$mode
+rm -rf "$work"; mkdir -p "$work"
+results=$work/results.jsonl
+: > "$results"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# Backend on CPU 0.
+backend_port=$(port)
+taskset -c 0 "$bin/asyncgate-bench" echo-backend --listen "127.0.0.1:$backend_port" > "$work/backend.out" &
+pids+=($!)
+
+# nginx, tuned as its documentation advises for WebSocket proxying.
+nginx_port=$(port)
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $PWD/$work/nginx/nginx.pid;
+error_log $PWD/$work/nginx/error.log warn;
+worker_rlimit_nofile 200000;
+events { worker_connections 100000; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$work/nginx; proxy_temp_path $PWD/$work/nginx;
+  fastcgi_temp_path $PWD/$work/nginx; uwsgi_temp_path $PWD/$work/nginx; scgi_temp_path $PWD/$work/nginx;
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://127.0.0.1:$backend_port;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection \$connection_upgrade;
+      proxy_buffer_size 64k;
+      proxy_buffers 8 64k;
+      proxy_read_timeout 3600s;
+      tcp_nodelay on;
+    }
+  }
+}
+CONF
+taskset -c 1 nginx -c "$PWD/$work/nginx/nginx.conf" &
+pids+=($!)
+
+# HAProxy, one thread.
+haproxy_port=$(port)
+cat > "$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 200000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+  timeout tunnel 1h
+frontend ws
+  bind 127.0.0.1:$haproxy_port
+  default_backend echo
+backend echo
+  server b1 127.0.0.1:$backend_port
+CONF
+taskset -c 1 haproxy -f "$work/haproxy.cfg" -db &
+pids+=($!)
+
+# asyncgate: the API deployed with an API key.
+data=$work/asyncgate-data
+taskset -c 1 "$bin/asyncgate" serve --ephemeral-ports --data-dir "$data" > "$work/asyncgate.out" 2>&1 &
+pids+=($!)
+asyncgate_pid=$!
+for _ in $(seq 1 200); do [ -f "$data/endpoints.json" ] && break; sleep 0.05; done
+export ASYNCGATE_DATA_DIR=$data
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+"$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier bench --target "ws://127.0.0.1:$backend_port" -o json > /dev/null
+"$bin/asyncgate" api update bench --max-message-bytes 1048576 --idle-timeout 3600 -o json > /dev/null
+gw_url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
+key=$("$bin/asyncgate" api key create bench -o json | json key)
+sleep 0.5
+
+nginx_pid=$(pgrep -f "nginx: worker process" | head -1 || true)
+haproxy_pid=$(pgrep -x haproxy | tail -1 || true)
+targets=(direct asyncgate nginx haproxy)
+url_of() {
+  case $1 in
+    direct) echo "ws://127.0.0.1:$backend_port/" ;;
+    asyncgate) echo "$gw_url" ;;
+    nginx) echo "ws://127.0.0.1:$nginx_port/" ;;
+    haproxy) echo "ws://127.0.0.1:$haproxy_port/" ;;
+  esac
+}
+pid_of() { case $1 in asyncgate) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
+headers_of() { [ "$1" = asyncgate ] && echo "--header api-key:$key" || true; }
+cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" || echo 0; }
+rss_kb() { [ -n "$1" ] && awk '/VmRSS/{print $2}' "/proc/$1/status" || echo 0; }
+
+run_point() { # rep target label args...
+  local rep=$1 target=$2 label=$3; shift 3
+  local pid; pid=$(pid_of "$target")
+  local before; before=$(cpu_ticks "$pid")
+  # shellcheck disable=SC2046
+  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target")" $(headers_of "$target"))
+  local after; after=$(cpu_ticks "$pid")
+  python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(rep=int(sys.argv[2]), target=sys.argv[3], point=sys.argv[4], proxy_cpu_s=(int(sys.argv[6])-int(sys.argv[5]))/100); print(json.dumps(d))" \
+    "$out" "$rep" "$target" "$label" "$before" "$after" >> "$results"
+}
+
+points=(
+  "1x1-64B|rtt --connections 1 --inflight 1 --size 64 --seconds $secs"
+  "64x1-64B|rtt --connections 64 --inflight 1 --size 64 --seconds $secs"
+  "64x16-64B|rtt --connections 64 --inflight 16 --size 64 --seconds $secs"
+  "1x1-16KiB|rtt --connections 1 --inflight 1 --size 16384 --seconds $secs"
+  "64x16-16KiB|rtt --connections 64 --inflight 16 --size 16384 --seconds $secs"
+  "handshakes|handshakes --concurrency 16 --seconds $hs_secs"
+)
+for rep in $(seq 1 "$reps"); do
+  for point in "${points[@]}"; do
+    label=${point%%|*}; args=${point#*|}
+    for target in "${targets[@]}"; do
+      # shellcheck disable=SC2086
+      run_point "$rep" "$target" "$label" $args
+    done
+  done
+  echo "repetition $rep done" >&2
+done
+
+# Idle memory per proxied connection.
+for target in asyncgate nginx haproxy; do
+  pid=$(pid_of "$target")
+  before=$(rss_kb "$pid")
+  taskset -c 0 "$bin/asyncgate-bench" idle --count "$idle_count" --hold 4 --url "$(url_of "$target")" $(headers_of "$target") > "$work/idle-$target.out" &
+  holder=$!
+  for _ in $(seq 1 600); do grep -q open "$work/idle-$target.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  during=$(rss_kb "$pid")
+  wait "$holder" || true
+  python3 -c "import json,sys; print(json.dumps(dict(point='idle', target=sys.argv[1], connections=int(sys.argv[2]), rss_before_kb=int(sys.argv[3]), rss_held_kb=int(sys.argv[4]), bytes_per_connection=(int(sys.argv[4])-int(sys.argv[3]))*1024/int(sys.argv[2]))))" \
+    "$target" "$idle_count" "$before" "$during" >> "$results"
+  sleep 1
+done
+
+out_doc=$work/benchmarks.md
+[ "$mode" = full ] && out_doc=docs/benchmarks.md
+python3 bench/summarize.py "$results" "$out_doc" "$mode" "$reps"
+echo "results: $results; summary: $out_doc" >&2

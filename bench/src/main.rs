@@ -1,0 +1,286 @@
+//! The benchmark tool: backends (echo) and load generators (closed-loop round trips,
+//! handshakes, idle connections), each printing one JSON line of results.
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Echo every text and binary message.
+    EchoBackend {
+        #[arg(long)]
+        listen: String,
+    },
+    /// Closed loop: each connection keeps `inflight` messages outstanding.
+    Rtt {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        #[arg(long, default_value_t = 1)]
+        inflight: usize,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Extra handshake header, NAME:VALUE.
+        #[arg(long)]
+        header: Vec<String>,
+    },
+    /// Connect, one echo, close, as fast as `concurrency` workers can.
+    Handshakes {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long)]
+        header: Vec<String>,
+    },
+    /// Open `count` connections, report when all are open, hold them `hold` seconds.
+    Idle {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 5.0)]
+        hold: f64,
+        #[arg(long)]
+        header: Vec<String>,
+    },
+}
+
+fn small() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(16 << 10)
+}
+
+async fn connect(
+    url: &str,
+    headers: &[String],
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>>
+{
+    let mut req = url.into_client_request()?;
+    for h in headers {
+        let (k, v) = h
+            .split_once(':')
+            .ok_or_else(|| anyhow!("--header takes NAME:VALUE"))?;
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.trim().as_bytes())?,
+            v.trim().parse()?,
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(small()), true)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(ws)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+async fn echo_backend(listen: &str) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    println!(
+        "{}",
+        json!({ "listening": listener.local_addr()?.to_string() })
+    );
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let Ok(mut ws) =
+                tokio_tungstenite::accept_async_with_config(stream, Some(small())).await
+            else {
+                return;
+            };
+            while let Some(Ok(msg)) = ws.next().await {
+                if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                    // Batch: queue everything already read, flush once.
+                    if ws.feed(msg).await.is_err() {
+                        return;
+                    }
+                    if ws.flush().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn rtt(
+    url: &str,
+    connections: usize,
+    inflight: usize,
+    size: usize,
+    seconds: f64,
+    headers: &[String],
+) -> anyhow::Result<()> {
+    let mut sockets = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        sockets.push(connect(url, headers).await?);
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let payload = vec![b'x'; size];
+    let mut tasks = Vec::new();
+    for mut ws in sockets {
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut sent: VecDeque<Instant> = VecDeque::with_capacity(inflight);
+            for _ in 0..inflight {
+                ws.feed(Message::binary(payload.clone())).await?;
+                sent.push_back(Instant::now());
+            }
+            ws.flush().await?;
+            let mut done = 0u64;
+            while let Some(msg) = ws.next().await {
+                msg?;
+                let t = sent
+                    .pop_front()
+                    .ok_or_else(|| anyhow!("more echoes than messages"))?;
+                h.record(t.elapsed().as_micros().max(1) as u64)?;
+                done += 1;
+                if Instant::now() < deadline {
+                    ws.send(Message::binary(payload.clone())).await?;
+                    sent.push_back(Instant::now());
+                } else if sent.is_empty() {
+                    break;
+                }
+            }
+            let _ = ws.close(None).await;
+            Ok::<_, anyhow::Error>((done, h))
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0u64;
+    let mut all = histogram();
+    for t in tasks {
+        let (done, h) = t.await??;
+        total += done;
+        all.add(&h)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64().max(seconds);
+    println!(
+        "{}",
+        json!({
+            "mode": "rtt", "connections": connections, "inflight": inflight, "size": size,
+            "roundtrips": total, "seconds": elapsed, "rate": total as f64 / elapsed,
+            "p50_us": all.value_at_quantile(0.50), "p99_us": all.value_at_quantile(0.99),
+        })
+    );
+    Ok(())
+}
+
+async fn handshakes(
+    url: &str,
+    concurrency: usize,
+    seconds: f64,
+    headers: &[String],
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (url, headers) = (url.to_string(), headers.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut ws = connect(&url, &headers).await?;
+                ws.send(Message::text("hello")).await?;
+                ws.next().await.ok_or_else(|| anyhow!("no echo"))??;
+                ws.close(None).await?;
+                while let Some(Ok(_)) = ws.next().await {}
+                h.record(t.elapsed().as_micros().max(1) as u64)?;
+                done += 1;
+            }
+            Ok::<_, anyhow::Error>((done, h))
+        }));
+    }
+    let mut total = 0;
+    let mut all = histogram();
+    for t in tasks {
+        let (done, h) = t.await??;
+        total += done;
+        all.add(&h)?;
+    }
+    println!(
+        "{}",
+        json!({ "mode": "handshakes", "concurrency": concurrency, "handshakes": total, "seconds": seconds,
+                "rate": total as f64 / seconds, "p50_us": all.value_at_quantile(0.5), "p99_us": all.value_at_quantile(0.99) })
+    );
+    Ok(())
+}
+
+async fn idle(url: &str, count: usize, hold: f64, headers: &[String]) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(count);
+    let start = Instant::now();
+    while held.len() < count {
+        let batch = (count - held.len()).min(200);
+        let mut pending = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let (url, headers) = (url.to_string(), headers.to_vec());
+            pending.push(tokio::spawn(async move { connect(&url, &headers).await }));
+        }
+        for p in pending {
+            held.push(p.await??);
+        }
+    }
+    println!(
+        "{}",
+        json!({ "mode": "idle", "open": held.len(), "seconds_to_open": start.elapsed().as_secs_f64() })
+    );
+    tokio::time::sleep(Duration::from_secs_f64(hold)).await;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // One thread: the load generator is pinned to one CPU by the run script.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cli.command {
+            Command::EchoBackend { listen } => echo_backend(&listen).await,
+            Command::Rtt {
+                url,
+                connections,
+                inflight,
+                size,
+                seconds,
+                header,
+            } => rtt(&url, connections, inflight, size, seconds, &header).await,
+            Command::Handshakes {
+                url,
+                concurrency,
+                seconds,
+                header,
+            } => handshakes(&url, concurrency, seconds, &header).await,
+            Command::Idle {
+                url,
+                count,
+                hold,
+                header,
+            } => idle(&url, count, hold, &header).await,
+        }
+    })
+}
