@@ -92,32 +92,13 @@ impl Pings {
     }
 }
 
-/// When a side was last heard from, and whether the gateway is waiting for its pong.
+/// Whether a side was heard from since the last keepalive check, and whether the gateway
+/// is waiting for its pong. Receiving a frame only sets a flag: the per-frame path reads
+/// no clock and touches no timer.
+#[derive(Default)]
 struct Liveness {
-    heard: Instant,
+    heard: bool,
     pinged: Option<Instant>,
-}
-
-impl Liveness {
-    fn new(now: Instant) -> Self {
-        Liveness {
-            heard: now,
-            pinged: None,
-        }
-    }
-
-    fn heard(&mut self) {
-        self.heard = Instant::now();
-        self.pinged = None;
-    }
-
-    /// The next moment something must be done for this side.
-    fn deadline(&self, t: &Timing) -> Instant {
-        match self.pinged {
-            Some(at) => at + t.pong_timeout,
-            None => self.heard + t.idle,
-        }
-    }
 }
 
 enum Due {
@@ -126,15 +107,29 @@ enum Due {
     Dead,
 }
 
-fn due(side: &mut Liveness, t: &Timing, now: Instant) -> Due {
-    match side.pinged {
-        Some(at) if now >= at + t.pong_timeout => Due::Dead,
-        Some(_) => Due::Nothing,
-        None if now >= side.heard + t.idle => {
-            side.pinged = Some(now);
-            Due::Ping
+impl Liveness {
+    /// At a keepalive check: what to do about this side.
+    fn check(&mut self, now: Instant, t: &Timing) -> Due {
+        if std::mem::take(&mut self.heard) {
+            self.pinged = None;
+            return Due::Nothing;
         }
-        None => Due::Nothing,
+        match self.pinged {
+            Some(at) if now >= at + t.pong_timeout => Due::Dead,
+            Some(_) => Due::Nothing,
+            None => {
+                self.pinged = Some(now);
+                Due::Ping
+            }
+        }
+    }
+
+    /// When this side next needs a look.
+    fn next_check(&self, now: Instant, t: &Timing) -> Instant {
+        match self.pinged {
+            Some(at) => at + t.pong_timeout,
+            None => now + t.idle,
+        }
     }
 }
 
@@ -151,16 +146,18 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut to_backend, mut to_client) = (Pings::default(), Pings::default());
-    let start = Instant::now();
-    let (mut client_live, mut backend_live) = (Liveness::new(start), Liveness::new(start));
-    let time_limit = timing.max_duration.map(|d| start + d);
+    let (mut client_live, mut backend_live) = (Liveness::default(), Liveness::default());
+    // Futures that live for the whole connection are made once, not per frame.
+    let keepalive = tokio::time::sleep(timing.idle);
+    let time_limit = sleep_until_opt(timing.max_duration.map(|d| Instant::now() + d));
+    let evicted_reason = signals.evicted.clone();
+    let evicted = signals.evicted.changed();
+    let shutdown = signals.shutdown.changed();
+    tokio::pin!(keepalive, time_limit, evicted, shutdown);
     loop {
-        let next_check = client_live
-            .deadline(&timing)
-            .min(backend_live.deadline(&timing));
         tokio::select! {
             from_client = client.next() => {
-                client_live.heard();
+                client_live.heard = true;
                 match from_client {
                     Some(Ok(Message::Close(frame))) => {
                         let _ = backend.send(Message::Close(frame)).await;
@@ -193,7 +190,7 @@ where
                 }
             },
             from_backend = backend.next() => {
-                backend_live.heard();
+                backend_live.heard = true;
                 match from_backend {
                     Some(Ok(Message::Close(frame))) => {
                         let _ = client.send(Message::Close(frame)).await;
@@ -225,9 +222,9 @@ where
                     }
                 }
             },
-            _ = tokio::time::sleep_until(next_check) => {
+            _ = &mut keepalive => {
                 let now = Instant::now();
-                match due(&mut client_live, &timing, now) {
+                match client_live.check(now, &timing) {
                     Due::Ping => { let _ = client.send(Message::Ping(Bytes::from_static(KEEPALIVE))).await; }
                     Due::Dead => {
                         let _ = backend.send(close(CloseCode::Away, "client stopped answering pings")).await;
@@ -237,7 +234,7 @@ where
                     }
                     Due::Nothing => {}
                 }
-                match due(&mut backend_live, &timing, now) {
+                match backend_live.check(now, &timing) {
                     Due::Ping => { let _ = backend.send(Message::Ping(Bytes::from_static(KEEPALIVE))).await; }
                     Due::Dead => {
                         let _ = client.send(close(CloseCode::Error, "backend stopped answering pings")).await;
@@ -247,17 +244,19 @@ where
                     }
                     Due::Nothing => {}
                 }
+                let next = client_live.next_check(now, &timing).min(backend_live.next_check(now, &timing));
+                keepalive.as_mut().reset(next);
             },
-            _ = sleep_until_opt(time_limit) => {
+            _ = &mut time_limit => {
                 close_both(&mut client, &mut backend, "maximum connection duration reached").await;
                 return Ended::TimeLimit;
             },
-            _ = signals.evicted.changed() => {
-                let reason = signals.evicted.borrow().clone().unwrap_or_else(|| "API no longer served".into());
+            _ = &mut evicted => {
+                let reason = evicted_reason.borrow().clone().unwrap_or_else(|| "API no longer served".into());
                 close_both(&mut client, &mut backend, &reason).await;
                 return Ended::Evicted;
             },
-            _ = signals.shutdown.changed() => {
+            _ = &mut shutdown => {
                 close_both(&mut client, &mut backend, "gateway shutting down").await;
                 return Ended::Shutdown;
             }
