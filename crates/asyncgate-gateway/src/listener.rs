@@ -32,6 +32,10 @@ pub struct GatewayConfig {
     /// How long connections of an undeployed, blocked or retired API may go on before
     /// they are closed with 1001 (default 10 s).
     pub undeploy_grace: Duration,
+    /// Read buffer of each leg of a connection. The WebSocket library clears the whole
+    /// buffer on every read, so a large one costs CPU per message and memory per idle
+    /// connection; see docs/benchmarks.md (default 8 KiB).
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -40,14 +44,16 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             backend_ca_file: None,
             undeploy_grace: Duration::from_secs(10),
+            read_buffer_bytes: 16 << 10,
         }
     }
 }
 
 /// Protocol settings of one connection's two legs.
-fn websocket_config(max_message_bytes: u64) -> WebSocketConfig {
+fn websocket_config(max_message_bytes: u64, read_buffer_bytes: usize) -> WebSocketConfig {
     let max = usize::try_from(max_message_bytes).unwrap_or(usize::MAX);
     WebSocketConfig::default()
+        .read_buffer_size(read_buffer_bytes)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }
@@ -196,7 +202,10 @@ impl Gateway {
             Ok(slot) => slot,
             Err(e) => return e.to_response(),
         };
-        let config = websocket_config(route.limits.max_message_bytes);
+        let config = websocket_config(
+            route.limits.max_message_bytes,
+            self.config.read_buffer_bytes,
+        );
         let dialed = match upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,

@@ -146,6 +146,9 @@ impl ServeConfig {
             if let Some(v) = g.undeploy_grace_seconds {
                 self.gateway.undeploy_grace = Duration::from_secs(v);
             }
+            if let Some(v) = g.read_buffer_bytes {
+                self.gateway.read_buffer_bytes = v;
+            }
             if let Some(v) = g.backend_ca_file {
                 self.gateway.backend_ca_file = Some(v);
             }
@@ -185,6 +188,11 @@ impl ServeConfig {
         }
         if self.import.limits.max_bytes == 0 {
             return Err(ConfigError("import.max_bytes must be above 0".into()));
+        }
+        if self.gateway.read_buffer_bytes < 1024 {
+            return Err(ConfigError(
+                "gateway.read_buffer_bytes must be at least 1024".into(),
+            ));
         }
         if self.gateway.connect_timeout.is_zero() {
             return Err(ConfigError(
@@ -249,6 +257,7 @@ struct GatewayFile {
     connect_timeout_ms: Option<u64>,
     undeploy_grace_seconds: Option<u64>,
     backend_ca_file: Option<PathBuf>,
+    read_buffer_bytes: Option<usize>,
     drain_seconds: Option<u64>,
 }
 
