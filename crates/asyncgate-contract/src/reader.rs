@@ -2,9 +2,10 @@
 //! records a diagnostic (with its JSON pointer) instead of failing, and the parts that
 //! are the same in 2.x and 3.x (info, messages).
 
+use crate::diagnostic::ContractError;
 use crate::diagnostic::Diagnostic;
 use crate::load::Limits;
-use crate::model::{Message, SecurityScheme, WsBinding};
+use crate::model::{Channel, Contract, Message, SecurityScheme, Server, WsBinding};
 use crate::refs::resolve;
 use serde_json::{Map, Value};
 
@@ -146,6 +147,46 @@ impl<'a> Reader<'a> {
             content_type: text(map, "contentType"),
             schema_format,
             payload,
+        })
+    }
+
+    /// Every entry of the `servers` mapping, read by the version's `server_of`.
+    pub fn servers(
+        &mut self,
+        server_of: fn(&mut Reader<'a>, &str, &'a Value) -> Option<Server>,
+    ) -> Vec<Server> {
+        let mut out = Vec::new();
+        if let Some(map) = self.object(self.doc.get("servers"), "/servers", false) {
+            for (name, server) in map {
+                if let Some(s) = server_of(self, name, server) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// The model, or every problem found while reading.
+    pub fn finish(
+        mut self,
+        version: &str,
+        info: Info,
+        servers: Vec<Server>,
+        channels: Vec<Channel>,
+    ) -> Result<Contract, ContractError> {
+        let security_schemes = self.security_schemes();
+        if !self.problems.is_empty() {
+            return Err(ContractError::Invalid(self.problems));
+        }
+        Ok(Contract {
+            asyncapi_version: version.to_string(),
+            title: info.title,
+            version: info.version,
+            description: info.description,
+            security_schemes,
+            servers,
+            channels,
+            warnings: self.warnings,
         })
     }
 

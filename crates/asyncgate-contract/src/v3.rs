@@ -12,14 +12,7 @@ use serde_json::Value;
 pub(crate) fn read(doc: &Value, version: &str, limits: &Limits) -> Result<Contract, ContractError> {
     let mut r = Reader::new(doc, limits);
     let info = r.info();
-    let mut servers = Vec::new();
-    if let Some(map) = r.object(doc.get("servers"), "/servers", false) {
-        for (name, server) in map {
-            if let Some(s) = server_of(&mut r, name, server) {
-                servers.push(s);
-            }
-        }
-    }
+    let servers = r.servers(server_of);
 
     // Channels first (with their messages by pointer), then operations attach to them.
     let mut channels: Vec<Found> = Vec::new();
@@ -35,19 +28,8 @@ pub(crate) fn read(doc: &Value, version: &str, limits: &Limits) -> Result<Contra
             operation_of(&mut r, key, op, &mut channels);
         }
     }
-    if !r.problems.is_empty() {
-        return Err(ContractError::Invalid(r.problems));
-    }
-    Ok(Contract {
-        asyncapi_version: version.to_string(),
-        title: info.title,
-        version: info.version,
-        description: info.description,
-        security_schemes: r.security_schemes(),
-        servers,
-        channels: channels.into_iter().map(|f| f.channel).collect(),
-        warnings: r.warnings,
-    })
+    let channels = channels.into_iter().map(|f| f.channel).collect();
+    r.finish(version, info, servers, channels)
 }
 
 fn server_of<'a>(r: &mut Reader<'a>, name: &str, value: &'a Value) -> Option<Server> {

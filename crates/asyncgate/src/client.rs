@@ -52,17 +52,15 @@ impl Client {
         &self.base
     }
 
-    pub async fn call(
+    /// Send a request; the answer's text when it succeeded, the problem otherwise.
+    async fn text(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<String> {
         let url = format!("{}{}{}", self.base, asyncgate_control::API_PREFIX, path);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -73,32 +71,29 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if status.is_success() {
-            if text.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_str(&text)
-                .with_context(|| format!("{method} {path}: the answer is not JSON"));
-        }
-        Err(anyhow!(describe_problem(status.as_u16(), &text)))
-    }
-
-    /// A document (not JSON-wrapped), as text.
-    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        let url = format!("{}{}{}", self.base, asyncgate_control::API_PREFIX, path);
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the management API at {}", self.base))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if status.is_success() {
             Ok(text)
         } else {
             Err(anyhow!(describe_problem(status.as_u16(), &text)))
         }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let text = self.text(method.clone(), path, body).await?;
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("{method} {path}: the answer is not JSON"))
+    }
+
+    /// A document (not JSON-wrapped), as text.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        self.text(Method::GET, path, None).await
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
