@@ -60,7 +60,9 @@ pub fn admit<B>(
     let client_key = check_upgrade(req)?;
     let routes = compiled.routes(&listener.environment, listener.kind);
     let path = req.uri().path();
-    let matched = route::find(routes, path, req.uri().query()).map_err(|miss| match miss {
+    // The backend gets the query without credential parameters.
+    let query = auth::strip_query(req.uri().query());
+    let matched = route::find(routes, path, query.as_deref()).map_err(|miss| match miss {
         Miss::NoApi => GatewayError::client(
             StatusCode::NOT_FOUND,
             "no_api",
@@ -95,20 +97,14 @@ pub fn admit<B>(
         auth::presented(req.headers(), req.uri().query()),
     )?;
 
-    let query = auth::strip_query(req.uri().query());
-    let rest = &path[route.base_path.len()..];
-    let backend_url = route::backend_url(&route.target, rest, query.as_deref());
-    let mut backend_request = backend_request(req.headers(), &backend_url, peer)?;
+    let mut backend_request = backend_request(req.headers(), &matched.backend_url, peer)?;
     for (name, value) in &route.backend_headers {
         backend_request
             .headers_mut()
             .insert(name.clone(), value.clone());
     }
     Ok(Admission {
-        matched: Matched {
-            backend_url,
-            ..matched
-        },
+        matched,
         client_key,
         backend_request,
         credential,
