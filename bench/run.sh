@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 mode=full
 [ "${1:-}" = "--quick" ] && mode=quick
-if [ "$mode" = quick ]; then reps=1; secs=1.5; idle_count=1000; hs_secs=1.5; else reps=3; secs=4; idle_count=8000; hs_secs=3; fi
+if [ "$mode" = quick ]; then reps=1; secs=1.5; idle_count=1000; hs_secs=1.5; fan_msgs=50; else reps=3; secs=4; idle_count=8000; hs_secs=3; fan_msgs=200; fi
 
 if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
   (apt-get update -qq || true) >/dev/null
@@ -36,6 +36,9 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 backend_port=$(port)
 taskset -c 0 "$bin/asyncgate-bench" echo-backend --listen "127.0.0.1:$backend_port" > "$work/backend.out" &
 pids+=($!)
+bcast_port=$(port)
+taskset -c 0 "$bin/asyncgate-bench" broadcast-backend --listen "127.0.0.1:$bcast_port" > "$work/bcast.out" &
+pids+=($!)
 
 # nginx, tuned as its documentation advises for WebSocket proxying.
 nginx_port=$(port)
@@ -54,6 +57,16 @@ http {
   map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
   server {
     listen 127.0.0.1:$nginx_port;
+    location /bcast {
+      proxy_pass http://127.0.0.1:$bcast_port;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection \$connection_upgrade;
+      proxy_buffer_size 64k;
+      proxy_buffers 8 64k;
+      proxy_read_timeout 3600s;
+      tcp_nodelay on;
+    }
     location / {
       proxy_pass http://127.0.0.1:$backend_port;
       proxy_http_version 1.1;
@@ -84,9 +97,13 @@ defaults
   timeout tunnel 1h
 frontend ws
   bind 127.0.0.1:$haproxy_port
+  acl is_bcast path_beg /bcast
+  use_backend bcast if is_bcast
   default_backend echo
 backend echo
   server b1 127.0.0.1:$backend_port
+backend bcast
+  server b2 127.0.0.1:$bcast_port
 CONF
 taskset -c 1 haproxy -f "$work/haproxy.cfg" -db &
 pids+=($!)
@@ -103,12 +120,25 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 "$bin/asyncgate" api update bench --max-message-bytes 1048576 --idle-timeout 3600 -o json > /dev/null
 gw_url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
 key=$("$bin/asyncgate" api key create bench -o json | json key)
+"$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier bcast --target "ws://127.0.0.1:$bcast_port" -o json > /dev/null
+"$bin/asyncgate" api update bcast --idle-timeout 3600 -o json > /dev/null
+gw_bcast_url=$("$bin/asyncgate" api deploy bcast --env development --access external -o json | json url)
+bcast_key=$("$bin/asyncgate" api key create bcast -o json | json key)
 sleep 0.5
 
 nginx_pid=$(pgrep -f "nginx: worker process" | head -1 || true)
 haproxy_pid=$(pgrep -x haproxy | tail -1 || true)
 targets=(direct asyncgate nginx haproxy)
-url_of() {
+url_of() { # target [fanout]
+  if [ "${2:-}" = fanout ]; then
+    case $1 in
+      direct) echo "ws://127.0.0.1:$bcast_port/" ;;
+      asyncgate) echo "$gw_bcast_url" ;;
+      nginx) echo "ws://127.0.0.1:$nginx_port/bcast" ;;
+      haproxy) echo "ws://127.0.0.1:$haproxy_port/bcast" ;;
+    esac
+    return
+  fi
   case $1 in
     direct) echo "ws://127.0.0.1:$backend_port/" ;;
     asyncgate) echo "$gw_url" ;;
@@ -117,7 +147,11 @@ url_of() {
   esac
 }
 pid_of() { case $1 in asyncgate) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
-headers_of() { [ "$1" = asyncgate ] && echo "--header api-key:$key" || true; }
+headers_of() { # target [fanout]
+  if [ "$1" = asyncgate ]; then
+    if [ "${2:-}" = fanout ]; then echo "--header api-key:$bcast_key"; else echo "--header api-key:$key"; fi
+  fi
+}
 cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" || echo 0; }
 rss_kb() { [ -n "$1" ] && awk '/VmRSS/{print $2}' "/proc/$1/status" || echo 0; }
 
@@ -126,7 +160,8 @@ run_point() { # rep target label args...
   local pid; pid=$(pid_of "$target")
   local before; before=$(cpu_ticks "$pid")
   # shellcheck disable=SC2046
-  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target")" $(headers_of "$target"))
+  local kind=""; [ "$1" = fanout ] && kind=fanout
+  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" $(headers_of "$target" "$kind"))
   local after; after=$(cpu_ticks "$pid")
   python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(rep=int(sys.argv[2]), target=sys.argv[3], point=sys.argv[4], proxy_cpu_s=(int(sys.argv[6])-int(sys.argv[5]))/100); print(json.dumps(d))" \
     "$out" "$rep" "$target" "$label" "$before" "$after" >> "$results"
@@ -139,6 +174,7 @@ points=(
   "1x1-16KiB|rtt --connections 1 --inflight 1 --size 16384 --seconds $secs"
   "64x16-16KiB|rtt --connections 64 --inflight 16 --size 16384 --seconds $secs"
   "handshakes|handshakes --concurrency 16 --seconds $hs_secs"
+  "fanout-1000|fanout --receivers 1000 --messages $fan_msgs --seconds $secs"
 )
 for rep in $(seq 1 "$reps"); do
   for point in "${points[@]}"; do

@@ -32,7 +32,7 @@ def summary(point, target):
     if not rs:
         return None
     rates = [r["rate"] for r in rs]
-    count_key = "roundtrips" if "roundtrips" in rs[0] else "handshakes"
+    count_key = next(k for k in ("roundtrips", "handshakes", "delivered") if k in rs[0])
     cpu = [r["proxy_cpu_s"] * 1e6 / max(r[count_key], 1) for r in rs if target != "direct"]
     return {
         "rate": med(rates), "min": min(rates), "max": max(rates),
@@ -49,8 +49,11 @@ lines = [
     "repetition). The echo backend and the load generator share CPU 0; nginx, HAProxy and",
     "asyncgate each run with one worker pinned to CPU 1. nginx has `proxy_buffer_size 64k`",
     "and `proxy_buffers 8 64k`; asyncgate serves the API with an API key. Rates are round",
-    "trips per second (handshakes per second for `handshakes`), medians with min – max;",
-    "p99 latency in µs; proxy CPU in µs per round trip (or handshake).",
+    "trips per second (handshakes per second for `handshakes`; for `fanout-1000`, messages",
+    "delivered per second from one sender to 1,000 receivers through a broadcast backend),",
+    "medians with min – max; p99 latency in µs; proxy CPU in µs per round trip (handshake,",
+    "delivery). Fan-out is paced (the sender sends at a fixed rate), so its rates match by",
+    "design: compare its latency and the proxies' CPU.",
     "",
     f"Machine: {platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
     f"{platform.system()} {platform.release()}.",

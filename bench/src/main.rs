@@ -26,6 +26,28 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// Send every message received to all other connections.
+    BroadcastBackend {
+        #[arg(long)]
+        listen: String,
+    },
+    /// One sender, `receivers` receivers on a broadcast backend: deliveries per second and
+    /// the latency from send to each delivery.
+    Fanout {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        receivers: usize,
+        /// Messages the sender sends, evenly over `seconds`.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long)]
+        header: Vec<String>,
+    },
     /// Closed loop: each connection keeps `inflight` messages outstanding.
     Rtt {
         #[arg(long)]
@@ -123,6 +145,125 @@ async fn echo_backend(listen: &str) -> anyhow::Result<()> {
             }
         });
     }
+}
+
+async fn broadcast_backend(listen: &str) -> anyhow::Result<()> {
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::mpsc;
+    type Peers = Arc<Mutex<Vec<(u64, mpsc::UnboundedSender<Message>)>>>;
+    let listener = TcpListener::bind(listen).await?;
+    println!(
+        "{}",
+        json!({ "listening": listener.local_addr()?.to_string() })
+    );
+    let peers: Peers = Arc::default();
+    let mut next_id = 0u64;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        next_id += 1;
+        let (id, peers) = (next_id, peers.clone());
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(small())).await
+            else {
+                return;
+            };
+            let (mut tx, mut rx) = ws.split();
+            let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
+            peers.lock().expect("peers").push((id, out_tx));
+            // Writer: everything queued for this connection, one flush per batch.
+            let writer = tokio::spawn(async move {
+                let mut out = tokio_stream_of(out_rx).ready_chunks(256);
+                while let Some(batch) = out.next().await {
+                    for m in batch {
+                        if tx.feed(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    if tx.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+            while let Some(Ok(msg)) = rx.next().await {
+                if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                    for (peer, out) in peers.lock().expect("peers").iter() {
+                        if *peer != id {
+                            let _ = out.send(msg.clone());
+                        }
+                    }
+                }
+            }
+            peers.lock().expect("peers").retain(|(peer, _)| *peer != id);
+            writer.abort();
+        });
+    }
+}
+
+/// An unbounded receiver as a stream.
+fn tokio_stream_of(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Message>,
+) -> impl futures_util::Stream<Item = Message> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn fanout(
+    url: &str,
+    receivers: usize,
+    messages: usize,
+    seconds: f64,
+    size: usize,
+    headers: &[String],
+) -> anyhow::Result<()> {
+    let epoch = Instant::now();
+    let mut tasks = Vec::with_capacity(receivers);
+    for _ in 0..receivers {
+        let mut ws = connect(url, headers).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut got = 0usize;
+            while got < messages {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    Ok(Some(Ok(Message::Binary(b)))) if b.len() >= 8 => {
+                        let sent = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+                        let now = epoch.elapsed().as_micros() as u64;
+                        h.record(now.saturating_sub(sent).max(1))?;
+                        got += 1;
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => break,
+                }
+            }
+            let _ = ws.close(None).await;
+            Ok::<_, anyhow::Error>((got, h))
+        }));
+    }
+    let mut sender = connect(url, headers).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let gap = Duration::from_secs_f64(seconds / messages.max(1) as f64);
+    for i in 0..messages {
+        tokio::time::sleep_until((start + gap * i as u32).into()).await;
+        let mut payload = vec![b'x'; size.max(8)];
+        payload[..8].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_le_bytes());
+        sender.send(Message::binary(payload)).await?;
+    }
+    let mut delivered = 0usize;
+    let mut all = histogram();
+    for t in tasks {
+        let (got, h) = t.await??;
+        delivered += got;
+        all.add(&h)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = sender.close(None).await;
+    println!(
+        "{}",
+        json!({ "mode": "fanout", "receivers": receivers, "messages": messages, "delivered": delivered,
+                "expected": messages * receivers, "seconds": elapsed, "rate": delivered as f64 / elapsed,
+                "p50_us": all.value_at_quantile(0.5), "p99_us": all.value_at_quantile(0.99) })
+    );
+    Ok(())
 }
 
 async fn rtt(
@@ -261,6 +402,15 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::EchoBackend { listen } => echo_backend(&listen).await,
+            Command::BroadcastBackend { listen } => broadcast_backend(&listen).await,
+            Command::Fanout {
+                url,
+                receivers,
+                messages,
+                seconds,
+                size,
+                header,
+            } => fanout(&url, receivers, messages, seconds, size, &header).await,
             Command::Rtt {
                 url,
                 connections,
