@@ -14,14 +14,16 @@ use std::sync::Arc;
 /// path first, and the token verification key decoded once.
 pub struct Compiled {
     pub version: u64,
-    routes: HashMap<(String, ListenerKind), Vec<Arc<Route>>>,
+    /// Per environment, the routes of its external and internal listeners (indexed by
+    /// `slot`): looked up by `&str`, so a handshake allocates nothing to find its routes.
+    routes: HashMap<String, [Vec<Arc<Route>>; 2]>,
     pub token_key: Option<DecodingKey>,
     pub token_issuer: String,
 }
 
 impl Compiled {
     pub fn new(snapshot: &Snapshot) -> Compiled {
-        let mut routes: HashMap<(String, ListenerKind), Vec<Arc<Route>>> = HashMap::new();
+        let mut routes: HashMap<String, [Vec<Arc<Route>>; 2]> = HashMap::new();
         for api in &snapshot.apis {
             let keys: Arc<HashSet<String>> = Arc::new(api.key_hashes.iter().cloned().collect());
             for d in &api.deployments {
@@ -53,15 +55,13 @@ impl Compiled {
                 });
                 for kind in [ListenerKind::External, ListenerKind::Internal] {
                     if d.access_mode.served_on(kind) {
-                        routes
-                            .entry((d.environment.clone(), kind))
-                            .or_default()
+                        routes.entry(d.environment.clone()).or_default()[slot(kind)]
                             .push(route.clone());
                     }
                 }
             }
         }
-        for list in routes.values_mut() {
+        for list in routes.values_mut().flatten() {
             list.sort_by_key(|r| std::cmp::Reverse(r.base_path.len()));
         }
         let token_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -87,9 +87,16 @@ impl Compiled {
 
     pub fn routes(&self, environment: &str, kind: ListenerKind) -> &[Arc<Route>] {
         self.routes
-            .get(&(environment.to_string(), kind))
-            .map(Vec::as_slice)
+            .get(environment)
+            .map(|lists| lists[slot(kind)].as_slice())
             .unwrap_or(&[])
+    }
+}
+
+fn slot(kind: ListenerKind) -> usize {
+    match kind {
+        ListenerKind::External => 0,
+        ListenerKind::Internal => 1,
     }
 }
 
