@@ -123,7 +123,6 @@ fn not_asyncapi(doc: &serde_json::Value) -> ContractError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Operation;
 
     const CHAT: &str = include_str!("../../../samples/chat-service-asyncapi.yaml");
 
@@ -170,20 +169,9 @@ mod tests {
         assert_eq!(c.servers[0].url, "ws://127.0.0.1:9410");
         let ch = &c.channels[0];
         assert_eq!((ch.id.as_deref(), ch.address.as_str()), (Some("chat"), "/"));
-        let names = |op: &Option<Operation>| -> Vec<String> {
-            op.as_ref()
-                .unwrap()
-                .messages
-                .iter()
-                .map(|m| m.name.clone().unwrap())
-                .collect()
-        };
         // `receive`: what the server receives, so what clients send.
-        assert_eq!(names(&ch.client_to_server), ["Connect", "Data"]);
-        assert_eq!(
-            names(&ch.server_to_client),
-            ["Presence", "Data", "Delivered"]
-        );
+        assert_eq!(ch.client_sends(), ["Connect", "Data"]);
+        assert_eq!(ch.client_receives(), ["Presence", "Data", "Delivered"]);
         assert_eq!(
             ch.client_to_server
                 .as_ref()

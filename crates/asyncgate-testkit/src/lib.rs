@@ -502,6 +502,17 @@ impl WsClient {
         }
     }
 
+    /// Connect expecting the handshake to be refused: what it answered. An accepted
+    /// handshake is an error.
+    pub async fn refused(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Refused> {
+        match Self::try_connect(url, headers).await? {
+            Ok(_) => Err(anyhow!(
+                "{url} accepted the handshake; a refusal was expected"
+            )),
+            Err(r) => Ok(r),
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
         Ok(self.ws.send(Message::text(text.to_string())).await?)
     }

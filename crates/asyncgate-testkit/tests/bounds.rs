@@ -150,10 +150,7 @@ async fn connection_limits_per_api_and_per_credential_answer_429() -> anyhow::Re
 
     let a = connect(&url, &key).await?;
     let b = connect(&url, &key).await?;
-    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("third with one key");
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 429);
     assert!(
         refused.body.contains("credential_connection_limit"),
@@ -161,10 +158,7 @@ async fn connection_limits_per_api_and_per_credential_answer_429() -> anyhow::Re
         refused.body
     );
     let c = connect(&url, &other).await?;
-    let refused = WsClient::try_connect(&url, &[("api-key", &other)])
-        .await?
-        .err()
-        .expect("fourth overall");
+    let refused = WsClient::refused(&url, &[("api-key", &other)]).await?;
     assert_eq!(refused.status, 429);
     assert!(
         refused.body.contains("\"connection_limit\""),
@@ -197,10 +191,7 @@ async fn a_backend_that_never_answers_the_handshake_gives_504() -> anyhow::Resul
     })
     .await?;
     let (url, key) = gw.deploy_sample(&stuck.url).await?;
-    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("no upgrade");
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 504);
     assert!(refused.body.contains("backend_timeout"), "{}", refused.body);
     gw.shutdown().await;
@@ -282,10 +273,7 @@ async fn undeploy_block_and_retire_close_live_connections_after_the_grace_period
         .post("/apis/chat-api/lifecycle", &json!({ "action": "block" }))
         .await?;
     assert_eq!(kept.recv_close().await?, (1001, "API blocked".to_string()));
-    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("blocked");
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 403);
 
     gw.client
@@ -369,10 +357,7 @@ async fn wss_backends_are_verified_and_a_custom_ca_can_be_trusted() -> anyhow::R
     // The test CA is not trusted by default: the certificate is refused.
     let gw = TestPlatform::start().await?;
     let (url, key) = echo_api(&gw, &tls_echo, json!({})).await?;
-    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("untrusted");
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 502);
     assert!(refused.body.contains("backend_tls"), "{}", refused.body);
     gw.shutdown().await;

@@ -27,10 +27,7 @@ async fn clients_without_a_valid_credential_get_401_before_any_upgrade() -> anyh
         (format!("{url}?access_token=nope"), vec![], "invalid_token"),
     ];
     for (u, headers, code) in cases {
-        let refused = WsClient::try_connect(&u, &headers)
-            .await?
-            .err()
-            .expect("must be refused");
+        let refused = WsClient::refused(&u, &headers).await?;
         assert_eq!(refused.status, 401, "{u} {headers:?}");
         let body: Value = serde_json::from_str(&refused.body)?;
         assert_eq!(body["error"], code, "{body}");
@@ -43,11 +40,7 @@ async fn clients_without_a_valid_credential_get_401_before_any_upgrade() -> anyh
         .delete(&format!("/apis/chat-api/keys/{key_id}"))
         .await?;
     assert_eq!(
-        WsClient::try_connect(&url, &[("api-key", &key)])
-            .await?
-            .err()
-            .unwrap()
-            .status,
+        WsClient::refused(&url, &[("api-key", &key)]).await?.status,
         401
     );
     gw.shutdown().await;
@@ -84,10 +77,7 @@ async fn a_test_token_works_only_for_its_api_and_environment() -> anyhow::Result
         "{}/default/chat-api/v1.0.0",
         gw.listener("production", true)
     );
-    let refused = WsClient::try_connect(&prod_url, &[("authorization", &bearer)])
-        .await?
-        .err()
-        .unwrap();
+    let refused = WsClient::refused(&prod_url, &[("authorization", &bearer)]).await?;
     assert_eq!(refused.status, 401);
     assert!(refused.body.contains("development"), "{}", refused.body);
     gw.shutdown().await;
@@ -98,10 +88,7 @@ async fn a_test_token_works_only_for_its_api_and_environment() -> anyhow::Result
 async fn a_dead_backend_gives_502_never_a_101() -> anyhow::Result<()> {
     let gw = TestPlatform::start().await?;
     let (url, key) = gw.deploy_sample(&dead_port_url().await?).await?;
-    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("no upgrade");
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 502);
     assert!(refused.body.contains("unreachable"), "{}", refused.body);
     gw.shutdown().await;
@@ -115,10 +102,7 @@ async fn a_backend_that_refuses_the_upgrade_gives_502() -> anyhow::Result<()> {
     let target = not_ws.url.replacen("http://", "ws://", 1);
     let gw = TestPlatform::start().await?;
     let (url, key) = gw.deploy_sample(&target).await?;
-    let refused = WsClient::try_connect(&url, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("no upgrade");
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 502);
     assert!(refused.body.contains("HTTP 200"), "{}", refused.body);
     gw.shutdown().await;
@@ -142,10 +126,7 @@ async fn an_internal_api_is_served_only_on_the_internal_listener() -> anyhow::Re
         "{}/default/chat-api/v1.0.0",
         gw.listener("development", true)
     );
-    let refused = WsClient::try_connect(&external, &[("api-key", &key)])
-        .await?
-        .err()
-        .expect("not on external");
+    let refused = WsClient::refused(&external, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 404);
     // Switching to External serves it on both.
     gw.deploy("chat-api", "development", "external").await?;
