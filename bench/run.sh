@@ -43,6 +43,15 @@ pids+=($!)
 # nginx, tuned as its documentation advises for WebSocket proxying.
 nginx_port=$(port)
 mkdir -p "$work/nginx"
+cat > "$work/nginx/websocket.conf" <<CONF
+proxy_http_version 1.1;
+proxy_set_header Upgrade \$http_upgrade;
+proxy_set_header Connection \$connection_upgrade;
+proxy_buffer_size 64k;
+proxy_buffers 8 64k;
+proxy_read_timeout 3600s;
+tcp_nodelay on;
+CONF
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -59,23 +68,11 @@ http {
     listen 127.0.0.1:$nginx_port;
     location /bcast {
       proxy_pass http://127.0.0.1:$bcast_port;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection \$connection_upgrade;
-      proxy_buffer_size 64k;
-      proxy_buffers 8 64k;
-      proxy_read_timeout 3600s;
-      tcp_nodelay on;
+      include $PWD/$work/nginx/websocket.conf;
     }
     location / {
       proxy_pass http://127.0.0.1:$backend_port;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection \$connection_upgrade;
-      proxy_buffer_size 64k;
-      proxy_buffers 8 64k;
-      proxy_read_timeout 3600s;
-      tcp_nodelay on;
+      include $PWD/$work/nginx/websocket.conf;
     }
   }
 }
