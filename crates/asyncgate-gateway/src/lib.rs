@@ -3,11 +3,14 @@
 //!
 //! `listener` accepts connections, `handshake` holds every rejection before the upgrade,
 //! `route` and `auth` are the checks it makes, `upstream` dials the backend and `pump`
-//! carries frames after the upgrade. The gateway never reads the store: it follows a
+//! carries frames after the upgrade, reading them with `direction` (`frame` is the wire
+//! format, `utf8` the text check). The gateway never reads the store: it follows a
 //! stream of [`asyncgate_core::Snapshot`]s (`snapshot`).
 
 pub mod auth;
+pub mod direction;
 pub mod error;
+pub mod frame;
 pub mod handshake;
 pub mod listener;
 pub mod live;
@@ -15,6 +18,7 @@ pub mod pump;
 pub mod route;
 pub mod snapshot;
 pub mod upstream;
+pub mod utf8;
 
 pub use error::{Fault, GatewayError};
 pub use listener::{Gateway, GatewayConfig};

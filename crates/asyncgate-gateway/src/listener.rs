@@ -18,10 +18,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -32,9 +31,8 @@ pub struct GatewayConfig {
     /// How long connections of an undeployed, blocked or retired API may go on before
     /// they are closed with 1001 (default 10 s).
     pub undeploy_grace: Duration,
-    /// Read buffer of each leg of a connection. The WebSocket library clears the whole
-    /// buffer on every read, so a large one costs CPU per message and memory per idle
-    /// connection; see docs/benchmarks.md (default 8 KiB).
+    /// Bytes read per system call into the thread's scratch buffer (default 32 KiB). A
+    /// connection holds a buffer of its own only while its peer cannot take what was read.
     pub read_buffer_bytes: usize,
 }
 
@@ -44,18 +42,9 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             backend_ca_file: None,
             undeploy_grace: Duration::from_secs(10),
-            read_buffer_bytes: 16 << 10,
+            read_buffer_bytes: 32 << 10,
         }
     }
-}
-
-/// Protocol settings of one connection's two legs.
-fn websocket_config(max_message_bytes: u64, read_buffer_bytes: usize) -> WebSocketConfig {
-    let max = usize::try_from(max_message_bytes).unwrap_or(usize::MAX);
-    WebSocketConfig::default()
-        .read_buffer_size(read_buffer_bytes)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
 }
 
 /// The data plane of one process: the current snapshot and the settings every listener
@@ -202,15 +191,10 @@ impl Gateway {
             Ok(slot) => slot,
             Err(e) => return e.to_response(),
         };
-        let config = websocket_config(
-            route.limits.max_message_bytes,
-            self.config.read_buffer_bytes,
-        );
         let dialed = match upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,
             &self.tls,
-            config,
         )
         .await
         {
@@ -232,18 +216,22 @@ impl Gateway {
         if let Some(protocol) = dialed.protocol {
             response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }
-        let backend = dialed.socket;
+        let backend = dialed.leg;
         let response = match response.body(Full::new(Bytes::new())) {
             Ok(r) => r,
             Err(e) => return crate::GatewayError::internal(e.to_string()).to_response(),
         };
 
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let timing = pump::Timing {
-            idle: Duration::from_secs(route.limits.idle_timeout_seconds),
-            pong_timeout: Duration::from_secs(route.limits.pong_timeout_seconds),
-            max_duration: (route.limits.max_connection_seconds > 0)
-                .then(|| Duration::from_secs(route.limits.max_connection_seconds)),
+        let settings = pump::Settings {
+            timing: pump::Timing {
+                idle: Duration::from_secs(route.limits.idle_timeout_seconds),
+                pong_timeout: Duration::from_secs(route.limits.pong_timeout_seconds),
+                max_duration: (route.limits.max_connection_seconds > 0)
+                    .then(|| Duration::from_secs(route.limits.max_connection_seconds)),
+            },
+            max_message_bytes: route.limits.max_message_bytes,
+            read_bytes: self.config.read_buffer_bytes,
         };
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
@@ -253,18 +241,23 @@ impl Gateway {
                     return;
                 }
             };
-            let client = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
-            .await;
+            // The listener serves plain TCP, so the upgraded connection is that socket.
+            let client = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => pump::Leg {
+                    io: parts.io.into_inner(),
+                    read_ahead: parts.read_buf.to_vec(),
+                },
+                Err(_) => {
+                    tracing::error!("upgraded client connection is not a TCP stream");
+                    return;
+                }
+            };
             tracing::debug!(api = %route.api_name, env = %route.environment, revision = route.revision, "connection open");
             let signals = pump::Signals {
                 shutdown,
                 evicted: slot.evicted.clone(),
             };
-            let ended = pump::run(client, backend, timing, signals).await;
+            let ended = pump::run(client, backend, settings, signals).await;
             drop(slot);
             tracing::debug!(api = %route.api_name, ?ended, "connection closed");
         });

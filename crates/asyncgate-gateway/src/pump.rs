@@ -1,26 +1,38 @@
-//! After the upgrade: frames carried both ways from one task, close handshakes passed
-//! through, keepalive pings to quiet sides, the connection's time limit, and both sides
-//! closed with a code that says what happened.
+//! After the upgrade: one task per connection carries frames both ways, passes close
+//! handshakes through, pings quiet sides, ends the connection at its time limit, and
+//! closes both sides with a code that says what happened.
+//!
+//! A connection that moves no data holds no buffer. Bytes are read into the thread's
+//! scratch buffer, checked frame by frame ([`Direction`]) and written straight on in one
+//! write; only what the receiving side cannot take yet is copied into a buffer of the
+//! connection's own, and the sender is not read again until that buffer is written
+//! (backpressure).
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use std::collections::VecDeque;
+use crate::direction::{Direction, Stop, KEEPALIVE};
+use crate::frame::{self, OpCode};
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 
 /// How long the gateway waits for the other side to answer a close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
-/// Payload of the gateway's own keepalive pings; their pongs are not forwarded.
-const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
+/// Reads made in one wake-up before the task lets others run.
+const READS_PER_POLL: usize = 32;
+/// A carried remainder up to this size keeps its allocation between reads.
+const KEPT_CARRY: usize = 256;
+
+thread_local! {
+    /// Where every connection on this thread reads into.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// How a relayed connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     ClientClosed,
     BackendClosed,
@@ -28,6 +40,8 @@ pub enum Ended {
     BackendLost,
     ClientTooBig,
     BackendTooBig,
+    ClientBrokeProtocol,
+    BackendBrokeProtocol,
     ClientSilent,
     BackendSilent,
     TimeLimit,
@@ -54,42 +68,19 @@ pub struct Signals {
     pub evicted: watch::Receiver<Option<String>>,
 }
 
-fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
+/// One side's connection after its handshake, with the bytes read past the handshake.
+pub struct Leg<S> {
+    pub io: S,
+    pub read_ahead: Vec<u8>,
 }
 
-/// Pings forwarded to one side whose pongs are still due. The WebSocket layer answers
-/// every ping itself, so the pong the other side sends back for a forwarded ping is
-/// dropped: each ping gets exactly one pong, and both ends still see each other's pings.
-#[derive(Default)]
-struct Pings {
-    outstanding: VecDeque<Bytes>,
-}
-
-impl Pings {
-    const MAX_OUTSTANDING: usize = 16;
-
-    fn forwarded(&mut self, payload: &Bytes) {
-        if self.outstanding.len() == Self::MAX_OUTSTANDING {
-            self.outstanding.pop_front();
-        }
-        self.outstanding.push_back(payload.clone());
-    }
-
-    /// Whether `payload` answers a forwarded ping (RFC 6455 5.5.3 lets a peer answer only
-    /// the latest of several pings, so earlier ones are settled too).
-    fn answers(&mut self, payload: &Bytes) -> bool {
-        match self.outstanding.iter().position(|p| p == payload) {
-            Some(i) => {
-                self.outstanding.drain(..=i);
-                true
-            }
-            None => false,
-        }
-    }
+/// The bounds of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub timing: Timing,
+    pub max_message_bytes: u64,
+    /// Bytes read per system call.
+    pub read_bytes: usize,
 }
 
 /// Whether a side was heard from since the last keepalive check, and whether the gateway
@@ -133,187 +124,487 @@ impl Liveness {
     }
 }
 
-/// Relay between `client` and `backend` until one side closes or a bound or signal ends
-/// the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Client,
+    Backend,
+}
+
+struct Side<S> {
+    io: S,
+    /// Frames this side could not take yet.
+    out: Vec<u8>,
+    /// Written bytes may wait in a TLS layer until flushed.
+    unflushed: bool,
+    /// Its connection failed, ended or was dropped: nothing more is read or written.
+    gone: bool,
+    /// It sent its close frame.
+    got_close: bool,
+    /// A close frame went to it, relayed or the gateway's own.
+    sent_close: bool,
+    /// The direction from it holds carried bytes to process before the next read.
+    unread: bool,
+    /// Frames the gateway makes for this side are masked (it is the backend).
+    masked: bool,
+    live: Liveness,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Side<S> {
+    fn new(io: S, masked: bool) -> Side<S> {
+        Side {
+            io,
+            out: Vec::new(),
+            unflushed: false,
+            gone: false,
+            got_close: false,
+            sent_close: false,
+            unread: false,
+            masked,
+            live: Liveness::default(),
+        }
+    }
+
+    /// Write `bytes` now as far as the socket takes them; keep the rest.
+    fn send(&mut self, cx: &mut Context<'_>, mut bytes: &[u8]) {
+        if self.gone {
+            return;
+        }
+        while self.out.is_empty() && !bytes.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, bytes) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    bytes = &bytes[n..];
+                    self.unflushed = true;
+                }
+                Poll::Ready(_) => {
+                    self.gone = true;
+                    return;
+                }
+                Poll::Pending => break,
+            }
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Write what waits, then flush; the buffer is given back once empty.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        while !self.out.is_empty() && !self.gone {
+            match Pin::new(&mut self.io).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    self.out.drain(..n);
+                    self.unflushed = true;
+                }
+                Poll::Ready(_) => self.gone = true,
+                Poll::Pending => return,
+            }
+        }
+        if self.out.capacity() > 0 {
+            self.out = Vec::new();
+        }
+        if self.unflushed && !self.gone {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => self.gone = true,
+                Poll::Pending => {}
+            }
+        }
+    }
+
+    /// Queue a frame of the gateway's own, if the stream to this side is between frames.
+    /// `feed` is the direction whose frames this side receives.
+    fn own_frame(&mut self, feed: &Direction, opcode: OpCode, payload: &[u8]) -> bool {
+        if self.gone || self.sent_close || !feed.at_boundary() {
+            return false;
+        }
+        frame::write_frame(
+            &mut self.out,
+            opcode,
+            payload,
+            self.masked.then(rand::random::<[u8; 4]>),
+        );
+        true
+    }
+
+    /// Send the gateway's close. Where half a frame has gone out there is no clean way to
+    /// end the stream, and the connection is dropped instead.
+    fn close(&mut self, feed: &Direction, code: u16, reason: &str) {
+        if self.gone || self.sent_close {
+            return;
+        }
+        if !self.own_frame(feed, OpCode::Close, &frame::close_payload(code, reason)) {
+            self.gone = true;
+        }
+        self.sent_close = true;
+    }
+
+    /// Done with: its close handshake is complete and written, or it is gone.
+    fn finished(&self) -> bool {
+        self.gone || (self.got_close && self.sent_close && self.out.is_empty() && !self.unflushed)
+    }
+
+    fn involved_in_closing(&self) -> bool {
+        self.gone || self.got_close || self.sent_close
+    }
+}
+
+/// What one read from a side came to.
+enum Read {
+    Nothing,
+    Progress,
+    Stopped(Stop),
+    Lost,
+}
+
+/// Read once from `from`, forward what may go on to `to`.
+fn read_once<A, B>(
+    cx: &mut Context<'_>,
+    from: &mut Side<A>,
+    dir: &mut Direction,
+    to: &mut Side<B>,
+    scratch: &mut Vec<u8>,
+    read_bytes: usize,
+) -> Read
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let carried = dir.carry.len();
+    if scratch.len() < carried + read_bytes {
+        scratch.resize(carried + read_bytes, 0);
+    }
+    let n = if std::mem::take(&mut from.unread) {
+        0
+    } else {
+        let mut buf = ReadBuf::new(&mut scratch[carried..carried + read_bytes]);
+        match Pin::new(&mut from.io).poll_read(cx, &mut buf) {
+            Poll::Pending => return Read::Nothing,
+            Poll::Ready(Err(_)) => return Read::Lost,
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => return Read::Lost,
+            Poll::Ready(Ok(())) => buf.filled().len(),
+        }
+    };
+    from.live.heard = true;
+    let mut carry = std::mem::take(&mut dir.carry);
+    scratch[..carried].copy_from_slice(&carry);
+    if carry.capacity() <= KEPT_CARRY {
+        carry.clear();
+        dir.carry = carry;
+    }
+    let done = dir.process(&mut scratch[..carried + n]);
+    if !to.sent_close {
+        to.send(cx, &scratch[..done.forward]);
+    }
+    match done.stop {
+        Some(stop) => {
+            from.unread = !dir.carry.is_empty();
+            Read::Stopped(stop)
+        }
+        None => Read::Progress,
+    }
+}
+
+/// May `from` be read: it is still sending, and `to` has taken everything so far.
+fn readable<A, B>(from: &Side<A>, to: &Side<B>) -> bool {
+    !from.gone && !from.got_close && to.out.is_empty()
+}
+
+/// Both sides of one connection and the frames between them.
+struct Relay<C, B> {
+    client: Side<C>,
+    backend: Side<B>,
+    /// Client to backend.
+    up: Direction,
+    /// Backend to client.
+    down: Direction,
+    read_bytes: usize,
+    ended: Option<Ended>,
+}
+
+impl<C, B> Relay<C, B>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    fn closing(&self) -> bool {
+        self.client.involved_in_closing() || self.backend.involved_in_closing()
+    }
+
+    fn done(&self) -> bool {
+        self.client.finished() && self.backend.finished()
+    }
+
+    /// Carry bytes both ways until nothing more is ready. Ready when the connection
+    /// started closing, or with `to_the_end` when it is done.
+    fn poll_relay(&mut self, cx: &mut Context<'_>, to_the_end: bool) -> Poll<()> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            for _ in 0..READS_PER_POLL {
+                self.client.flush(cx);
+                self.backend.flush(cx);
+                let mut progress = false;
+                if readable(&self.client, &self.backend) {
+                    progress |= self.read(cx, Who::Client, &mut scratch);
+                }
+                if readable(&self.backend, &self.client) {
+                    progress |= self.read(cx, Who::Backend, &mut scratch);
+                }
+                if self.client.gone {
+                    self.lost(Who::Client);
+                }
+                if self.backend.gone {
+                    self.lost(Who::Backend);
+                }
+                let ready = if to_the_end {
+                    self.done()
+                } else {
+                    self.closing()
+                };
+                if ready {
+                    return Poll::Ready(());
+                }
+                if !progress {
+                    return Poll::Pending;
+                }
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+    }
+
+    /// One read from `who`; whether anything happened.
+    fn read(&mut self, cx: &mut Context<'_>, who: Who, scratch: &mut Vec<u8>) -> bool {
+        let read = match who {
+            Who::Client => read_once(
+                cx,
+                &mut self.client,
+                &mut self.up,
+                &mut self.backend,
+                scratch,
+                self.read_bytes,
+            ),
+            Who::Backend => read_once(
+                cx,
+                &mut self.backend,
+                &mut self.down,
+                &mut self.client,
+                scratch,
+                self.read_bytes,
+            ),
+        };
+        match read {
+            Read::Nothing => return false,
+            Read::Progress => {}
+            Read::Stopped(Stop::Close { frame, .. }) => self.close_from(who, frame),
+            Read::Stopped(Stop::Violation(v)) => self.violation(who, v),
+            Read::Lost => {
+                match who {
+                    Who::Client => self.client.gone = true,
+                    Who::Backend => self.backend.gone = true,
+                }
+                self.lost(who);
+            }
+        }
+        true
+    }
+
+    /// `who` sent its close: relayed to the other side unless that side was already sent
+    /// one (then this is the answer to it).
+    fn close_from(&mut self, who: Who, frame: Vec<u8>) {
+        let (ended, to_sent) = match who {
+            Who::Client => {
+                self.client.got_close = true;
+                (Ended::ClientClosed, &mut self.backend.sent_close)
+            }
+            Who::Backend => {
+                self.backend.got_close = true;
+                (Ended::BackendClosed, &mut self.client.sent_close)
+            }
+        };
+        if *to_sent {
+            return;
+        }
+        *to_sent = true;
+        self.ended.get_or_insert(ended);
+        match who {
+            Who::Client => self.backend.out.extend_from_slice(&frame),
+            Who::Backend => self.client.out.extend_from_slice(&frame),
+        }
+    }
+
+    /// `who` broke the protocol or a limit: it gets the code that says so, the other side
+    /// a close, and the breaker is read on for its answer.
+    fn violation(&mut self, who: Who, v: frame::Violation) {
+        let too_big = v.code == frame::TOO_BIG;
+        match who {
+            Who::Client => {
+                self.ended.get_or_insert(if too_big {
+                    Ended::ClientTooBig
+                } else {
+                    Ended::ClientBrokeProtocol
+                });
+                self.client.close(&self.down, v.code, v.reason);
+                self.backend.close(&self.up, 1001, "client went away");
+            }
+            Who::Backend => {
+                self.ended.get_or_insert(if too_big {
+                    Ended::BackendTooBig
+                } else {
+                    Ended::BackendBrokeProtocol
+                });
+                self.backend.close(&self.down, v.code, v.reason);
+                if too_big {
+                    self.client.close(
+                        &self.down,
+                        1001,
+                        "the backend sent a message that is too big",
+                    );
+                } else {
+                    self.client
+                        .close(&self.down, 1011, "the backend broke the WebSocket protocol");
+                }
+            }
+        }
+    }
+
+    /// `who`'s connection ended or failed; the other side is told.
+    fn lost(&mut self, who: Who) {
+        match who {
+            Who::Client => {
+                self.ended.get_or_insert(Ended::ClientLost);
+                self.backend.close(&self.up, 1001, "client went away");
+            }
+            Who::Backend => {
+                self.ended.get_or_insert(Ended::BackendLost);
+                self.client
+                    .close(&self.down, 1011, "backend connection lost");
+            }
+        }
+    }
+
+    /// Close both sides with 1001 and `reason`.
+    fn close_both(&mut self, ended: Ended, reason: &str) {
+        self.ended.get_or_insert(ended);
+        self.client.close(&self.down, 1001, reason);
+        self.backend.close(&self.up, 1001, reason);
+    }
+
+    /// A keepalive check: ping quiet sides, close the connection when one stayed silent.
+    /// Returns when the next check is due.
+    fn keepalive(&mut self, timing: &Timing) -> Instant {
+        let now = Instant::now();
+        match self.client.live.check(now, timing) {
+            Due::Ping => {
+                self.client.own_frame(&self.down, OpCode::Ping, KEEPALIVE);
+            }
+            Due::Dead => {
+                self.ended.get_or_insert(Ended::ClientSilent);
+                self.backend
+                    .close(&self.up, 1001, "client stopped answering pings");
+                self.client.close(&self.down, 1001, "no answer to pings");
+            }
+            Due::Nothing => {}
+        }
+        match self.backend.live.check(now, timing) {
+            Due::Ping => {
+                self.backend.own_frame(&self.up, OpCode::Ping, KEEPALIVE);
+            }
+            Due::Dead => {
+                self.ended.get_or_insert(Ended::BackendSilent);
+                self.client
+                    .close(&self.down, 1011, "backend stopped answering pings");
+                self.backend.close(&self.up, 1001, "no answer to pings");
+            }
+            Due::Nothing => {}
+        }
+        self.client
+            .live
+            .next_check(now, timing)
+            .min(self.backend.live.next_check(now, timing))
+    }
+}
+
+/// Relay between `client` and `backend` until both close, or a bound or signal ends the
+/// connection.
 pub async fn run<C, B>(
-    mut client: WebSocketStream<C>,
-    mut backend: WebSocketStream<B>,
-    timing: Timing,
+    client: Leg<C>,
+    backend: Leg<B>,
+    settings: Settings,
     mut signals: Signals,
 ) -> Ended
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut to_backend, mut to_client) = (Pings::default(), Pings::default());
-    let (mut client_live, mut backend_live) = (Liveness::default(), Liveness::default());
-    // Futures that live for the whole connection are made once, not per frame.
+    let timing = settings.timing;
+    let mut relay = Relay {
+        client: Side::new(client.io, false),
+        backend: Side::new(backend.io, true),
+        up: Direction::new(true, settings.max_message_bytes),
+        down: Direction::new(false, settings.max_message_bytes),
+        read_bytes: settings.read_bytes,
+        ended: None,
+    };
+    // Bytes read past a handshake are processed before the first read; an empty buffer
+    // is not kept for the connection's life.
+    if !client.read_ahead.is_empty() {
+        relay.up.carry = client.read_ahead;
+        relay.client.unread = true;
+    }
+    if !backend.read_ahead.is_empty() {
+        relay.down.carry = backend.read_ahead;
+        relay.backend.unread = true;
+    }
+
     let keepalive = tokio::time::sleep(timing.idle);
     let time_limit = sleep_until_opt(timing.max_duration.map(|d| Instant::now() + d));
     let evicted_reason = signals.evicted.clone();
     let evicted = signals.evicted.changed();
     let shutdown = signals.shutdown.changed();
     tokio::pin!(keepalive, time_limit, evicted, shutdown);
-    loop {
-        tokio::select! {
-            from_client = client.next() => {
-                client_live.heard = true;
-                match from_client {
-                    Some(Ok(Message::Close(frame))) => {
-                        let _ = backend.send(Message::Close(frame)).await;
-                        finish(&mut backend, &mut client).await;
-                        return Ended::ClientClosed;
-                    }
-                    Some(Ok(Message::Pong(p))) if p.as_ref() == KEEPALIVE || to_client.answers(&p) => {}
-                    Some(Ok(msg)) => {
-                        if let Message::Ping(p) = &msg {
-                            to_backend.forwarded(p);
-                        }
-                        if backend.send(msg).await.is_err() {
-                            let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
-                            finish(&mut client, &mut backend).await;
-                            return Ended::BackendLost;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        let (code, reason) = read_error(&e);
-                        let _ = client.send(close(code, reason)).await;
-                        let _ = backend.send(close(CloseCode::Away, "client went away")).await;
-                        finish(&mut backend, &mut client).await;
-                        return if code == CloseCode::Size { Ended::ClientTooBig } else { Ended::ClientLost };
-                    }
-                    None => {
-                        let _ = backend.send(close(CloseCode::Away, "client went away")).await;
-                        finish(&mut backend, &mut client).await;
-                        return Ended::ClientLost;
-                    }
-                }
-            },
-            from_backend = backend.next() => {
-                backend_live.heard = true;
-                match from_backend {
-                    Some(Ok(Message::Close(frame))) => {
-                        let _ = client.send(Message::Close(frame)).await;
-                        finish(&mut client, &mut backend).await;
-                        return Ended::BackendClosed;
-                    }
-                    Some(Ok(Message::Pong(p))) if p.as_ref() == KEEPALIVE || to_backend.answers(&p) => {}
-                    Some(Ok(msg)) => {
-                        if let Message::Ping(p) = &msg {
-                            to_client.forwarded(p);
-                        }
-                        if client.send(msg).await.is_err() {
-                            let _ = backend.send(close(CloseCode::Away, "client went away")).await;
-                            finish(&mut backend, &mut client).await;
-                            return Ended::ClientLost;
-                        }
-                    }
-                    Some(Err(e @ WsError::Capacity(_))) => {
-                        let (code, reason) = read_error(&e);
-                        let _ = backend.send(close(code, reason)).await;
-                        let _ = client.send(close(CloseCode::Away, "the backend sent a message that is too big")).await;
-                        finish(&mut client, &mut backend).await;
-                        return Ended::BackendTooBig;
-                    }
-                    Some(Err(_)) | None => {
-                        let _ = client.send(close(CloseCode::Error, "backend connection lost")).await;
-                        finish(&mut client, &mut backend).await;
-                        return Ended::BackendLost;
-                    }
-                }
-            },
-            _ = &mut keepalive => {
-                let now = Instant::now();
-                match client_live.check(now, &timing) {
-                    Due::Ping => { let _ = client.send(Message::Ping(Bytes::from_static(KEEPALIVE))).await; }
-                    Due::Dead => {
-                        let _ = backend.send(close(CloseCode::Away, "client stopped answering pings")).await;
-                        let _ = client.send(close(CloseCode::Away, "no answer to pings")).await;
-                        finish(&mut backend, &mut client).await;
-                        return Ended::ClientSilent;
-                    }
-                    Due::Nothing => {}
-                }
-                match backend_live.check(now, &timing) {
-                    Due::Ping => { let _ = backend.send(Message::Ping(Bytes::from_static(KEEPALIVE))).await; }
-                    Due::Dead => {
-                        let _ = client.send(close(CloseCode::Error, "backend stopped answering pings")).await;
-                        let _ = backend.send(close(CloseCode::Away, "no answer to pings")).await;
-                        finish(&mut client, &mut backend).await;
-                        return Ended::BackendSilent;
-                    }
-                    Due::Nothing => {}
-                }
-                let next = client_live.next_check(now, &timing).min(backend_live.next_check(now, &timing));
-                keepalive.as_mut().reset(next);
-            },
-            _ = &mut time_limit => {
-                close_both(&mut client, &mut backend, "maximum connection duration reached").await;
-                return Ended::TimeLimit;
-            },
-            _ = &mut evicted => {
-                let reason = evicted_reason.borrow().clone().unwrap_or_else(|| "API no longer served".into());
-                close_both(&mut client, &mut backend, &reason).await;
-                return Ended::Evicted;
-            },
-            _ = &mut shutdown => {
-                close_both(&mut client, &mut backend, "gateway shutting down").await;
-                return Ended::Shutdown;
+    // Until closing begins: the relay first, then the timers and signals, in one poll.
+    poll_fn(|cx| {
+        if relay.poll_relay(cx, false).is_ready() {
+            return Poll::Ready(());
+        }
+        while keepalive.as_mut().poll(cx).is_ready() {
+            let next = relay.keepalive(&timing);
+            keepalive.as_mut().reset(next);
+            // Write the pings, or the closes of a dead connection.
+            if relay.poll_relay(cx, false).is_ready() || relay.closing() {
+                return Poll::Ready(());
             }
         }
-    }
+        if time_limit.as_mut().poll(cx).is_ready() {
+            relay.close_both(Ended::TimeLimit, "maximum connection duration reached");
+        } else if evicted.as_mut().poll(cx).is_ready() {
+            let reason = evicted_reason
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "API no longer served".into());
+            relay.close_both(Ended::Evicted, &reason);
+        } else if shutdown.as_mut().poll(cx).is_ready() {
+            relay.close_both(Ended::Shutdown, "gateway shutting down");
+        } else {
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, poll_fn(|cx| relay.poll_relay(cx, true))).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        if !relay.client.gone {
+            let _ = relay.client.io.shutdown().await;
+        }
+        if !relay.backend.gone {
+            let _ = relay.backend.io.shutdown().await;
+        }
+    })
+    .await;
+    relay.ended.unwrap_or(Ended::ClientLost)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Close both sides with 1001 and `reason`, and wait (bounded) for both replies.
-async fn close_both<C, B>(
-    client: &mut WebSocketStream<C>,
-    backend: &mut WebSocketStream<B>,
-    reason: &str,
-) where
-    C: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    let _ = client.send(close(CloseCode::Away, reason)).await;
-    let _ = backend.send(close(CloseCode::Away, reason)).await;
-    let both = async {
-        tokio::join!(drain(client), drain(backend));
-    };
-    let _ = tokio::time::timeout(CLOSE_WAIT, both).await;
-}
-
-/// After a close was sent to `waiting`, read it until it answers (or the wait runs out),
-/// then make sure the close reply already queued for `closed` is written.
-async fn finish<W, C>(waiting: &mut WebSocketStream<W>, closed: &mut WebSocketStream<C>)
-where
-    W: AsyncRead + AsyncWrite + Unpin,
-    C: AsyncRead + AsyncWrite + Unpin,
-{
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        tokio::join!(drain(waiting), async {
-            let _ = closed.close(None).await;
-            drain(closed).await
-        });
-    })
-    .await;
-}
-
-async fn drain<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
-    while let Some(Ok(_)) = ws.next().await {}
-}
-
-/// The close code for a read error on a side.
-fn read_error(e: &WsError) -> (CloseCode, &'static str) {
-    match e {
-        WsError::Capacity(_) => (CloseCode::Size, "message too big"),
-        WsError::Utf8 => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
-        WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
-        _ => (CloseCode::Away, "connection error"),
     }
 }

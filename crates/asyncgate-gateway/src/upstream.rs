@@ -3,6 +3,7 @@
 //! answered: status 101, the accept key, and a subprotocol the client actually offered.
 
 use crate::error::GatewayError;
+use crate::pump::Leg;
 use http::{header, HeaderValue, Request, StatusCode};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,17 +12,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::MaybeTlsStream;
 
-pub type BackendSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The connection to a backend, plain or TLS.
+pub type BackendStream = MaybeTlsStream<TcpStream>;
 
 /// Largest backend handshake response accepted.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// A backend connection ready for frames.
 pub struct Dialed {
-    pub socket: BackendSocket,
+    /// The connection, and any frames the backend sent right after its 101.
+    pub leg: Leg<BackendStream>,
     /// The subprotocol the backend chose (one the client offered), if any.
     pub protocol: Option<HeaderValue>,
 }
@@ -67,7 +69,6 @@ pub async fn connect(
     request: Request<()>,
     connect_timeout: Duration,
     tls: &Arc<rustls::ClientConfig>,
-    config: WebSocketConfig,
 ) -> Result<Dialed, GatewayError> {
     let deadline = Instant::now() + connect_timeout;
     let uri = request.uri().clone();
@@ -160,14 +161,15 @@ pub async fn connect(
         Ok(Ok(buf)) => buf,
     };
     let (head_len, protocol) = check_response(&buf, &request)?;
-    let socket = WebSocketStream::from_partially_read(
-        stream,
-        buf[head_len..].to_vec(),
-        Role::Client,
-        Some(config),
-    )
-    .await;
-    Ok(Dialed { socket, protocol })
+    let mut read_ahead = buf;
+    read_ahead.drain(..head_len);
+    Ok(Dialed {
+        leg: Leg {
+            io: stream,
+            read_ahead,
+        },
+        protocol,
+    })
 }
 
 fn request_head(request: &Request<()>) -> String {

@@ -1,0 +1,529 @@
+//! One direction of a relayed connection, read frame by frame as bytes arrive: which bytes
+//! go on unchanged, which control frames stop here, and which breaches end the connection.
+//!
+//! Frames are forwarded as they were received — header, mask and payload — so a data
+//! frame costs a header parse and, for text, a UTF-8 check; its payload is streamed on
+//! as soon as it is read, never gathered into a message.
+
+use crate::frame::{self, OpCode, Violation};
+use crate::utf8::Utf8Stream;
+
+/// Payload of the gateway's own keepalive pings; pongs carrying it stop at the gateway.
+pub const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
+
+const INVALID_UTF8: Violation = Violation {
+    code: frame::INVALID_PAYLOAD,
+    reason: "invalid UTF-8 in a text message",
+};
+
+/// Why reading this direction stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A valid close frame: the frame as received, its code and reason.
+    Close {
+        frame: Vec<u8>,
+        code: Option<u16>,
+        reason: String,
+    },
+    /// The sender broke the protocol or a limit.
+    Violation(Violation),
+}
+
+/// What one call to [`Direction::process`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Processed {
+    /// `buf[..forward]` is to be sent on.
+    pub forward: usize,
+    pub stop: Option<Stop>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Between frames.
+    Header,
+    /// Inside a data frame's payload.
+    Payload {
+        remaining: u64,
+        /// Position in the payload, for the mask.
+        offset: usize,
+        mask: Option<[u8; 4]>,
+        text: bool,
+        fin: bool,
+    },
+}
+
+pub struct Direction {
+    /// Frames from this side must be masked (it is a client) or must not be.
+    from_client: bool,
+    max_message: u64,
+    state: State,
+    /// Whether a text (`Some(true)`) or binary message is under way.
+    message: Option<bool>,
+    message_len: u64,
+    utf8: Utf8Stream,
+    /// After a breach nothing more is forwarded: frames are skipped until a close frame
+    /// (the sender's answer to the gateway's close). Holds whether the forwarded stream
+    /// ended on a frame boundary.
+    broken_off: Option<bool>,
+    /// Bytes not processed yet: a header or control frame cut off at the end of the last
+    /// read, the bytes read past the handshake, or what followed a breach. They go in
+    /// front of the next read.
+    pub carry: Vec<u8>,
+}
+
+impl Direction {
+    pub fn new(from_client: bool, max_message: u64) -> Direction {
+        Direction {
+            from_client,
+            max_message,
+            state: State::Header,
+            message: None,
+            message_len: 0,
+            utf8: Utf8Stream::default(),
+            broken_off: None,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Whether what was forwarded so far ends on a frame boundary, so the gateway may put
+    /// a frame of its own into the stream.
+    pub fn at_boundary(&self) -> bool {
+        self.broken_off
+            .unwrap_or(matches!(self.state, State::Header))
+    }
+
+    /// Read `buf` (what was carried, then what was just read). Forwarded frames are moved
+    /// to the front of `buf`; whatever cannot be handled yet is kept in `carry`.
+    pub fn process(&mut self, buf: &mut [u8]) -> Processed {
+        let mut kept = 0;
+        let mut pos = 0;
+        let stop = loop {
+            if pos == buf.len() {
+                break None;
+            }
+            let discarding = self.broken_off.is_some();
+            match self.state {
+                State::Payload {
+                    remaining,
+                    offset,
+                    mask,
+                    text,
+                    fin,
+                } => {
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len() - pos);
+                    if !discarding {
+                        if text && !self.check_text(&mut buf[pos..pos + n], mask, offset) {
+                            break Some(self.breach(buf, pos, INVALID_UTF8));
+                        }
+                        keep(buf, &mut kept, pos, n);
+                    }
+                    pos += n;
+                    let remaining = remaining - n as u64;
+                    if remaining > 0 {
+                        self.state = State::Payload {
+                            remaining,
+                            offset: offset + n,
+                            mask,
+                            text,
+                            fin,
+                        };
+                    } else {
+                        self.state = State::Header;
+                        if !discarding {
+                            if let Err(v) = self.frame_done(fin) {
+                                break Some(self.breach(buf, pos, v));
+                            }
+                        }
+                    }
+                }
+                State::Header => {
+                    let header = match frame::parse_header(&buf[pos..]) {
+                        // Nothing more can be made of this stream.
+                        Err(_) if discarding => break None,
+                        Err(v) => break Some(self.breach(buf, buf.len(), v)),
+                        Ok(None) => {
+                            self.carry.extend_from_slice(&buf[pos..]);
+                            break None;
+                        }
+                        Ok(Some(h)) => h,
+                    };
+                    let total = header.len as u64 + header.payload_len;
+                    if header.is_control() && total <= frame::MAX_CONTROL_FRAME as u64 {
+                        // Control frames are handled whole.
+                        let total = total as usize;
+                        if buf.len() - pos < total {
+                            self.carry.extend_from_slice(&buf[pos..]);
+                            break None;
+                        }
+                    }
+                    let checked = if discarding {
+                        // Only a close frame matters now; its breaches no longer do.
+                        Ok(
+                            if header.is_close()
+                                && header.payload_len <= frame::MAX_CONTROL_PAYLOAD as u64
+                            {
+                                OpCode::Close
+                            } else {
+                                OpCode::Binary
+                            },
+                        )
+                    } else {
+                        self.check_header(&header)
+                    };
+                    let opcode = match checked {
+                        Ok(op) => op,
+                        Err(v) => {
+                            let stop = self.breach(buf, pos + header.len, v);
+                            self.skip_payload(header.payload_len);
+                            break Some(stop);
+                        }
+                    };
+                    if opcode.is_control() {
+                        let total = total as usize;
+                        let mut payload = [0u8; frame::MAX_CONTROL_PAYLOAD];
+                        let payload = &mut payload[..total - header.len];
+                        payload.copy_from_slice(&buf[pos + header.len..pos + total]);
+                        if let Some(key) = header.mask {
+                            frame::apply_mask(payload, key, 0);
+                        }
+                        match opcode {
+                            OpCode::Close => match frame::parse_close(payload) {
+                                Ok((code, reason)) => {
+                                    break Some(Stop::Close {
+                                        frame: buf[pos..pos + total].to_vec(),
+                                        code,
+                                        reason: reason.to_string(),
+                                    })
+                                }
+                                Err(_) if discarding => {
+                                    break Some(Stop::Close {
+                                        frame: Vec::new(),
+                                        code: None,
+                                        reason: String::new(),
+                                    })
+                                }
+                                Err(v) => break Some(self.breach(buf, pos + total, v)),
+                            },
+                            OpCode::Pong if payload == KEEPALIVE => {}
+                            _ => keep(buf, &mut kept, pos, total),
+                        }
+                        pos += total;
+                        continue;
+                    }
+                    if discarding {
+                        pos += header.len;
+                        self.skip_payload(header.payload_len);
+                        continue;
+                    }
+                    if let Err(v) = self.data_frame(opcode, header.payload_len) {
+                        let stop = self.breach(buf, pos + header.len, v);
+                        self.skip_payload(header.payload_len);
+                        break Some(stop);
+                    }
+                    keep(buf, &mut kept, pos, header.len);
+                    pos += header.len;
+                    if header.payload_len == 0 {
+                        if let Err(v) = self.frame_done(header.fin()) {
+                            break Some(self.breach(buf, pos, v));
+                        }
+                    } else {
+                        self.state = State::Payload {
+                            remaining: header.payload_len,
+                            offset: 0,
+                            mask: header.mask,
+                            text: self.message == Some(true),
+                            fin: header.fin(),
+                        };
+                    }
+                }
+            }
+        };
+        Processed {
+            forward: kept,
+            stop,
+        }
+    }
+
+    /// The header's rules, and a mask exactly when the sender is a client.
+    fn check_header(&self, header: &frame::Header) -> Result<OpCode, Violation> {
+        let opcode = header.opcode()?;
+        if header.mask.is_some() != self.from_client {
+            return Err(Violation {
+                code: frame::PROTOCOL_ERROR,
+                reason: if self.from_client {
+                    "unmasked frame from a client"
+                } else {
+                    "masked frame from the backend"
+                },
+            });
+        }
+        Ok(opcode)
+    }
+
+    /// The rest of the current frame is to be passed over.
+    fn skip_payload(&mut self, len: u64) {
+        self.state = if len == 0 {
+            State::Header
+        } else {
+            State::Payload {
+                remaining: len,
+                offset: 0,
+                mask: None,
+                text: false,
+                fin: true,
+            }
+        };
+    }
+
+    /// Stop forwarding after a breach; what follows `buf[..resume]` is kept to be skipped
+    /// through for the close frame that should follow.
+    fn breach(&mut self, buf: &[u8], resume: usize, v: Violation) -> Stop {
+        // Inside a payload means its header and maybe part of it were forwarded.
+        self.broken_off = Some(matches!(self.state, State::Header));
+        self.message = None;
+        self.carry.clear();
+        self.carry.extend_from_slice(&buf[resume..]);
+        Stop::Violation(v)
+    }
+
+    /// A data frame's header: it must start or continue a message as appropriate, and the
+    /// message must stay within the limit.
+    fn data_frame(&mut self, opcode: OpCode, len: u64) -> Result<(), Violation> {
+        match (opcode, self.message) {
+            (OpCode::Continuation, None) => {
+                return Err(Violation {
+                    code: frame::PROTOCOL_ERROR,
+                    reason: "continuation frame outside a message",
+                })
+            }
+            (OpCode::Continuation, Some(_)) => {}
+            (_, Some(_)) => {
+                return Err(Violation {
+                    code: frame::PROTOCOL_ERROR,
+                    reason: "new message before the last one ended",
+                })
+            }
+            (op, None) => {
+                self.message = Some(op == OpCode::Text);
+                self.message_len = 0;
+            }
+        }
+        self.message_len = self.message_len.saturating_add(len);
+        if self.message_len > self.max_message {
+            return Err(Violation {
+                code: frame::TOO_BIG,
+                reason: "message too big",
+            });
+        }
+        Ok(())
+    }
+
+    /// A data frame's payload has passed; on the last frame the message ends.
+    fn frame_done(&mut self, fin: bool) -> Result<(), Violation> {
+        if !fin {
+            return Ok(());
+        }
+        let text = self.message.take() == Some(true);
+        if text && !self.utf8.finish() {
+            return Err(INVALID_UTF8);
+        }
+        Ok(())
+    }
+
+    /// UTF-8 check of a piece of text payload, unmasked for the check and masked again.
+    fn check_text(&mut self, piece: &mut [u8], mask: Option<[u8; 4]>, offset: usize) -> bool {
+        match mask {
+            None => self.utf8.feed(piece),
+            Some(key) => {
+                frame::apply_mask(piece, key, offset);
+                let ok = self.utf8.feed(piece);
+                frame::apply_mask(piece, key, offset);
+                ok
+            }
+        }
+    }
+}
+
+/// Move `buf[from..from + n]` to follow what is already kept.
+fn keep(buf: &mut [u8], kept: &mut usize, from: usize, n: usize) {
+    if *kept != from {
+        buf.copy_within(from..from + n, *kept);
+    }
+    *kept += n;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::write_frame;
+
+    const KEY: Option<[u8; 4]> = Some([0x11, 0x22, 0x33, 0x44]);
+
+    fn frame(op: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_frame(&mut out, op, payload, mask);
+        out
+    }
+
+    fn fragment(op: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut f = frame(op, payload, KEY);
+        if !fin {
+            f[0] &= 0x7F;
+        }
+        f
+    }
+
+    /// Feed `wire` to a client direction in pieces of `step` bytes, as reads would.
+    fn run(wire: &[u8], step: usize, max: u64) -> (Vec<u8>, Option<Stop>) {
+        let mut d = Direction::new(true, max);
+        let mut out = Vec::new();
+        for piece in wire.chunks(step) {
+            let mut buf = std::mem::take(&mut d.carry);
+            buf.extend_from_slice(piece);
+            let p = d.process(&mut buf);
+            out.extend_from_slice(&buf[..p.forward]);
+            if p.stop.is_some() {
+                return (out, p.stop);
+            }
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn frames_pass_unchanged_however_the_reads_fall() {
+        let mut wire = frame(OpCode::Text, "héllo ✓".as_bytes(), KEY);
+        wire.extend(fragment(OpCode::Binary, false, &[1; 300]));
+        wire.extend(frame(OpCode::Ping, b"hi", KEY));
+        wire.extend(fragment(OpCode::Continuation, true, &[2; 70_000]));
+        wire.extend(fragment(OpCode::Text, false, "✓".as_bytes()));
+        wire.extend(fragment(OpCode::Continuation, true, "✓".as_bytes()));
+        for step in [1, 2, 3, 7, 131, 4096, wire.len()] {
+            let (out, stop) = run(&wire, step, 1 << 20);
+            assert_eq!(stop, None, "step {step}");
+            assert!(out == wire, "step {step}");
+        }
+    }
+
+    #[test]
+    fn keepalive_pongs_stop_here_and_closes_end_reading() {
+        let mut wire = frame(OpCode::Binary, b"a", KEY);
+        wire.extend(frame(OpCode::Pong, KEEPALIVE, KEY));
+        wire.extend(frame(OpCode::Pong, b"yours", KEY));
+        let close = frame(OpCode::Close, &frame::close_payload(4001, "bye"), KEY);
+        wire.extend(&close);
+        wire.extend(frame(OpCode::Binary, b"after", KEY));
+        for step in [1, 5, wire.len()] {
+            let (out, stop) = run(&wire, step, 100);
+            let mut expected = frame(OpCode::Binary, b"a", KEY);
+            expected.extend(frame(OpCode::Pong, b"yours", KEY));
+            assert_eq!(out, expected, "step {step}");
+            assert_eq!(
+                stop,
+                Some(Stop::Close {
+                    frame: close.clone(),
+                    code: Some(4001),
+                    reason: "bye".into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn breaches_stop_with_their_code() {
+        let reason = |wire: Vec<u8>, max: u64| match run(&wire, 3, max).1 {
+            Some(Stop::Violation(v)) => (v.code, v.reason),
+            other => panic!("expected a violation, got {other:?}"),
+        };
+        assert_eq!(reason(frame(OpCode::Binary, &[0; 101], KEY), 100).0, 1009);
+        let mut two = fragment(OpCode::Binary, false, &[0; 60]);
+        two.extend(fragment(OpCode::Continuation, true, &[0; 60]));
+        assert_eq!(reason(two, 100), (1009, "message too big"));
+        assert_eq!(reason(frame(OpCode::Text, b"\xFF", KEY), 100).0, 1007);
+        let mut cut = fragment(OpCode::Text, false, b"\xE2\x9C");
+        cut.extend(fragment(OpCode::Continuation, true, b""));
+        assert_eq!(reason(cut, 100).0, 1007);
+        assert_eq!(
+            reason(frame(OpCode::Text, b"x", None), 100),
+            (1002, "unmasked frame from a client")
+        );
+        assert_eq!(
+            reason(fragment(OpCode::Continuation, true, b"x"), 100).1,
+            "continuation frame outside a message"
+        );
+        let mut interleaved = fragment(OpCode::Text, false, b"x");
+        interleaved.extend(frame(OpCode::Text, b"y", KEY));
+        assert_eq!(
+            reason(interleaved, 100).1,
+            "new message before the last one ended"
+        );
+        assert_eq!(
+            reason(frame(OpCode::Close, &[3, 0xE8, 0xC3], KEY), 100).0,
+            1007
+        );
+        let mut from_backend = Direction::new(false, 100);
+        let mut masked = frame(OpCode::Binary, b"x", KEY);
+        assert_eq!(
+            from_backend.process(&mut masked).stop,
+            Some(Stop::Violation(Violation {
+                code: 1002,
+                reason: "masked frame from the backend"
+            }))
+        );
+    }
+
+    #[test]
+    fn after_a_breach_frames_are_skipped_until_the_close_answer() {
+        let mut wire = frame(OpCode::Text, b"ok", KEY);
+        wire.extend(frame(OpCode::Binary, &[0; 300], KEY));
+        wire.extend(frame(OpCode::Text, b"\xFF skipped", KEY));
+        let close = frame(OpCode::Close, &frame::close_payload(1002, ""), KEY);
+        wire.extend(&close);
+        let mut d = Direction::new(true, 100);
+        let p = d.process(&mut wire.clone());
+        assert_eq!(p.forward, 8, "only the first frame");
+        assert_eq!(
+            p.stop,
+            Some(Stop::Violation(Violation {
+                code: 1009,
+                reason: "message too big"
+            }))
+        );
+        assert!(d.at_boundary());
+        let mut rest = std::mem::take(&mut d.carry);
+        let p = d.process(&mut rest);
+        assert_eq!(p.forward, 0);
+        assert!(matches!(
+            p.stop,
+            Some(Stop::Close {
+                code: Some(1002),
+                ..
+            })
+        ));
+
+        let mut d = Direction::new(false, 100);
+        let mut bad = frame(OpCode::Text, b"abc\xFFdef", None);
+        let p = d.process(&mut bad[..5]);
+        assert_eq!(p.forward, 5);
+        assert!(p.stop.is_none());
+        let p = d.process(&mut bad[5..]);
+        assert_eq!(p.stop, Some(Stop::Violation(INVALID_UTF8)));
+        assert!(!d.at_boundary(), "the frame was cut off mid-payload");
+    }
+
+    #[test]
+    fn only_a_data_frame_in_flight_is_off_boundary() {
+        let mut d = Direction::new(false, 1000);
+        let mut head = frame(OpCode::Binary, &[5; 10], None);
+        head.truncate(6);
+        d.process(&mut head);
+        assert!(!d.at_boundary());
+        let mut rest = vec![5; 6];
+        d.process(&mut rest);
+        assert!(d.at_boundary());
+        let mut half_header = vec![0x82];
+        d.process(&mut half_header);
+        assert!(d.at_boundary(), "nothing of that frame was forwarded");
+    }
+}
