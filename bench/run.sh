@@ -2,6 +2,8 @@
 # asyncgate against a direct connection, nginx and HAProxy, side by side in one run.
 #   bench/run.sh           full suite (3 repetitions), rewrites docs/benchmarks.md
 #   bench/run.sh --quick   one short repetition, results in target/bench only
+# For comparing changes: BENCH_POINTS=64x16-64B,idle BENCH_REPS=5 bench/run.sh --quick
+# runs only the named points (labels as in the table, "idle" for memory), N times.
 # Installs nginx and HAProxy (Debian packages) if missing. The backend and the load
 # generator share CPU 0; every proxy (asyncgate included) gets CPU 1, one worker.
 set -euo pipefail
@@ -10,6 +12,9 @@ cd "$(dirname "$0")/.."
 mode=full
 [ "${1:-}" = "--quick" ] && mode=quick
 if [ "$mode" = quick ]; then reps=1; secs=1.5; idle_count=1000; hs_secs=1.5; fan_msgs=50; else reps=3; secs=4; idle_count=8000; hs_secs=3; fan_msgs=200; fi
+reps=${BENCH_REPS:-$reps}
+only=${BENCH_POINTS:-}
+selected() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 
 if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
   (apt-get update -qq || true) >/dev/null
@@ -176,6 +181,7 @@ points=(
 for rep in $(seq 1 "$reps"); do
   for point in "${points[@]}"; do
     label=${point%%|*}; args=${point#*|}
+    selected "$label" || continue
     for target in "${targets[@]}"; do
       # shellcheck disable=SC2086
       run_point "$rep" "$target" "$label" $args
@@ -185,7 +191,7 @@ for rep in $(seq 1 "$reps"); do
 done
 
 # Idle memory per proxied connection.
-for target in asyncgate nginx haproxy; do
+selected idle && for target in asyncgate nginx haproxy; do
   pid=$(pid_of "$target")
   before=$(rss_kb "$pid")
   taskset -c 0 "$bin/asyncgate-bench" idle --count "$idle_count" --hold 4 --url "$(url_of "$target")" $(headers_of "$target") > "$work/idle-$target.out" &
@@ -200,6 +206,6 @@ for target in asyncgate nginx haproxy; do
 done
 
 out_doc=$work/benchmarks.md
-[ "$mode" = full ] && out_doc=docs/benchmarks.md
+[ "$mode" = full ] && [ -z "$only" ] && out_doc=docs/benchmarks.md
 python3 bench/summarize.py "$results" "$out_doc" "$mode" "$reps"
 echo "results: $results; summary: $out_doc" >&2

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Profile asyncgate under one load of the benchmark suite with perf, pinned as in run.sh.
+#   bench/profile.sh rtt --connections 64 --inflight 16 --size 64 --seconds 5
+#   bench/profile.sh handshakes --concurrency 16 --seconds 5
+# Prints perf's flat report (self time) and leaves perf.data in target/bench/profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || { sed -n 2,5p "$0"; exit 64; }
+command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --quiet --release -p asyncgate -p asyncgate-bench
+bin=target/release
+work=target/bench/profile
+rm -rf "$work"; mkdir -p "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+
+backend_port=$(port)
+taskset -c 0 "$bin/asyncgate-bench" echo-backend --listen "127.0.0.1:$backend_port" > "$work/backend.out" &
+pids+=($!)
+data=$work/data
+taskset -c 1 "$bin/asyncgate" serve --ephemeral-ports --data-dir "$data" > "$work/asyncgate.out" 2>&1 &
+pids+=($!)
+gw=$!
+for _ in $(seq 1 200); do [ -f "$data/endpoints.json" ] && break; sleep 0.05; done
+export ASYNCGATE_DATA_DIR=$data
+"$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier bench --target "ws://127.0.0.1:$backend_port" -o json > /dev/null
+"$bin/asyncgate" api update bench --max-message-bytes 1048576 --idle-timeout 3600 -o json > /dev/null
+url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
+key=$("$bin/asyncgate" api key create bench -o json | json key)
+
+perf record -F 2000 -g -p "$gw" -o "$work/perf.data" 2> "$work/perf.err" &
+perfpid=$!
+sleep 0.5
+taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$url" --header "api-key:$key"
+kill -INT "$perfpid"; wait "$perfpid" || true
+perf report -i "$work/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^$' | grep '%' | head -60
