@@ -1,8 +1,6 @@
 //! Gateway errors: who is at fault, and the HTTP answer given before any upgrade.
 
-use bytes::Bytes;
-use http::{header, Response, StatusCode};
-use http_body_util::Full;
+use http::{header, StatusCode};
 
 /// Who caused a failure: decides the status family and what is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,22 +58,26 @@ impl GatewayError {
         self
     }
 
-    /// The HTTP response a rejected handshake gets: JSON naming the problem.
-    pub fn to_response(&self) -> Response<Full<Bytes>> {
+    /// The HTTP response a rejected handshake gets, on the wire: JSON naming the
+    /// problem, and `Connection: close`.
+    pub fn to_http(&self) -> Vec<u8> {
         let body = serde_json::json!({
             "status": self.status.as_u16(),
             "error": self.code,
             "message": self.message,
-        });
-        let mut builder = Response::builder()
-            .status(self.status)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CONNECTION, "close");
+        })
+        .to_string();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
         for (name, value) in &self.headers {
-            builder = builder.header(name, *value);
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
-        builder
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        head.push_str("\r\n");
+        head.push_str(&body);
+        head.into_bytes()
     }
 }

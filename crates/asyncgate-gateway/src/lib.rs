@@ -15,6 +15,7 @@ pub mod handshake;
 pub mod listener;
 pub mod live;
 pub mod pump;
+pub mod request;
 pub mod route;
 pub mod snapshot;
 pub mod upstream;

@@ -2,25 +2,22 @@
 //! admit (or reject with a status), dial the backend, then answer 101 and start the pump.
 
 use crate::handshake::{self, ListenerInfo};
-use crate::live::Live;
+use crate::live::{Live, LiveGuard};
+use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
-use crate::{pump, upstream};
+use crate::{pump, request, upstream, GatewayError};
 use asyncgate_core::ListenerKind;
-use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
+use http::{Request, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// Time a client has to send its whole request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -141,88 +138,134 @@ impl Gateway {
                 _ = shutdown.changed() => return,
             };
             let _ = stream.set_nodelay(true);
-            let gateway = self.clone();
-            let info = info.clone();
-            let conn_shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let svc_shutdown = conn_shutdown.clone();
-                let service = service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    let info = info.clone();
-                    let shutdown = svc_shutdown.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(req, &info, peer, shutdown).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                let mut conn = std::pin::pin!(conn);
-                let mut conn_shutdown = conn_shutdown;
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = conn_shutdown.changed() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            });
+            tokio::spawn(
+                self.clone()
+                    .connection(stream, peer, info.clone(), shutdown.clone()),
+            );
         }
     }
 
-    async fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        info: &ListenerInfo,
+    /// One client connection: the handshake, then frames until it ends. An async block
+    /// rather than an async fn, so that the task holds its parts once.
+    fn connection(
+        self,
+        stream: TcpStream,
         peer: SocketAddr,
+        info: Arc<ListenerInfo>,
         shutdown: watch::Receiver<bool>,
-    ) -> Response<Full<Bytes>> {
-        let compiled = self.snapshot.load();
-        let admission = match handshake::admit(&req, info, &compiled, peer) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(status = %e.status, fault = ?e.fault, path = req.uri().path(), "handshake rejected: {}", e.message);
-                return e.to_response();
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut shutdown = shutdown;
+        async move {
+            // Boxed, so that none of the handshake's state stays with the connection.
+            let open = Box::pin(self.open(stream, peer, &info));
+            let opened = tokio::select! {
+                opened = open => opened,
+                _ = shutdown.changed() => None,
+            };
+            let Some(Opened {
+                client,
+                backend,
+                settings,
+                slot,
+                route,
+            }) = opened
+            else {
+                return;
+            };
+            tracing::debug!(api = %route.api_name, env = %route.environment, revision = route.revision, "connection open");
+            let signals = pump::Signals {
+                shutdown,
+                evicted: slot.evicted.clone(),
+            };
+            let ended = pump::run(client, backend, settings, signals).await;
+            drop(slot);
+            tracing::debug!(api = %route.api_name, ?ended, "connection closed");
+        }
+    }
+
+    /// Read the client's handshake, admit it, dial the backend and answer 101; or answer
+    /// why not and close.
+    async fn open(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        info: &ListenerInfo,
+    ) -> Option<Opened> {
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, request::read_head(&mut stream)).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(None)) => return None,
+            Ok(Err(Some(e))) => {
+                request::refuse(stream, &e).await;
+                return None;
+            }
+            Err(_) => {
+                let e = GatewayError::client(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "head_timeout",
+                    format!("no complete request head within {HEAD_TIMEOUT:?}"),
+                );
+                request::refuse(stream, &e).await;
+                return None;
             }
         };
-        drop(compiled);
-        let route = admission.matched.route.clone();
-        let slot = match self.live.admit(&route, &admission.credential) {
-            Ok(slot) => slot,
-            Err(e) => return e.to_response(),
+        let (answer, backend, settings, slot, route) = match self
+            .handshake(&head.request, info, peer)
+            .await
+        {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::debug!(status = %e.status, fault = ?e.fault, path = head.request.uri().path(), "handshake rejected: {}", e.message);
+                request::refuse(stream, &e).await;
+                return None;
+            }
         };
-        let dialed = match upstream::connect(
+        if stream.write_all(&answer).await.is_err() {
+            return None;
+        }
+        Some(Opened {
+            client: pump::Leg {
+                io: stream,
+                read_ahead: head.read_ahead,
+            },
+            backend,
+            settings,
+            slot,
+            route,
+        })
+    }
+
+    /// Admit the request and dial the backend: the 101 to send and what the pump needs.
+    async fn handshake(
+        &self,
+        req: &Request<()>,
+        info: &ListenerInfo,
+        peer: SocketAddr,
+    ) -> Result<
+        (
+            Vec<u8>,
+            pump::Leg<upstream::BackendStream>,
+            pump::Settings,
+            LiveGuard,
+            Arc<Route>,
+        ),
+        GatewayError,
+    > {
+        let admission = handshake::admit(req, info, &self.snapshot.load(), peer)?;
+        let route = admission.matched.route.clone();
+        let slot = self.live.admit(&route, &admission.credential)?;
+        let dialed = upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,
             &self.tls,
         )
         .await
-        {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::warn!(api = %admission.matched.route.api_name, status = %e.status, "backend dial failed: {}", e.message);
-                return e.to_response();
-            }
-        };
-
-        let mut response = Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "websocket")
-            .header(
-                header::SEC_WEBSOCKET_ACCEPT,
-                derive_accept_key(admission.client_key.as_bytes()),
-            );
-        if let Some(protocol) = dialed.protocol {
-            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
-        }
-        let backend = dialed.leg;
-        let response = match response.body(Full::new(Bytes::new())) {
-            Ok(r) => r,
-            Err(e) => return crate::GatewayError::internal(e.to_string()).to_response(),
-        };
-
-        let on_upgrade = hyper::upgrade::on(&mut req);
+        .inspect_err(|e| {
+            tracing::warn!(api = %route.api_name, status = %e.status, "backend dial failed: {}", e.message);
+        })?;
+        let answer = request::switching_protocols(
+            &derive_accept_key(admission.client_key.as_bytes()),
+            dialed.protocol.as_ref(),
+        );
         let settings = pump::Settings {
             timing: pump::Timing {
                 idle: Duration::from_secs(route.limits.idle_timeout_seconds),
@@ -233,36 +276,17 @@ impl Gateway {
             max_message_bytes: route.limits.max_message_bytes,
             read_bytes: self.config.read_buffer_bytes,
         };
-        tokio::spawn(async move {
-            let upgraded = match on_upgrade.await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(error = %e, "client upgrade failed");
-                    return;
-                }
-            };
-            // The listener serves plain TCP, so the upgraded connection is that socket.
-            let client = match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => pump::Leg {
-                    io: parts.io.into_inner(),
-                    read_ahead: parts.read_buf.to_vec(),
-                },
-                Err(_) => {
-                    tracing::error!("upgraded client connection is not a TCP stream");
-                    return;
-                }
-            };
-            tracing::debug!(api = %route.api_name, env = %route.environment, revision = route.revision, "connection open");
-            let signals = pump::Signals {
-                shutdown,
-                evicted: slot.evicted.clone(),
-            };
-            let ended = pump::run(client, backend, settings, signals).await;
-            drop(slot);
-            tracing::debug!(api = %route.api_name, ?ended, "connection closed");
-        });
-        response
+        Ok((answer, dialed.leg, settings, slot, route))
     }
+}
+
+/// A connection through its handshake, ready for the pump.
+struct Opened {
+    client: pump::Leg<TcpStream>,
+    backend: pump::Leg<upstream::BackendStream>,
+    settings: pump::Settings,
+    slot: LiveGuard,
+    route: Arc<Route>,
 }
 
 /// `ws://` URL of a listener bound at `addr` (unspecified addresses shown as loopback).

@@ -15,7 +15,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -524,17 +524,16 @@ where
 
 /// Relay between `client` and `backend` until both close, or a bound or signal ends the
 /// connection.
-pub async fn run<C, B>(
+pub fn run<C, B>(
     client: Leg<C>,
     backend: Leg<B>,
     settings: Settings,
-    mut signals: Signals,
-) -> Ended
+    signals: Signals,
+) -> impl std::future::Future<Output = Ended>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let timing = settings.timing;
     let mut relay = Relay {
         client: Side::new(client.io, false),
         backend: Side::new(backend.io, true),
@@ -553,70 +552,120 @@ where
         relay.down.carry = backend.read_ahead;
         relay.backend.unread = true;
     }
-
-    let keepalive = tokio::time::sleep(timing.idle);
-    let time_limit = sleep_until_opt(timing.max_duration.map(|d| Instant::now() + d));
-    let evicted_reason = signals.evicted.clone();
-    let evicted = signals.evicted.changed();
-    let shutdown = signals.shutdown.changed();
-    tokio::pin!(keepalive, time_limit, evicted, shutdown);
-    // Until closing begins: the relay first, then the timers and signals, in one poll.
-    // Each wake-up first lets the other ready connections run (and the runtime look for
-    // more I/O), so what arrives meanwhile is read and written together: under load a
-    // read carries several frames and a write delivers them in one segment, which saves
-    // system calls here and in both peers. Idle, it costs one trip through the run queue.
-    let mut waited = false;
-    poll_fn(|cx| {
-        if !std::mem::replace(&mut waited, true) {
-            let mut later = std::pin::pin!(tokio::task::yield_now());
-            if later.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+    let timing = settings.timing;
+    let mut signals = signals;
+    // An async block rather than an async fn: it holds the relay where it was built
+    // instead of keeping a second copy of its arguments.
+    async move {
+        // One timer does the keepalive checks, then the wait for close answers. The time
+        // limit, which most APIs do not set, is only allocated when set.
+        let timer = tokio::time::sleep(timing.idle);
+        let mut time_limit = timing.max_duration.map(|d| Box::pin(tokio::time::sleep(d)));
+        let evicted_reason = signals.evicted.clone();
+        let evicted = signals.evicted.changed();
+        let shutdown = signals.shutdown.changed();
+        tokio::pin!(timer, evicted, shutdown);
+        // Each wake-up first lets the other ready connections run (and the runtime look for
+        // more I/O), so what arrives meanwhile is read and written together: under load a
+        // read carries several frames and a write delivers them in one segment, which saves
+        // system calls here and in both peers. Idle, it costs one trip through the run queue.
+        let mut waited = false;
+        poll_fn(|cx| {
+            if !std::mem::replace(&mut waited, true) {
+                let mut later = std::pin::pin!(tokio::task::yield_now());
+                if later.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
             }
-        }
-        waited = false;
-        if relay.poll_relay(cx, false).is_ready() {
-            return Poll::Ready(());
-        }
-        while keepalive.as_mut().poll(cx).is_ready() {
-            let next = relay.keepalive(&timing);
-            keepalive.as_mut().reset(next);
-            // Write the pings, or the closes of a dead connection.
-            if relay.poll_relay(cx, false).is_ready() || relay.closing() {
+            waited = false;
+            if relay.poll_relay(cx, false).is_ready() {
                 return Poll::Ready(());
             }
-        }
-        if time_limit.as_mut().poll(cx).is_ready() {
-            relay.close_both(Ended::TimeLimit, "maximum connection duration reached");
-        } else if evicted.as_mut().poll(cx).is_ready() {
-            let reason = evicted_reason
-                .borrow()
-                .clone()
-                .unwrap_or_else(|| "API no longer served".into());
-            relay.close_both(Ended::Evicted, &reason);
-        } else if shutdown.as_mut().poll(cx).is_ready() {
-            relay.close_both(Ended::Shutdown, "gateway shutting down");
-        } else {
-            return Poll::Pending;
-        }
-        Poll::Ready(())
-    })
-    .await;
-    let _ = tokio::time::timeout(CLOSE_WAIT, poll_fn(|cx| relay.poll_relay(cx, true))).await;
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        if !relay.client.gone {
-            let _ = relay.client.io.shutdown().await;
-        }
-        if !relay.backend.gone {
-            let _ = relay.backend.io.shutdown().await;
-        }
-    })
-    .await;
-    relay.ended.unwrap_or(Ended::ClientLost)
+            while timer.as_mut().poll(cx).is_ready() {
+                let next = relay.keepalive(&timing);
+                timer.as_mut().reset(next);
+                // Write the pings, or the closes of a dead connection.
+                if relay.poll_relay(cx, false).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            if time_limit
+                .as_mut()
+                .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+            {
+                relay.close_both(Ended::TimeLimit, "maximum connection duration reached");
+            } else if evicted.as_mut().poll(cx).is_ready() {
+                let reason = evicted_reason
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| "API no longer served".into());
+                relay.close_both(Ended::Evicted, &reason);
+            } else if shutdown.as_mut().poll(cx).is_ready() {
+                relay.close_both(Ended::Shutdown, "gateway shutting down");
+            } else {
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        })
+        .await;
+        drop(time_limit);
+        // Closing: wait (bounded) for the close answers, then end the backend's TLS cleanly.
+        timer.as_mut().reset(Instant::now() + CLOSE_WAIT);
+        poll_fn(|cx| {
+            if relay.poll_relay(cx, true).is_ready() {
+                if !relay.backend.gone {
+                    return Pin::new(&mut relay.backend.io)
+                        .poll_shutdown(cx)
+                        .map(|_| ());
+                }
+                return Poll::Ready(());
+            }
+            timer.as_mut().poll(cx)
+        })
+        .await;
+        relay.ended.unwrap_or(Ended::ClientLost)
+    }
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::BackendStream;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// What an idle connection holds is mostly this future: it is kept small (no buffers,
+    /// no TLS state inline), which docs/benchmarks.md measures as memory per connection.
+    #[tokio::test]
+    async fn a_connections_state_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let backend = BackendStream::Plain(TcpStream::connect(addr).await.unwrap());
+        let (_stop, shutdown) = watch::channel(false);
+        let (_evict, evicted) = watch::channel(None);
+        let settings = Settings {
+            timing: Timing {
+                idle: Duration::from_secs(30),
+                pong_timeout: Duration::from_secs(10),
+                max_duration: None,
+            },
+            max_message_bytes: 1 << 20,
+            read_bytes: 32 << 10,
+        };
+        let leg = |io| Leg {
+            io,
+            read_ahead: Vec::new(),
+        };
+        let pump = run(
+            leg(client),
+            Leg {
+                io: backend,
+                read_ahead: Vec::new(),
+            },
+            settings,
+            Signals { shutdown, evicted },
+        );
+        let size = std::mem::size_of_val(&pump);
+        assert!(size <= 960, "the pump's state is {size} bytes");
     }
 }

@@ -290,3 +290,82 @@ async fn the_management_api_refuses_calls_without_credentials() -> anyhow::Resul
     gw.shutdown().await;
     Ok(())
 }
+
+/// Write `request` on a raw connection to `url`'s listener and read the whole answer.
+async fn raw_exchange(url: &str, request: &[u8]) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut tcp = tokio::net::TcpStream::connect(authority).await?;
+    tcp.write_all(request).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut answer),
+    )
+    .await??;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn broken_and_oversized_request_heads_get_a_status_and_a_close() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let url = gw.listener("development", true);
+
+    let answer = raw_exchange(&url, b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n").await?;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("\"error\":\"bad_request\""), "{answer}");
+
+    let mut huge = b"GET / HTTP/1.1\r\nHost: gw\r\n".to_vec();
+    while huge.len() < 20_000 {
+        huge.extend_from_slice(
+            b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+        );
+    }
+    let answer = raw_exchange(&url, &huge).await?;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+
+    let answer = raw_exchange(&url, b"NOT HTTP AT ALL\r\n\r\n").await?;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+
+    // A plain HTTP request is told this is a WebSocket endpoint, and the connection ends.
+    let answer = raw_exchange(&url, b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n").await?;
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"));
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn frames_sent_right_behind_the_handshake_are_not_lost() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
+    let rest = url.trim_start_matches("ws://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut tcp = tokio::net::TcpStream::connect(authority).await?;
+    // The handshake and a masked text frame "hi" in one write.
+    let mut wire = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\napi-key: {key}\r\n\r\n"
+    )
+    .into_bytes();
+    wire.extend_from_slice(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+    tcp.write_all(&wire).await?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let expected_tail = [0x81, 0x02, b'h', b'i'];
+    while !got.ends_with(&expected_tail) {
+        let n =
+            tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf)).await??;
+        anyhow::ensure!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 101 "));
+    gw.shutdown().await;
+    Ok(())
+}
