@@ -31,7 +31,7 @@ export ASYNCGATE_DATA_DIR=$data
 url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
 key=$("$bin/asyncgate" api key create bench -o json | json key)
 
-perf record -F 2000 -g -p "$gw" -o "$work/perf.data" 2> "$work/perf.err" &
+perf record -F 2000 ${PERF_CALLGRAPH:--g} -p "$gw" -o "$work/perf.data" 2> "$work/perf.err" &
 perfpid=$!
 sleep 0.5
 taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$url" --header "api-key:$key"

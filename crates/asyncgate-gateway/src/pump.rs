@@ -144,13 +144,15 @@ struct Side<S> {
     sent_close: bool,
     /// The direction from it holds carried bytes to process before the next read.
     unread: bool,
-    /// Frames the gateway makes for this side are masked (it is the backend).
-    masked: bool,
+    /// The gateway is this side's client (it is the backend): frames to it are masked,
+    /// and after the close handshake the backend closes TCP first (RFC 6455 7.1.1), so
+    /// the waiting connection ends on the backend's side, not among the gateway's ports.
+    is_backend: bool,
     live: Liveness,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Side<S> {
-    fn new(io: S, masked: bool) -> Side<S> {
+    fn new(io: S, is_backend: bool) -> Side<S> {
         Side {
             io,
             out: Vec::new(),
@@ -159,7 +161,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Side<S> {
             got_close: false,
             sent_close: false,
             unread: false,
-            masked,
+            is_backend,
             live: Liveness::default(),
         }
     }
@@ -219,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Side<S> {
             &mut self.out,
             opcode,
             payload,
-            self.masked.then(rand::random::<[u8; 4]>),
+            self.is_backend.then(rand::random::<[u8; 4]>),
         );
         true
     }
@@ -236,9 +238,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Side<S> {
         self.sent_close = true;
     }
 
-    /// Done with: its close handshake is complete and written, or it is gone.
+    /// Done with: its close handshake is complete and written (and a backend has closed
+    /// its end), or it is gone.
     fn finished(&self) -> bool {
-        self.gone || (self.got_close && self.sent_close && self.out.is_empty() && !self.unflushed)
+        self.gone
+            || (self.got_close
+                && self.sent_close
+                && self.out.is_empty()
+                && !self.unflushed
+                && !self.is_backend)
     }
 
     fn involved_in_closing(&self) -> bool {
@@ -270,6 +278,15 @@ where
     let carried = dir.carry.len();
     if scratch.len() < carried + read_bytes {
         scratch.resize(carried + read_bytes, 0);
+    }
+    if from.got_close {
+        // Only its TCP close is awaited now; anything else is dropped.
+        let mut buf = ReadBuf::new(&mut scratch[..read_bytes]);
+        return match Pin::new(&mut from.io).poll_read(cx, &mut buf) {
+            Poll::Pending => Read::Nothing,
+            Poll::Ready(Ok(())) if !buf.filled().is_empty() => Read::Progress,
+            Poll::Ready(_) => Read::Lost,
+        };
     }
     let n = if std::mem::take(&mut from.unread) {
         0
@@ -304,7 +321,7 @@ where
 
 /// May `from` be read: it is still sending, and `to` has taken everything so far.
 fn readable<A, B>(from: &Side<A>, to: &Side<B>) -> bool {
-    !from.gone && !from.got_close && to.out.is_empty()
+    !from.gone && (!from.got_close || from.is_backend) && to.out.is_empty()
 }
 
 /// Both sides of one connection and the frames between them.
@@ -609,15 +626,18 @@ where
         })
         .await;
         drop(time_limit);
-        // Closing: wait (bounded) for the close answers, then end the backend's TLS cleanly.
+        // Closing: wait (bounded) for the close answers and the backend's TCP close. As the
+        // client's server, the gateway closes that TCP connection first, as soon as the
+        // client's close handshake is done.
         timer.as_mut().reset(Instant::now() + CLOSE_WAIT);
+        let mut client_shut = false;
         poll_fn(|cx| {
-            if relay.poll_relay(cx, true).is_ready() {
-                if !relay.backend.gone {
-                    return Pin::new(&mut relay.backend.io)
-                        .poll_shutdown(cx)
-                        .map(|_| ());
-                }
+            let done = relay.poll_relay(cx, true);
+            if !client_shut && !relay.client.gone && relay.client.finished() {
+                client_shut = true;
+                let _ = Pin::new(&mut relay.client.io).poll_shutdown(cx);
+            }
+            if done.is_ready() {
                 return Poll::Ready(());
             }
             timer.as_mut().poll(cx)
