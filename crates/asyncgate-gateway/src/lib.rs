@@ -20,6 +20,7 @@ pub mod route;
 pub mod snapshot;
 pub mod upstream;
 pub mod utf8;
+pub mod workers;
 
 pub use error::{Fault, GatewayError};
 pub use listener::{Gateway, GatewayConfig};

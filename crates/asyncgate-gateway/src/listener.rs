@@ -9,6 +9,7 @@ use crate::{pump, request, upstream, GatewayError};
 use asyncgate_core::ListenerKind;
 use http::{Request, StatusCode};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -31,6 +32,8 @@ pub struct GatewayConfig {
     /// Bytes read per system call into the thread's scratch buffer (default 32 KiB). A
     /// connection holds a buffer of its own only while its peer cannot take what was read.
     pub read_buffer_bytes: usize,
+    /// Gateway worker threads; 0 (the default) means one per available CPU.
+    pub workers: usize,
 }
 
 impl Default for GatewayConfig {
@@ -40,6 +43,7 @@ impl Default for GatewayConfig {
             backend_ca_file: None,
             undeploy_grace: Duration::from_secs(10),
             read_buffer_bytes: 32 << 10,
+            workers: 0,
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct Gateway {
     config: Arc<GatewayConfig>,
     tls: Arc<rustls::ClientConfig>,
     live: Arc<Live>,
+    /// Connection tasks alive.
+    tasks: Arc<AtomicUsize>,
     /// The version of the last snapshot applied.
     applied: Arc<watch::Sender<u64>>,
 }
@@ -65,6 +71,7 @@ impl Gateway {
             config: Arc::new(config),
             tls,
             live: Arc::default(),
+            tasks: Arc::default(),
             applied: Arc::new(watch::channel(0).0),
         })
     }
@@ -112,6 +119,14 @@ impl Gateway {
         &self.snapshot
     }
 
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    pub(crate) fn tasks(&self) -> &AtomicUsize {
+        &self.tasks
+    }
+
     /// Accept connections on `listener` for one environment until `shutdown` fires; live
     /// WebSocket connections are closed with 1001 when it does.
     pub async fn serve(
@@ -155,7 +170,9 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut shutdown = shutdown;
+        let counted = TaskCount::new(self.tasks.clone());
         async move {
+            let _counted = counted;
             // Boxed, so that none of the handshake's state stays with the connection.
             let open = Box::pin(self.open(stream, peer, &info));
             let opened = tokio::select! {
@@ -277,6 +294,22 @@ impl Gateway {
             read_bytes: self.config.read_buffer_bytes,
         };
         Ok((answer, dialed.leg, settings, slot, route))
+    }
+}
+
+/// Counts a connection task while it lives.
+struct TaskCount(Arc<AtomicUsize>);
+
+impl TaskCount {
+    fn new(count: Arc<AtomicUsize>) -> TaskCount {
+        count.fetch_add(1, Ordering::Relaxed);
+        TaskCount(count)
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -63,7 +63,7 @@ impl TestPlatform {
 
     async fn boot(dir: &Path, customize: &Customize) -> anyhow::Result<(Platform, Client)> {
         let mut config = ServeConfig::ephemeral(dir.to_path_buf());
-        config.drain = Duration::from_secs(3);
+        config.drain = Duration::from_secs(1);
         customize(&mut config);
         let platform = Platform::start(config).await?;
         let token = std::fs::read_to_string(&platform.endpoints.admin_token_file)?;

@@ -67,6 +67,7 @@ async fn ten_thousand_connections_leave_nothing_behind() -> anyhow::Result<()> {
         .to_string();
     let key = gw.create_key("chat-api").await?;
     let metrics = tokio::runtime::Handle::current().metrics();
+    let gateway = gw.platform.gateway().clone();
 
     // Warm up (allocator arenas, lazily created state), then take the baseline. The
     // allocator keeps some freed memory, which moves resident size by some MiB from run
@@ -80,6 +81,8 @@ async fn ten_thousand_connections_leave_nothing_behind() -> anyhow::Result<()> {
 
     let tasks_after = settle(tasks_before, || metrics.num_alive_tasks()).await;
     let fds_after = settle(fds_before, open_fds).await;
+    // Connection tasks run on the gateway's own threads: every one has ended.
+    let connection_tasks = settle(0, || gateway.connection_tasks()).await;
     let rss_after = resident_bytes();
     eprintln!(
         "after {TOTAL} connections: tasks {tasks_before} -> {tasks_after}, fds {fds_before} -> {fds_after}, resident {} -> {} KiB",
@@ -87,6 +90,7 @@ async fn ten_thousand_connections_leave_nothing_behind() -> anyhow::Result<()> {
         rss_after >> 10
     );
     assert_eq!(tasks_after, tasks_before, "tasks left behind");
+    assert_eq!(connection_tasks, 0, "connection tasks left behind");
     assert_eq!(fds_after, fds_before, "file descriptors left behind");
     let grown = rss_after.saturating_sub(rss_before);
     assert!(

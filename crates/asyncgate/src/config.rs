@@ -149,6 +149,9 @@ impl ServeConfig {
             if let Some(v) = g.read_buffer_bytes {
                 self.gateway.read_buffer_bytes = v;
             }
+            if let Some(v) = g.workers {
+                self.gateway.workers = v;
+            }
             if let Some(v) = g.backend_ca_file {
                 self.gateway.backend_ca_file = Some(v);
             }
@@ -258,6 +261,7 @@ struct GatewayFile {
     undeploy_grace_seconds: Option<u64>,
     backend_ca_file: Option<PathBuf>,
     read_buffer_bytes: Option<usize>,
+    workers: Option<usize>,
     drain_seconds: Option<u64>,
 }
 

@@ -1,5 +1,6 @@
 //! One process running both planes: the store, the management API and the gateway's
-//! environment listeners, wired by a snapshot stream; started and stopped as a unit.
+//! environment listeners (served on the gateway's own worker threads), wired by a
+//! snapshot stream; started and stopped as a unit.
 
 use crate::config::ServeConfig;
 use crate::endpoints::{Endpoints, ListenerUrls, ADMIN_TOKEN_FILE};
@@ -8,6 +9,7 @@ use asyncgate_control::{AppState, ControlConfig, EnvironmentEndpoints, Publisher
 use asyncgate_core::credential::{generate_secret, hash_secret, ADMIN_TOKEN_PREFIX};
 use asyncgate_core::ListenerKind;
 use asyncgate_gateway::listener::ws_url;
+use asyncgate_gateway::workers::{ListenerSpec, Workers};
 use asyncgate_gateway::Gateway;
 use asyncgate_store::Store;
 use std::collections::BTreeMap;
@@ -33,6 +35,8 @@ pub struct Platform {
     tasks: JoinSet<()>,
     store: Store,
     gateway: Gateway,
+    /// The data plane's threads; joined on shutdown.
+    workers: Option<Workers>,
     drain: std::time::Duration,
     /// Held for the platform's lifetime so that two processes never share a data folder;
     /// released when dropped.
@@ -114,14 +118,17 @@ impl Platform {
                 }
             });
         }
+        let mut specs = Vec::new();
         for (name, ext, int) in env_listeners {
             for (listener, kind) in [(ext, ListenerKind::External), (int, ListenerKind::Internal)] {
-                let gateway = gateway.clone();
-                let name = name.clone();
-                let stop = shutdown_rx.clone();
-                tasks.spawn(async move { gateway.serve(listener, &name, kind, stop).await });
+                specs.push(ListenerSpec {
+                    environment: name.clone(),
+                    kind,
+                    socket: listener.into_std()?,
+                });
             }
         }
+        let workers = gateway.start_workers(specs, shutdown_rx.clone(), config.drain)?;
 
         let state = AppState {
             store: store.clone(),
@@ -172,6 +179,7 @@ impl Platform {
             tasks,
             store,
             gateway,
+            workers: Some(workers),
             drain: config.drain,
             _lock: lock,
         })
@@ -185,8 +193,10 @@ impl Platform {
         if tokio::time::timeout(self.drain, wait).await.is_err() {
             self.tasks.abort_all();
         }
-        // Give connection tasks (detached per connection) a moment to write their closes.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The gateway workers give live connections the drain period to close.
+        if let Some(workers) = self.workers.take() {
+            let _ = tokio::task::spawn_blocking(move || workers.join()).await;
+        }
         self.store.close().await;
     }
 
