@@ -23,10 +23,12 @@ pub fn generate_secret(prefix: &str) -> String {
 /// How secrets are stored: SHA-256 in hex. The secrets are 256-bit random values, so a
 /// fast hash is enough (there is nothing to brute-force).
 pub fn hash_secret(secret: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret.as_bytes());
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xF)]));
     }
     out
 }

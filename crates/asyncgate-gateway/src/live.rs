@@ -17,27 +17,28 @@ struct Key {
 
 struct Entry {
     count: u64,
-    per_credential: HashMap<String, u64>,
+    per_credential: HashMap<Arc<str>, u64>,
     /// Set to the reason when the connections must close.
     evict: watch::Sender<Option<String>>,
 }
 
 #[derive(Default)]
 pub struct Live {
-    entries: Mutex<HashMap<Key, Entry>>,
+    entries: Mutex<HashMap<Arc<Key>, Entry>>,
 }
 
-/// A slot held by one live connection; dropping it frees the slot.
+/// A slot held by one live connection; dropping it frees the slot. It shares the
+/// registry's key and credential, so a connection allocates nothing of its own here.
 pub struct LiveGuard {
     live: Arc<Live>,
-    key: Key,
-    credential: String,
+    key: Arc<Key>,
+    credential: Arc<str>,
     /// Becomes `Some(reason)` when the connection must be closed.
     pub evicted: watch::Receiver<Option<String>>,
 }
 
 impl Live {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<Key>, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -52,6 +53,10 @@ impl Live {
             api_id: route.api_id.clone(),
         };
         let mut entries = self.lock();
+        let key = match entries.get_key_value(&key) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(key),
+        };
         let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
             count: 0,
             per_credential: HashMap::new(),
@@ -82,14 +87,15 @@ impl Live {
             ));
         }
         entry.count += 1;
-        *entry
-            .per_credential
-            .entry(credential.to_string())
-            .or_default() += 1;
+        let credential = match entry.per_credential.get_key_value(credential) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::from(credential),
+        };
+        *entry.per_credential.entry(credential.clone()).or_default() += 1;
         Ok(LiveGuard {
             live: self.clone(),
             key,
-            credential: credential.to_string(),
+            credential,
             evicted: entry.evict.subscribe(),
         })
     }

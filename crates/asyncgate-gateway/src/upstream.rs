@@ -223,7 +223,10 @@ fn request_head(request: &Request<()>) -> String {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let mut head = format!("GET {path} HTTP/1.1\r\n");
+    let mut head = String::with_capacity(512);
+    head.push_str("GET ");
+    head.push_str(path);
+    head.push_str(" HTTP/1.1\r\n");
     for (name, value) in request.headers() {
         head.push_str(name.as_str());
         head.push_str(": ");
@@ -267,17 +270,14 @@ fn check_response(
             ),
         ));
     }
-    let get = |name: &str| {
+    let values = |name: &'static str| {
         resp.headers
             .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-            .collect::<Vec<_>>()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| std::str::from_utf8(h.value).unwrap_or("").trim())
     };
-    let has_token = |name: &str, token: &str| {
-        get(name)
-            .iter()
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    let has_token = |name: &'static str, token: &str| {
+        values(name).any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
     if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
         return Err(bad_gateway(
@@ -290,33 +290,30 @@ fn check_response(
         .get(header::SEC_WEBSOCKET_KEY)
         .map(|k| k.as_bytes())
         .unwrap_or_default();
-    if get("sec-websocket-accept").first().map(String::as_str)
-        != Some(derive_accept_key(key).as_str())
-    {
+    if values("sec-websocket-accept").next() != Some(derive_accept_key(key).as_str()) {
         return Err(bad_gateway(
             "backend_handshake",
             "the backend's Sec-WebSocket-Accept does not match the key".into(),
         ));
     }
-    if !get("sec-websocket-extensions").is_empty() {
+    if values("sec-websocket-extensions").next().is_some() {
         return Err(bad_gateway(
             "backend_handshake",
             "the backend enabled an extension that was not offered".into(),
         ));
     }
-    let chosen = get("sec-websocket-protocol");
-    let protocol = match chosen.as_slice() {
-        [] => None,
-        [one] => {
-            let offered: Vec<String> = request
+    let mut chosen = values("sec-websocket-protocol");
+    let protocol = match (chosen.next(), chosen.next()) {
+        (None, _) => None,
+        (Some(one), None) => {
+            let offered = request
                 .headers()
                 .get_all(header::SEC_WEBSOCKET_PROTOCOL)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .map(|p| p.trim().to_string())
-                .collect();
-            if !offered.iter().any(|p| p == one) {
+                .any(|p| p.trim() == one);
+            if !offered {
                 return Err(bad_gateway(
                     "backend_subprotocol",
                     format!(
