@@ -10,7 +10,7 @@
 
 use crate::direction::{Direction, Stop, KEEPALIVE};
 use crate::frame::{self, OpCode};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -29,24 +29,6 @@ const KEPT_CARRY: usize = 256;
 thread_local! {
     /// Where every connection on this thread reads into.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Connection wake-ups on this thread since it last slept.
-    static WAKE_UPS: Cell<u32> = const { Cell::new(0) };
-}
-
-/// For the runtime's `on_thread_unpark`: a worker thread that slept starts afresh.
-/// Without it every wake-up is treated as one among many (see [`busy`]).
-pub fn worker_woke() {
-    WAKE_UPS.with(|w| w.set(0));
-}
-
-/// Whether another connection was already served since this thread last slept: the
-/// gateway is busy, and it pays to let the others run before reading.
-fn busy() -> bool {
-    WAKE_UPS.with(|w| {
-        let n = w.get().saturating_add(1);
-        w.set(n);
-        n > 1
-    })
 }
 
 /// How a relayed connection ended.
@@ -600,19 +582,8 @@ where
         let evicted = signals.evicted.changed();
         let shutdown = signals.shutdown.changed();
         tokio::pin!(timer, evicted, shutdown);
-        // When busy, a wake-up first lets the other ready connections run (and the runtime
-        // look for more I/O), so what arrives meanwhile is read and written together: a
-        // read carries several frames and a write delivers them in one segment, which saves
-        // system calls here and in both peers. A lone connection goes straight on.
-        let mut waited = false;
+        // Until closing begins: the relay first, then the timers and signals, in one poll.
         poll_fn(|cx| {
-            if !std::mem::replace(&mut waited, true) && busy() {
-                let mut later = std::pin::pin!(tokio::task::yield_now());
-                if later.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-            waited = false;
             if relay.poll_relay(cx, false).is_ready() {
                 return Poll::Ready(());
             }

@@ -4,7 +4,6 @@
 //! HAProxy's workers).
 
 use crate::listener::Gateway;
-use crate::pump;
 use asyncgate_core::ListenerKind;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -44,7 +43,6 @@ impl Gateway {
             }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .on_thread_unpark(pump::worker_woke)
                 .build()?;
             let gateway = self.clone();
             let shutdown = shutdown.clone();
