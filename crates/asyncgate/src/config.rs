@@ -276,7 +276,7 @@ mod tests {
         let path = dir.join("asyncgate.yaml");
         std::fs::write(
             &path,
-            "listen:\n  management: 127.0.0.1:7000\n  environments:\n    - name: production\n      external: 0.0.0.0:443\n    - name: staging\n      external: 127.0.0.1:7001\n      internal: 127.0.0.1:7002\nimport:\n  allow_private_addresses: true\n",
+            "listen:\n  management: 127.0.0.1:7000\n  environments:\n    - name: production\n      external: 0.0.0.0:443\n    - name: staging\n      external: 127.0.0.1:7001\n      internal: 127.0.0.1:7002\nimport:\n  allow_private_addresses: true\ngateway:\n  workers: 3\n  read_buffer_bytes: 65536\n",
         )
         .unwrap();
         let mut c = ServeConfig::defaults(dir.clone());
@@ -286,6 +286,8 @@ mod tests {
         assert_eq!(c.environments[1].external.port(), 443);
         assert_eq!(c.environments[2].name, "staging");
         assert!(c.import.allow_private_addresses);
+        assert_eq!(c.gateway.workers, 3);
+        assert_eq!(c.gateway.read_buffer_bytes, 65536);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
