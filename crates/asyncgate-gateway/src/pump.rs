@@ -21,8 +21,9 @@ use tokio::time::Instant;
 
 /// How long the gateway waits for the other side to answer a close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
-/// Reads made in one wake-up before the task lets others run.
-const READS_PER_POLL: usize = 32;
+/// Reads made in one wake-up before the task lets others run. Small, so a connection
+/// streaming large messages does not hold up the others (its tail latency showed it).
+const READS_PER_POLL: usize = 2;
 /// A carried remainder up to this size keeps its allocation between reads.
 const KEPT_CARRY: usize = 256;
 
