@@ -291,14 +291,16 @@ async fn the_management_api_refuses_calls_without_credentials() -> anyhow::Resul
     Ok(())
 }
 
+/// A `ws://` URL's authority and path.
+fn authority_and_path(url: &str) -> (&str, &str) {
+    let rest = url.trim_start_matches("ws://");
+    rest.split_at(rest.find('/').unwrap_or(rest.len()))
+}
+
 /// Write `request` on a raw connection to `url`'s listener and read the whole answer.
 async fn raw_exchange(url: &str, request: &[u8]) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let (authority, _) = authority_and_path(url);
     let mut tcp = tokio::net::TcpStream::connect(authority).await?;
     tcp.write_all(request).await?;
     let mut answer = Vec::new();
@@ -345,8 +347,7 @@ async fn frames_sent_right_behind_the_handshake_are_not_lost() -> anyhow::Result
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
     let (url, key) = gw.deploy_sample(&echo.url).await?;
-    let rest = url.trim_start_matches("ws://");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (authority, path) = authority_and_path(&url);
     let mut tcp = tokio::net::TcpStream::connect(authority).await?;
     // The handshake and a masked text frame "hi" in one write.
     let mut wire = format!(
