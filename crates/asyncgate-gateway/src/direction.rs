@@ -96,6 +96,9 @@ impl Direction {
     /// to the front of `buf`; whatever cannot be handled yet is kept in `carry`.
     pub fn process(&mut self, buf: &mut [u8]) -> Processed {
         let mut kept = 0;
+        // Where this call kept the header of the data frame under way: until written, a
+        // frame that breaks the rules can be taken back whole.
+        let mut frame_kept: Option<usize> = None;
         let mut pos = 0;
         let stop = loop {
             if pos == buf.len() {
@@ -115,7 +118,8 @@ impl Direction {
                         .min(buf.len() - pos);
                     if !discarding {
                         if text && !self.check_text(&mut buf[pos..pos + n], mask, offset) {
-                            break Some(self.breach(buf, pos, INVALID_UTF8));
+                            let whole = retract(&mut kept, frame_kept);
+                            break Some(self.breach(buf, pos, INVALID_UTF8, whole));
                         }
                         keep(buf, &mut kept, pos, n);
                     }
@@ -133,7 +137,8 @@ impl Direction {
                         self.state = State::Header;
                         if !discarding {
                             if let Err(v) = self.frame_done(fin) {
-                                break Some(self.breach(buf, pos, v));
+                                retract(&mut kept, frame_kept);
+                                break Some(self.breach(buf, pos, v, true));
                             }
                         }
                     }
@@ -142,7 +147,7 @@ impl Direction {
                     let header = match frame::parse_header(&buf[pos..]) {
                         // Nothing more can be made of this stream.
                         Err(_) if discarding => break None,
-                        Err(v) => break Some(self.breach(buf, buf.len(), v)),
+                        Err(v) => break Some(self.breach(buf, buf.len(), v, true)),
                         Ok(None) => {
                             self.carry.extend_from_slice(&buf[pos..]);
                             break None;
@@ -175,7 +180,7 @@ impl Direction {
                     let opcode = match checked {
                         Ok(op) => op,
                         Err(v) => {
-                            let stop = self.breach(buf, pos + header.len, v);
+                            let stop = self.breach(buf, pos + header.len, v, true);
                             self.skip_payload(header.payload_len);
                             break Some(stop);
                         }
@@ -204,7 +209,7 @@ impl Direction {
                                         reason: String::new(),
                                     })
                                 }
-                                Err(v) => break Some(self.breach(buf, pos + total, v)),
+                                Err(v) => break Some(self.breach(buf, pos + total, v, true)),
                             },
                             OpCode::Pong if payload == KEEPALIVE => {}
                             _ => keep(buf, &mut kept, pos, total),
@@ -218,15 +223,17 @@ impl Direction {
                         continue;
                     }
                     if let Err(v) = self.data_frame(opcode, header.payload_len) {
-                        let stop = self.breach(buf, pos + header.len, v);
+                        let stop = self.breach(buf, pos + header.len, v, true);
                         self.skip_payload(header.payload_len);
                         break Some(stop);
                     }
+                    frame_kept = Some(kept);
                     keep(buf, &mut kept, pos, header.len);
                     pos += header.len;
                     if header.payload_len == 0 {
                         if let Err(v) = self.frame_done(header.fin()) {
-                            break Some(self.breach(buf, pos, v));
+                            retract(&mut kept, frame_kept);
+                            break Some(self.breach(buf, pos, v, true));
                         }
                     } else {
                         self.state = State::Payload {
@@ -279,9 +286,9 @@ impl Direction {
 
     /// Stop forwarding after a breach; what follows `buf[..resume]` is kept to be skipped
     /// through for the close frame that should follow.
-    fn breach(&mut self, buf: &[u8], resume: usize, v: Violation) -> Stop {
-        // Inside a payload means its header and maybe part of it were forwarded.
-        self.broken_off = Some(matches!(self.state, State::Header));
+    /// `at_boundary`: whether what was forwarded ends between frames.
+    fn breach(&mut self, buf: &[u8], resume: usize, v: Violation, at_boundary: bool) -> Stop {
+        self.broken_off = Some(at_boundary);
         self.message = None;
         self.carry.clear();
         self.carry.extend_from_slice(&buf[resume..]);
@@ -343,6 +350,17 @@ impl Direction {
                 ok
             }
         }
+    }
+}
+
+/// Take back the frame kept from `frame_kept` on; whether there was one to take back.
+fn retract(kept: &mut usize, frame_kept: Option<usize>) -> bool {
+    match frame_kept {
+        Some(start) => {
+            *kept = start;
+            true
+        }
+        None => false,
     }
 }
 
@@ -510,6 +528,15 @@ mod tests {
         let p = d.process(&mut bad[5..]);
         assert_eq!(p.stop, Some(Stop::Violation(INVALID_UTF8)));
         assert!(!d.at_boundary(), "the frame was cut off mid-payload");
+
+        // Read whole, the bad frame is taken back and the stream stays between frames.
+        let mut d = Direction::new(false, 100);
+        let mut wire = frame(OpCode::Binary, b"fine", None);
+        wire.extend(frame(OpCode::Text, b"abc\xFFdef", None));
+        let p = d.process(&mut wire);
+        assert_eq!(p.forward, 6, "only the good frame");
+        assert_eq!(p.stop, Some(Stop::Violation(INVALID_UTF8)));
+        assert!(d.at_boundary());
     }
 
     #[test]

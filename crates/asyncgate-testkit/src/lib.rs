@@ -186,7 +186,8 @@ impl Backend {
     /// (`{"path": ..., "headers": {...}}`). A text `close:CODE:REASON` makes it close;
     /// `crash` makes it drop the connection without a close frame. It chooses the first
     /// subprotocol offered, or `rogue` when offered `rogue-request`. `big:N` makes it send
-    /// a text message of N bytes; `silent` makes it stop reading (and so stop answering
+    /// a text message of N bytes; `bad-utf8` a text frame that is not UTF-8; `silent`
+    /// makes it stop reading (and so stop answering
     /// pings); `flood:N:SIZE` makes it send N text messages of SIZE bytes as fast as the
     /// connection takes them, counting the bytes sent in `flooded`. It records closes and
     /// pings in `events`.
@@ -391,6 +392,15 @@ async fn echo_session<S>(
                     flooded.fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 continue;
+            }
+            Message::Text(t) if t.as_str() == "bad-utf8" => {
+                use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+                use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+                Message::Frame(Frame::message(
+                    vec![b'o', b'k', 0xFF],
+                    OpCode::Data(Data::Text),
+                    true,
+                ))
             }
             Message::Text(t) if t.starts_with("big:") => {
                 let n: usize = t[4..].parse().unwrap_or(0);

@@ -83,6 +83,21 @@ async fn a_backend_crash_closes_the_client_with_1011() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_backend_breaking_the_protocol_gets_1007_and_the_client_1011() -> anyhow::Result<()> {
+    let (gw, echo, mut c) = echo_client().await?;
+    c.send_text("bad-utf8").await?;
+    let (code, reason) = c.recv_close().await?;
+    assert_eq!(code, 1011, "{reason}");
+    assert_eq!(reason, "the backend broke the WebSocket protocol");
+    assert_eq!(
+        echo.wait_event("close:").await?,
+        "close:1007:invalid UTF-8 in a text message"
+    );
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn shutting_the_platform_down_closes_live_connections_with_1001() -> anyhow::Result<()> {
     let (gw, _echo, mut c) = echo_client().await?;
     gw.shutdown().await;
