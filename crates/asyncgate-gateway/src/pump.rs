@@ -579,7 +579,12 @@ where
         // limit, which most APIs do not set, is only allocated when set.
         let timer = tokio::time::sleep(timing.idle);
         let mut time_limit = timing.max_duration.map(|d| Box::pin(tokio::time::sleep(d)));
-        let evicted_reason = signals.evicted.clone();
+        // The signals' futures are polled once to register, then only when their channel
+        // says something changed: polling a waiting one takes a lock shared by every
+        // connection, and this poll runs on every wake-up.
+        let evicted_probe = signals.evicted.clone();
+        let shutdown_probe = signals.shutdown.clone();
+        let mut registered = false;
         let evicted = signals.evicted.changed();
         let shutdown = signals.shutdown.changed();
         tokio::pin!(timer, evicted, shutdown);
@@ -596,18 +601,19 @@ where
                     return Poll::Ready(());
                 }
             }
+            let first = !std::mem::replace(&mut registered, true);
             if time_limit
                 .as_mut()
                 .is_some_and(|t| t.as_mut().poll(cx).is_ready())
             {
                 relay.close_both(Ended::TimeLimit, "maximum connection duration reached");
-            } else if evicted.as_mut().poll(cx).is_ready() {
-                let reason = evicted_reason
+            } else if signalled(first, &evicted_probe) && evicted.as_mut().poll(cx).is_ready() {
+                let reason = evicted_probe
                     .borrow()
                     .clone()
                     .unwrap_or_else(|| "API no longer served".into());
                 relay.close_both(Ended::Evicted, &reason);
-            } else if shutdown.as_mut().poll(cx).is_ready() {
+            } else if signalled(first, &shutdown_probe) && shutdown.as_mut().poll(cx).is_ready() {
                 relay.close_both(Ended::Shutdown, "gateway shutting down");
             } else {
                 return Poll::Pending;
@@ -635,6 +641,12 @@ where
         .await;
         relay.ended.unwrap_or(Ended::ClientLost)
     }
+}
+
+/// Whether a signal's future needs polling: the first time (to register), then once its
+/// channel has a new value or its sender is gone.
+fn signalled<T>(first: bool, probe: &watch::Receiver<T>) -> bool {
+    first || probe.has_changed().unwrap_or(true)
 }
 
 #[cfg(test)]
