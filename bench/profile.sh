@@ -3,6 +3,7 @@
 #   bench/profile.sh rtt --connections 64 --inflight 16 --size 64 --seconds 5
 #   bench/profile.sh handshakes --concurrency 16 --seconds 5
 # Prints perf's flat report (self time) and leaves perf.data in target/bench/profile.
+# PERF_CALLGRAPH="--call-graph dwarf,16384" records full call stacks instead of -g.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { sed -n 2,5p "$0"; exit 64; }

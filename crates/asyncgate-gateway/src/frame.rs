@@ -1,8 +1,6 @@
 //! RFC 6455 section 5 on the wire: frame headers read and written, masking, and the
 //! checks a close frame's payload must pass.
 
-/// Longest frame header: 2 bytes, an 8-byte length and a 4-byte mask.
-pub const MAX_HEADER: usize = 14;
 /// Control frames carry at most 125 bytes (section 5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Longest control frame: short length, a mask and 125 bytes.

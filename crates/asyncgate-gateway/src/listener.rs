@@ -119,7 +119,7 @@ impl Gateway {
         &self.snapshot
     }
 
-    pub fn config(&self) -> &GatewayConfig {
+    pub(crate) fn config(&self) -> &GatewayConfig {
         &self.config
     }
 

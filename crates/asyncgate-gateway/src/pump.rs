@@ -674,12 +674,11 @@ mod tests {
             max_message_bytes: 1 << 20,
             read_bytes: 32 << 10,
         };
-        let leg = |io| Leg {
-            io,
-            read_ahead: Vec::new(),
-        };
         let pump = run(
-            leg(client),
+            Leg {
+                io: client,
+                read_ahead: Vec::new(),
+            },
             Leg {
                 io: backend,
                 read_ahead: Vec::new(),
