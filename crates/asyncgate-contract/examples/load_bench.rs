@@ -42,6 +42,26 @@ fn measure(label: &str, text: &str, runs: usize) {
     );
 }
 
+/// Time to refuse a hostile document (median of `runs`): the budgets must answer fast,
+/// which the tests cannot assert on a machine of unknown speed.
+fn refusal(label: &str, text: &str, runs: usize) {
+    let limits = Limits::default();
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            assert!(parse(text, &limits).is_err(), "{label} is refused");
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "refused {label:<15} median {:>7.1} ms  (min {:.1}, max {:.1}, {runs} runs)",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
+}
+
 fn main() {
     let runs: usize = std::env::args()
         .nth(1)
@@ -52,6 +72,18 @@ fn main() {
     let json = serde_json::to_string(&value).expect("JSON");
     measure("YAML", &yaml, runs);
     measure("JSON", &json, runs);
+    let mut laughs = String::from("asyncapi: 2.6.0\ninfo: {title: t, version: '1'}\nchannels: {}\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        laughs.push_str(&format!("x-a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    refusal("billion laughs", &laughs, runs);
+    let deep = format!(
+        "asyncapi: 2.6.0\ninfo: {{title: t, version: '1'}}\nchannels: {{}}\nx-deep: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    refusal("deep nesting", &deep, runs);
     // Where the time goes, for the YAML document.
     let t = Instant::now();
     let (doc, _) = asyncgate_contract::spans::parse(&yaml).expect("YAML");

@@ -104,6 +104,7 @@ pub struct LimitsPatch {
     pub max_connection_seconds: Option<u64>,
     pub max_connections: Option<u64>,
     pub max_connections_per_credential: Option<u64>,
+    pub close_on_credential_expiry: Option<bool>,
 }
 
 impl LimitsPatch {
@@ -125,6 +126,9 @@ impl LimitsPatch {
             &mut limits.max_connections_per_credential,
             self.max_connections_per_credential,
         );
+        if let Some(v) = self.close_on_credential_expiry {
+            limits.close_on_credential_expiry = v;
+        }
     }
 }
 
@@ -220,12 +224,24 @@ fn bundle_url(url: &str) -> ApiResult<url::Url> {
     url::Url::parse(url).map_err(|e| ApiError::bad_request(format!("`{url}` is not a URL: {e}")))
 }
 
+/// The API `key` names: its id, its identifier, or `project/identifier`. An identifier
+/// used in several projects is never resolved to one of them silently (409).
 pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
-    state
-        .store
-        .api(key)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no API with id or identifier `{key}`")))
+    let mut named = state.store.apis_named(key).await?;
+    match named.len() {
+        0 => Err(ApiError::not_found(format!(
+            "no API with id or identifier `{key}`"
+        ))),
+        1 => Ok(named.remove(0)),
+        _ if named[0].id == key => Ok(named.remove(0)),
+        _ => {
+            let projects: Vec<&str> = named.iter().map(|a| a.project.as_str()).collect();
+            Err(ApiError::conflict(format!(
+                "`{key}` is an API identifier in several projects ({}): name the project as `<project>/{key}`, or give the API id",
+                projects.join(", ")
+            )))
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/apis/import", tag = "apis",
@@ -477,6 +493,11 @@ fn normalize_base_path(v: &str) -> ApiResult<String> {
             "`basePath` must not be `/`: every API needs its own prefix",
         ));
     }
+    if trimmed.split('/').any(|s| s == "." || s == "..") {
+        return Err(ApiError::bad_request(format!(
+            "`basePath` must not hold `.` or `..` segments, got `{v}`"
+        )));
+    }
     Ok(trimmed.to_string())
 }
 
@@ -490,6 +511,12 @@ fn check_target(v: &str) -> ApiResult<String> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::bad_request(format!("`target` {v} has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed back: the user-info may be a password.
+        return Err(ApiError::bad_request(
+            "`target` must not hold user information (user:password@): give backend credentials as backend headers, which are never shown",
+        ));
     }
     Ok(v.trim().to_string())
 }
@@ -509,6 +536,9 @@ mod tests {
         assert!(normalize_base_path("a/b").is_err());
         assert!(normalize_base_path("/").is_err());
         assert!(normalize_base_path("/a?b").is_err());
+        assert!(normalize_base_path("/a/../b").is_err());
+        assert!(normalize_base_path("/a/.").is_err());
+        assert!(normalize_base_path("/a/.b/c..").is_ok());
     }
 
     #[test]
@@ -516,5 +546,8 @@ mod tests {
         assert!(check_target("ws://127.0.0.1:1").is_ok());
         assert!(check_target("http://x").is_err());
         assert!(check_target("nonsense").is_err());
+        let err = check_target("ws://user:hunter2@10.0.0.1/x").unwrap_err();
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        assert!(check_target("wss://token@b.example").is_err());
     }
 }

@@ -21,6 +21,9 @@ pub struct ApiLimits {
     pub max_connections: u64,
     /// Concurrent connections per credential; 0 = no limit. Default 0.
     pub max_connections_per_credential: u64,
+    /// A connection made with a credential that expires (a bearer token) is closed with
+    /// 1008 when it does. Default off: the credential is checked at the handshake only.
+    pub close_on_credential_expiry: bool,
 }
 
 impl Default for ApiLimits {
@@ -32,6 +35,7 @@ impl Default for ApiLimits {
             max_connection_seconds: 0,
             max_connections: 10_000,
             max_connections_per_credential: 0,
+            close_on_credential_expiry: false,
         }
     }
 }

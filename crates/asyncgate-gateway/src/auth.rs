@@ -15,6 +15,9 @@ pub const API_KEY_QUERY: &str = "apikey";
 /// Query parameter carrying a bearer token (for clients that cannot set headers).
 pub const TOKEN_QUERY: &str = "access_token";
 
+/// Headers that carry client credentials: read here, never forwarded.
+pub const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", API_KEY_HEADER];
+
 /// A credential as the client presented it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Presented {
@@ -22,40 +25,105 @@ pub enum Presented {
     Bearer(String),
 }
 
-/// The first credential found: `api-key` header, `Authorization: Bearer`, then the
-/// `apikey` and `access_token` query parameters.
-pub fn presented(headers: &HeaderMap, query: Option<&str>) -> Option<Presented> {
-    if let Some(v) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(Presented::ApiKey(v.trim().to_string()));
+/// What a request's credential headers and query say: the one credential it presents
+/// (if any) and the query the backend may see. One parser decides both, so whatever is
+/// read as a credential is exactly what is removed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub presented: Option<Presented>,
+    /// The query without credential parameters, as the client wrote the rest; `None`
+    /// when nothing is left.
+    pub backend_query: Option<String>,
+}
+
+/// Read the credentials of a request: the `api-key` header, `Authorization: Bearer`, and
+/// the `apikey` and `access_token` query parameters. Parameter names are compared after
+/// percent-decoding and without regard to case, so no spelling of them reaches the
+/// backend. The same credential given more than once counts once; two different ones
+/// are refused (400), never chosen between.
+pub fn read_credentials(
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Credentials, GatewayError> {
+    let mut found: Option<Presented> = None;
+    let mut add = |p: Presented| -> Result<(), GatewayError> {
+        match &found {
+            Some(existing) if *existing != p => Err(GatewayError::client(
+                StatusCode::BAD_REQUEST,
+                "ambiguous_credentials",
+                "the request presents more than one credential: send exactly one API key or bearer token",
+            )),
+            Some(_) => Ok(()),
+            None => {
+                found = Some(p);
+                Ok(())
+            }
+        }
+    };
+    for v in headers.get_all(API_KEY_HEADER) {
+        add(Presented::ApiKey(header_text(v)?.trim().to_string()))?;
     }
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
+    for v in headers.get_all(header::AUTHORIZATION) {
+        let v = header_text(v)?.trim();
+        // Other schemes are no credential of the gateway's (and are not forwarded).
         if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(Presented::Bearer(v[7..].trim().to_string()));
+            add(Presented::Bearer(v[7..].trim().to_string()))?;
         }
     }
-    let query = query?;
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if k == API_KEY_QUERY {
-            return Some(Presented::ApiKey(v.into_owned()));
-        }
-        if k == TOKEN_QUERY {
-            return Some(Presented::Bearer(v.into_owned()));
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(name);
+        if name.eq_ignore_ascii_case(API_KEY_QUERY) {
+            add(Presented::ApiKey(decode(value)))?;
+        } else if name.eq_ignore_ascii_case(TOKEN_QUERY) {
+            add(Presented::Bearer(decode(value)))?;
+        } else {
+            kept.push(pair);
         }
     }
-    None
+    Ok(Credentials {
+        presented: found,
+        backend_query: (!kept.is_empty()).then(|| kept.join("&")),
+    })
+}
+
+/// A query component percent-decoded (and `+` as a space), as form decoding reads it.
+fn decode(part: &str) -> String {
+    url::form_urlencoded::parse(part.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
+}
+
+fn header_text(v: &http::HeaderValue) -> Result<&str, GatewayError> {
+    v.to_str().map_err(|_| {
+        GatewayError::client(
+            StatusCode::BAD_REQUEST,
+            "bad_credentials",
+            "a credential header holds bytes that are not visible ASCII",
+        )
+    })
+}
+
+/// Prefix of the identity of a connection made with an API key (then the key's hash).
+pub const KEY_CREDENTIAL: &str = "key:";
+
+/// A credential that passed: who it identifies (for per-credential limits and for
+/// checking live connections again), and when it expires, if it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub identity: String,
+    /// Seconds since the Unix epoch (a bearer token's `exp`).
+    pub expires_at: Option<u64>,
 }
 
 /// Check a credential against a route. Every failure is a 401 saying what was wrong.
-/// Returns who the credential identifies (for per-credential limits).
 pub fn verify(
     compiled: &Compiled,
     route: &Route,
     credential: Option<Presented>,
-) -> Result<String, GatewayError> {
+) -> Result<Verified, GatewayError> {
     let unauthorized = |code, msg: String| {
         GatewayError::client(StatusCode::UNAUTHORIZED, code, msg)
             .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"asyncgate\"")
@@ -68,7 +136,10 @@ pub fn verify(
         Some(Presented::ApiKey(key)) => {
             let hash = hash_secret(&key);
             if route.key_hashes.contains(&hash) {
-                Ok(format!("key:{hash}"))
+                Ok(Verified {
+                    identity: format!("{KEY_CREDENTIAL}{hash}"),
+                    expires_at: None,
+                })
             } else {
                 Err(unauthorized("invalid_api_key", format!("the API key is not valid for {}", route.api_name)))
             }
@@ -93,54 +164,107 @@ pub fn verify(
                     "invalid_token",
                     format!("the bearer token was issued for the {env} environment, not {}", route.environment),
                 )),
-                _ => Ok(format!("token:{}", claims.sub)),
+                _ => Ok(Verified {
+                    identity: format!("token:{}", claims.sub),
+                    expires_at: Some(claims.exp),
+                }),
             }
         }
     }
-}
-
-/// The query string without credential parameters (None when nothing is left).
-pub fn strip_query(query: Option<&str>) -> Option<String> {
-    let query = query?;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or("");
-            !pair.is_empty() && name != API_KEY_QUERY && name != TOKEN_QUERY
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn credentials_are_found_in_order() {
+    fn read(headers: &[(&str, &str)], query: Option<&str>) -> Result<Credentials, String> {
         let mut h = HeaderMap::new();
-        assert_eq!(
-            presented(&h, Some("apikey=k1&x=1")),
-            Some(Presented::ApiKey("k1".into()))
-        );
-        assert_eq!(
-            presented(&h, Some("access_token=t%2B1")),
-            Some(Presented::Bearer("t+1".into()))
-        );
-        h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
-        assert_eq!(presented(&h, None), Some(Presented::Bearer("tok".into())));
-        h.insert(API_KEY_HEADER, "key".parse().unwrap());
-        assert_eq!(presented(&h, None), Some(Presented::ApiKey("key".into())));
-        assert_eq!(presented(&HeaderMap::new(), Some("a=b")), None);
+        for (k, v) in headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        read_credentials(&h, query).map_err(|e| e.code.to_string())
+    }
+
+    fn key(k: &str) -> Option<Presented> {
+        Some(Presented::ApiKey(k.into()))
     }
 
     #[test]
-    fn credential_parameters_are_stripped() {
+    fn credentials_are_found_wherever_they_are_sent() {
+        let c = read(&[], Some("apikey=k1&x=1")).unwrap();
         assert_eq!(
-            strip_query(Some("apikey=k&room=1&access_token=t")),
-            Some("room=1".into())
+            (c.presented, c.backend_query),
+            (key("k1"), Some("x=1".into()))
         );
-        assert_eq!(strip_query(Some("apikey=k")), None);
-        assert_eq!(strip_query(None), None);
+        let c = read(&[], Some("access_token=t%2B1")).unwrap();
+        assert_eq!(c.presented, Some(Presented::Bearer("t+1".into())));
+        assert_eq!(c.backend_query, None);
+        let c = read(&[("Authorization", "bEaReR tok")], None).unwrap();
+        assert_eq!(c.presented, Some(Presented::Bearer("tok".into())));
+        assert_eq!(
+            read(&[("api-key", " key ")], None).unwrap().presented,
+            key("key")
+        );
+        let c = read(&[("authorization", "Basic dTpw")], Some("a=b")).unwrap();
+        assert_eq!((c.presented, c.backend_query), (None, Some("a=b".into())));
+    }
+
+    #[test]
+    fn every_spelling_of_a_credential_parameter_is_read_and_removed() {
+        for query in [
+            "APIKEY=k",
+            "ApiKey=k",
+            "api%6Bey=k",
+            "%61%70%69%6b%65%79=k",
+            "apikey=k&apikey=k",
+            "room=1&apikey=k&apikey=k&x",
+        ] {
+            let c = read(&[], Some(query)).unwrap();
+            assert_eq!(c.presented, key("k"), "{query}");
+            let rest = c.backend_query.unwrap_or_default();
+            assert!(
+                !rest.to_ascii_lowercase().contains("key"),
+                "{query} -> {rest}"
+            );
+        }
+        let c = read(&[], Some("Access_Token=t&access%5Ftoken=t")).unwrap();
+        assert_eq!(c.presented, Some(Presented::Bearer("t".into())));
+        assert_eq!(c.backend_query, None);
+        // Lookalikes are not credentials and stay.
+        let c = read(&[], Some("apikeys=1&my_apikey=2")).unwrap();
+        assert_eq!(c.presented, None);
+        assert_eq!(c.backend_query.as_deref(), Some("apikeys=1&my_apikey=2"));
+    }
+
+    #[test]
+    fn two_different_credentials_are_refused_never_chosen_between() {
+        let ambiguous = Err("ambiguous_credentials".to_string());
+        assert_eq!(read(&[], Some("apikey=a&apikey=b")).map(|_| ()), ambiguous);
+        assert_eq!(
+            read(&[("api-key", "a")], Some("apikey=b")).map(|_| ()),
+            ambiguous
+        );
+        assert_eq!(
+            read(&[("api-key", "a")], Some("access_token=a")).map(|_| ()),
+            ambiguous
+        );
+        assert_eq!(
+            read(&[("api-key", "a"), ("api-key", "b")], None).map(|_| ()),
+            ambiguous
+        );
+        assert_eq!(
+            read(&[("authorization", "Bearer a")], Some("ACCESS_TOKEN=b")).map(|_| ()),
+            ambiguous
+        );
+        // The same key in the header and the query is one credential.
+        assert_eq!(
+            read(&[("api-key", "a")], Some("apikey=a"))
+                .unwrap()
+                .presented,
+            key("a")
+        );
     }
 }

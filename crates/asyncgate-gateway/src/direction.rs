@@ -155,13 +155,13 @@ impl Direction {
                         Ok(Some(h)) => h,
                     };
                     let total = header.len as u64 + header.payload_len;
-                    if header.is_control() && total <= frame::MAX_CONTROL_FRAME as u64 {
-                        // Control frames are handled whole.
-                        let total = total as usize;
-                        if buf.len() - pos < total {
-                            self.carry.extend_from_slice(&buf[pos..]);
-                            break None;
-                        }
+                    let whole_control = header.is_control()
+                        && header.payload_len <= frame::MAX_CONTROL_PAYLOAD as u64;
+                    if whole_control && buf.len() - pos < total as usize {
+                        // Control frames are handled whole: wait for every byte of one
+                        // before reading it (its length was checked just above).
+                        self.carry.extend_from_slice(&buf[pos..]);
+                        break None;
                     }
                     let checked = if discarding {
                         // Only a close frame matters now; its breaches no longer do.
@@ -537,6 +537,129 @@ mod tests {
         assert_eq!(p.forward, 6, "only the good frame");
         assert_eq!(p.stop, Some(Stop::Violation(INVALID_UTF8)));
         assert!(d.at_boundary());
+    }
+
+    /// A frame with its length written in the given form (7, 16 or 64 bits), whether or
+    /// not that form is the shortest for the payload.
+    fn encoded(op: u8, payload: &[u8], mask: Option<[u8; 4]>, form: u8) -> Vec<u8> {
+        let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+        let mut out = vec![0x80 | op];
+        match form {
+            7 => out.push(mask_bit | payload.len() as u8),
+            16 => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+            }
+        }
+        let body = out.len() + mask.map_or(0, |_| 4);
+        out.extend_from_slice(&mask.unwrap_or_default()[..mask.map_or(0, |_| 4)]);
+        out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            frame::apply_mask(&mut out[body..], key, 0);
+        }
+        out
+    }
+
+    /// Feed `wire` to a direction cut at `cuts`, collecting what it forwards.
+    fn run_cut(from_client: bool, wire: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<Stop>) {
+        let mut d = Direction::new(from_client, 1 << 20);
+        let mut out = Vec::new();
+        let mut start = 0;
+        for end in cuts.iter().copied().chain([wire.len()]) {
+            let mut buf = std::mem::take(&mut d.carry);
+            buf.extend_from_slice(&wire[start..end]);
+            start = end;
+            let p = d.process(&mut buf);
+            out.extend_from_slice(&buf[..p.forward]);
+            if p.stop.is_some() {
+                return (out, p.stop);
+            }
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn every_length_form_in_every_split_is_forwarded_or_refused_never_a_panic() {
+        let close = frame::close_payload(1000, "done");
+        // (opcode, payload): data frames of each size class and control frames up to the
+        // largest allowed, a close among them.
+        let text = "é".repeat(32_767) + "a";
+        let cases: Vec<(u8, Vec<u8>)> = vec![
+            (0x1, b"hi".to_vec()),
+            (0x2, vec![7; 125]),
+            (0x2, vec![7; 126]),
+            (0x1, text.into_bytes()),
+            (0x2, vec![7; 65_536]),
+            (0x9, vec![]),
+            (0x9, vec![1; 125]),
+            (0xA, b"pong".to_vec()),
+            (0x8, close.clone()),
+        ];
+        for from_client in [true, false] {
+            let mask = from_client.then_some([0xA1, 0xB2, 0xC3, 0xD4]);
+            for (op, payload) in &cases {
+                for form in [7u8, 16, 64] {
+                    let fits = match form {
+                        7 => payload.len() < 126,
+                        16 => payload.len() <= 0xFFFF,
+                        _ => true,
+                    };
+                    if !fits {
+                        continue;
+                    }
+                    let minimal = match form {
+                        7 => true,
+                        16 => payload.len() >= 126,
+                        _ => payload.len() > 0xFFFF,
+                    };
+                    let wire = encoded(*op, payload, mask, form);
+                    // Every single cut near the header and the end, byte by byte through
+                    // the first 200 bytes, and a walk in large steps.
+                    let header_end = wire.len() - payload.len();
+                    let mut splits: Vec<Vec<usize>> = (1..wire.len())
+                        .filter(|&c| c <= header_end + 3 || c + 3 >= wire.len())
+                        .map(|c| vec![c])
+                        .collect();
+                    splits.push(
+                        (1..wire.len())
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .take(200)
+                            .collect(),
+                    );
+                    splits.push((1..wire.len()).step_by(4093).collect());
+                    splits.push(vec![]);
+                    for cuts in splits {
+                        let (out, stop) = run_cut(from_client, &wire, &cuts);
+                        let what = format!("op {op:#x}, {} bytes, {form}-bit form, client {from_client}, cuts {:?}", payload.len(), &cuts[..cuts.len().min(3)]);
+                        if !minimal {
+                            assert_eq!(
+                                stop,
+                                Some(Stop::Violation(Violation {
+                                    code: 1002,
+                                    reason: frame::NON_MINIMAL
+                                })),
+                                "{what}"
+                            );
+                            assert!(out.is_empty(), "{what}");
+                        } else if *op == 0x8 {
+                            assert!(out.is_empty(), "{what}");
+                            assert!(
+                                matches!(stop, Some(Stop::Close { ref frame, code: Some(1000), .. }) if *frame == wire),
+                                "{what}"
+                            );
+                        } else {
+                            assert_eq!(stop, None, "{what}");
+                            assert!(out == wire, "{what}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const INVALID_PAYLOAD: u16 = 1007;
 pub const TOO_BIG: u16 = 1009;
 
+/// The reason given for a length written in a longer form than it needs.
+pub const NON_MINIMAL: &str = "frame length not in its shortest form";
+
 const fn protocol(reason: &'static str) -> Violation {
     Violation {
         code: PROTOCOL_ERROR,
@@ -109,13 +112,23 @@ const fn protocol(reason: &'static str) -> Violation {
 }
 
 /// Read the header at the start of `buf`: `Ok(None)` when more bytes are needed.
+///
+/// Section 5.2 says the length "MUST" use the minimal number of bytes; a longer form is
+/// a protocol error (1002) here, so every accepted header is as long as its payload
+/// length says and a control frame is never longer than [`MAX_CONTROL_FRAME`].
 pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, Violation> {
     let [first, second, ..] = *buf else {
         return Ok(None);
     };
     let (payload_len, mut len) = match second & 0x7F {
         126 => match buf.get(2..4) {
-            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            Some(b) => {
+                let n = u64::from(u16::from_be_bytes([b[0], b[1]]));
+                if n < 126 {
+                    return Err(protocol(NON_MINIMAL));
+                }
+                (n, 4)
+            }
             None => return Ok(None),
         },
         127 => match buf.get(2..10) {
@@ -125,6 +138,9 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<Header>, Violation> {
                 let n = u64::from_be_bytes(n);
                 if n >> 63 != 0 {
                     return Err(protocol("frame length with the top bit set"));
+                }
+                if n <= u64::from(u16::MAX) {
+                    return Err(protocol(NON_MINIMAL));
                 }
                 (n, 10)
             }

@@ -4,6 +4,7 @@
 
 use crate::auth;
 use crate::error::GatewayError;
+use crate::forwarded::{self, TrustedProxies};
 use crate::route::{self, Matched, Miss};
 use crate::snapshot::Compiled;
 use asyncgate_core::ListenerKind;
@@ -25,13 +26,14 @@ pub struct Admission {
     /// The client's `Sec-WebSocket-Key`, to compute the 101's accept value.
     pub client_key: String,
     pub backend_request: Request<()>,
-    /// Who the credential identifies.
-    pub credential: String,
+    /// Who the credential identifies, and until when.
+    pub credential: auth::Verified,
 }
 
-/// Headers never forwarded to the backend: hop-by-hop ones, the handshake's own (the
-/// gateway makes a new handshake) and client credentials.
-const NOT_FORWARDED: [&str; 17] = [
+/// Headers never forwarded to the backend as the client sent them: hop-by-hop ones, the
+/// handshake's own (the gateway makes a new handshake), client credentials
+/// ([`auth::CREDENTIAL_HEADERS`]) and forwarding headers ([`forwarded::FORWARDING_HEADERS`]).
+const NOT_FORWARDED: [&str; 15] = [
     "connection",
     "upgrade",
     "keep-alive",
@@ -47,22 +49,27 @@ const NOT_FORWARDED: [&str; 17] = [
     "sec-websocket-version",
     "sec-websocket-accept",
     "sec-websocket-extensions",
-    "authorization",
-    auth::API_KEY_HEADER,
 ];
+
+fn forwarded_as_is(name: &str) -> bool {
+    !NOT_FORWARDED.contains(&name)
+        && !auth::CREDENTIAL_HEADERS.contains(&name)
+        && !forwarded::FORWARDING_HEADERS.contains(&name)
+}
 
 pub fn admit<B>(
     req: &Request<B>,
     listener: &ListenerInfo,
     compiled: &Compiled,
     peer: SocketAddr,
+    trusted: &TrustedProxies,
 ) -> Result<Admission, GatewayError> {
     let client_key = check_upgrade(req)?;
     let routes = compiled.routes(&listener.environment, listener.kind);
     let path = req.uri().path();
+    let credentials = auth::read_credentials(req.headers(), req.uri().query())?;
     // The backend gets the query without credential parameters.
-    let query = auth::strip_query(req.uri().query());
-    let matched = route::find(routes, path, query.as_deref()).map_err(|miss| match miss {
+    let matched = route::find(routes, path, credentials.backend_query.as_deref()).map_err(|miss| match miss {
         Miss::NoApi => GatewayError::client(
             StatusCode::NOT_FOUND,
             "no_api",
@@ -70,6 +77,11 @@ pub fn admit<B>(
                 "no API is deployed at {path} on the {} {} listener",
                 listener.environment, listener.kind
             ),
+        ),
+        Miss::UnsafeSegment(segment) => GatewayError::client(
+            StatusCode::BAD_REQUEST,
+            "bad_path",
+            format!("the path segment `{segment}` is not allowed: no `.` or `..` segments, and no encoded slash, backslash or NUL"),
         ),
         Miss::NoChannel { api, channels } => GatewayError::client(
             StatusCode::NOT_FOUND,
@@ -91,13 +103,9 @@ pub fn admit<B>(
             ),
         ));
     }
-    let credential = auth::verify(
-        compiled,
-        route,
-        auth::presented(req.headers(), req.uri().query()),
-    )?;
+    let credential = auth::verify(compiled, route, credentials.presented)?;
 
-    let mut backend_request = backend_request(req.headers(), &matched.backend_url, peer)?;
+    let mut backend_request = backend_request(req.headers(), &matched.backend_url, peer, trusted)?;
     for (name, value) in &route.backend_headers {
         backend_request
             .headers_mut()
@@ -174,6 +182,7 @@ fn backend_request(
     client: &HeaderMap,
     backend_url: &str,
     peer: SocketAddr,
+    trusted: &TrustedProxies,
 ) -> Result<Request<()>, GatewayError> {
     let uri: http::Uri = backend_url.parse().map_err(|e| {
         GatewayError::backend(
@@ -206,30 +215,16 @@ fn backend_request(
     let headers = out.headers_mut().expect("fresh builder");
     for (name, value) in client {
         let n = name.as_str();
-        if NOT_FORWARDED.contains(&n)
-            || listed.iter().any(|l| l == n)
-            || n.starts_with("x-forwarded-")
-        {
-            continue;
+        if forwarded_as_is(n) && !listed.iter().any(|l| l == n) {
+            headers.append(name.clone(), value.clone());
         }
-        headers.append(name.clone(), value.clone());
     }
-    let mut forwarded_for = client
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| format!("{v}, "))
-        .unwrap_or_default();
-    forwarded_for.push_str(&peer.ip().to_string());
+    forwarded::set(headers, client, peer, "http", trusted);
     let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
     };
-    set(headers, "x-forwarded-for", &forwarded_for);
-    set(headers, "x-forwarded-proto", "http");
-    if let Some(host) = client.get(header::HOST).and_then(|v| v.to_str().ok()) {
-        set(headers, "x-forwarded-host", host);
-    }
     set(headers, "host", &authority);
     set(headers, "connection", "Upgrade");
     set(headers, "upgrade", "websocket");
@@ -253,8 +248,14 @@ mod tests {
         h.insert("sec-websocket-protocol", "chat".parse().unwrap());
         h.insert("host", "gw.example".parse().unwrap());
         h.insert("origin", "https://app.example".parse().unwrap());
-        let req =
-            backend_request(&h, "ws://127.0.0.1:9/x", "10.0.0.1:5000".parse().unwrap()).unwrap();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        let req = backend_request(
+            &h,
+            "ws://127.0.0.1:9/x",
+            "10.0.0.1:5000".parse().unwrap(),
+            &TrustedProxies::default(),
+        )
+        .unwrap();
         let out = req.headers();
         assert!(out.get("authorization").is_none());
         assert!(out.get("api-key").is_none());

@@ -2,7 +2,7 @@
 //! against the current snapshot, dials the backend and relays frames.
 //!
 //! `listener` accepts connections, `handshake` holds every rejection before the upgrade,
-//! `route` and `auth` are the checks it makes, `upstream` dials the backend and `pump`
+//! `route` and `auth` are the checks it makes (`forwarded` the headers it sets), `upstream` dials the backend and `pump`
 //! carries frames after the upgrade, reading them with `direction` (`frame` is the wire
 //! format, `utf8` the text check). The gateway never reads the store: it follows a
 //! stream of [`asyncgate_core::Snapshot`]s (`snapshot`).
@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod direction;
 pub mod error;
+pub mod forwarded;
 pub mod frame;
 pub mod handshake;
 pub mod listener;

@@ -1,14 +1,17 @@
 //! Accepting connections on one environment listener and answering each handshake:
 //! admit (or reject with a status), dial the backend, then answer 101 and start the pump.
 
+use crate::forwarded::TrustedProxies;
 use crate::handshake::{self, ListenerInfo};
 use crate::live::{Live, LiveGuard};
 use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
 use crate::{pump, request, upstream, GatewayError};
 use asyncgate_core::ListenerKind;
+use futures_util::FutureExt as _;
 use http::{Request, StatusCode};
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,14 +29,18 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// PEM file of extra CA certificates trusted for `wss://` backends.
     pub backend_ca_file: Option<std::path::PathBuf>,
-    /// How long connections of an undeployed, blocked or retired API may go on before
-    /// they are closed with 1001 (default 10 s).
+    /// How long connections of an undeployed, blocked or retired API (or one no longer
+    /// served on their listener) may go on before they are closed with 1001 (default
+    /// 3 s, so that they are closed within 5 s). Revoked keys get no grace period.
     pub undeploy_grace: Duration,
     /// Bytes read per system call into the thread's scratch buffer (default 32 KiB). A
     /// connection holds a buffer of its own only while its peer cannot take what was read.
     pub read_buffer_bytes: usize,
     /// Gateway worker threads; 0 (the default) means one per available CPU.
     pub workers: usize,
+    /// Peers whose forwarding headers are believed (`gateway.trusted_proxies`); from
+    /// anyone else they are replaced.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for GatewayConfig {
@@ -41,9 +48,10 @@ impl Default for GatewayConfig {
         GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             backend_ca_file: None,
-            undeploy_grace: Duration::from_secs(10),
+            undeploy_grace: Duration::from_secs(3),
             read_buffer_bytes: 32 << 10,
             workers: 0,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -58,6 +66,8 @@ pub struct Gateway {
     live: Arc<Live>,
     /// Connection tasks alive.
     tasks: Arc<AtomicUsize>,
+    /// Connection tasks that panicked: every one is a defect, logged and counted here.
+    panics: Arc<AtomicUsize>,
     /// The version of the last snapshot applied.
     applied: Arc<watch::Sender<u64>>,
 }
@@ -72,6 +82,7 @@ impl Gateway {
             tls,
             live: Arc::default(),
             tasks: Arc::default(),
+            panics: Arc::default(),
             applied: Arc::new(watch::channel(0).0),
         })
     }
@@ -92,21 +103,19 @@ impl Gateway {
         &self.live
     }
 
-    /// Apply every snapshot published on `updates` until the sender goes away; after each,
-    /// connections of APIs no longer served get the grace period, then a 1001 close.
+    /// Apply every snapshot published on `updates` until the sender goes away. After
+    /// each, live connections it would refuse are closed: at once when their key was
+    /// revoked, after the grace period (unless served again by then) otherwise.
     pub async fn follow(&self, mut updates: watch::Receiver<Arc<asyncgate_core::Snapshot>>) {
         loop {
             let snap = updates.borrow_and_update().clone();
             self.apply(&snap);
             tracing::debug!(version = snap.version, "gateway applied snapshot");
-            for (env, api, reason) in self.live.orphans(&self.snapshot.load()) {
-                tracing::info!(%env, %api, %reason, "closing live connections after the grace period");
+            if self.live.reconcile(&self.snapshot.load(), true) {
                 let gateway = self.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(gateway.config.undeploy_grace).await;
-                    gateway
-                        .live
-                        .evict_if_orphaned(&gateway.snapshot.load(), &env, &api);
+                    gateway.live.reconcile(&gateway.snapshot.load(), false);
                 });
             }
             if updates.changed().await.is_err() {
@@ -125,6 +134,12 @@ impl Gateway {
 
     pub(crate) fn tasks(&self) -> &AtomicUsize {
         &self.tasks
+    }
+
+    /// How many connection tasks have panicked since the gateway started. A panic ends
+    /// only its own connection; it is logged at error level and counted here.
+    pub fn panics(&self) -> usize {
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// Accept connections on `listener` for one environment until `shutdown` fires; live
@@ -171,7 +186,8 @@ impl Gateway {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut shutdown = shutdown;
         let counted = TaskCount::new(self.tasks.clone());
-        async move {
+        let panics = self.panics.clone();
+        let connection = async move {
             let _counted = counted;
             // Boxed, so that none of the handshake's state stays with the connection.
             let open = Box::pin(self.open(stream, peer, &info));
@@ -197,7 +213,21 @@ impl Gateway {
             let ended = pump::run(client, backend, settings, signals).await;
             drop(slot);
             tracing::debug!(api = %route.api_name, ?ended, "connection closed");
-        }
+        };
+        // A panic ends this connection only; it is never silent.
+        AssertUnwindSafe(connection)
+            .catch_unwind()
+            .map(move |ended| {
+                if let Err(panic) = ended {
+                    panics.fetch_add(1, Ordering::Relaxed);
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("a non-string payload");
+                    tracing::error!(%peer, panic = what, "connection task panicked");
+                }
+            })
     }
 
     /// Read the client's handshake, admit it, dial the backend and answer 101; or answer
@@ -231,7 +261,12 @@ impl Gateway {
         {
             Ok(ok) => ok,
             Err(e) => {
-                tracing::debug!(status = %e.status, fault = ?e.fault, path = head.request.uri().path(), "handshake rejected: {}", e.message);
+                let path = head.request.uri().path();
+                if e.fault == crate::Fault::Client {
+                    tracing::debug!(status = %e.status, code = e.code, %path, "handshake rejected: {}", e.message);
+                } else {
+                    tracing::warn!(status = %e.status, code = e.code, %path, "handshake failed: {}", e.message);
+                }
                 request::refuse(stream, &e).await;
                 return None;
             }
@@ -267,18 +302,23 @@ impl Gateway {
         ),
         GatewayError,
     > {
-        let admission = handshake::admit(req, info, &self.snapshot.load(), peer)?;
+        let admission = handshake::admit(
+            req,
+            info,
+            &self.snapshot.load(),
+            peer,
+            &self.config.trusted_proxies,
+        )?;
         let route = admission.matched.route.clone();
-        let slot = self.live.admit(&route, &admission.credential)?;
+        let slot = self
+            .live
+            .admit(&route, info.kind, &admission.credential.identity)?;
         let dialed = upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,
             &self.tls,
         )
-        .await
-        .inspect_err(|e| {
-            tracing::warn!(api = %route.api_name, status = %e.status, "backend dial failed: {}", e.message);
-        })?;
+        .await?;
         let answer = request::switching_protocols(
             &derive_accept_key(admission.client_key.as_bytes()),
             dialed.protocol.as_ref(),
@@ -289,12 +329,25 @@ impl Gateway {
                 pong_timeout: Duration::from_secs(route.limits.pong_timeout_seconds),
                 max_duration: (route.limits.max_connection_seconds > 0)
                     .then(|| Duration::from_secs(route.limits.max_connection_seconds)),
+                credential_expiry: admission
+                    .credential
+                    .expires_at
+                    .filter(|_| route.limits.close_on_credential_expiry)
+                    .map(until_epoch_seconds),
             },
             max_message_bytes: route.limits.max_message_bytes,
             read_bytes: self.config.read_buffer_bytes,
         };
         Ok((answer, dialed.leg, settings, slot, route))
     }
+}
+
+/// Time from now until `at` (seconds since the Unix epoch); zero when it has passed.
+fn until_epoch_seconds(at: u64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(at).saturating_sub(now)
 }
 
 /// Counts a connection task while it lives.

@@ -1,13 +1,25 @@
 //! Live connections per API and environment: admission against connection limits, and
-//! closing connections whose API was undeployed, blocked or retired (after a grace period).
+//! closing every live connection that the current snapshot would no longer admit —
+//! undeployed, blocked or retired, moved off its listener by a change of access mode, or
+//! made with a key that was revoked.
+//!
+//! Connections are grouped by (listener, credential) under their API and environment;
+//! each group shares one eviction signal, so checking a new snapshot costs a look per
+//! group, not per connection.
 
 use crate::error::GatewayError;
 use crate::route::Route;
 use crate::snapshot::Compiled;
+use asyncgate_core::ListenerKind;
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+
+/// Close code for a connection whose credential is no longer valid (policy violation).
+pub const CREDENTIAL_CLOSE: u16 = 1008;
+/// Close code for a connection whose API is no longer served to it (going away).
+pub const UNSERVED_CLOSE: u16 = 1001;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -15,16 +27,38 @@ struct Key {
     api_id: String,
 }
 
+/// Why and how live connections are closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    /// Sent to the client: [`CREDENTIAL_CLOSE`] or [`UNSERVED_CLOSE`].
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Eviction {
+    /// A credential problem closes at once; the others wait for the grace period, in
+    /// which a redeploy can still keep the connections.
+    pub fn immediate(&self) -> bool {
+        self.code == CREDENTIAL_CLOSE
+    }
+}
+
+struct Group {
+    count: u64,
+    evict: watch::Sender<Option<Eviction>>,
+}
+
 struct Entry {
     count: u64,
     per_credential: HashMap<Arc<str>, u64>,
-    /// Set to the reason when the connections must close.
-    evict: watch::Sender<Option<String>>,
+    groups: HashMap<(ListenerKind, Arc<str>), Group>,
 }
 
 #[derive(Default)]
 pub struct Live {
     entries: Mutex<HashMap<Arc<Key>, Entry>>,
+    /// Checks made at the end of a grace period, counted as they complete.
+    grace_checks: std::sync::atomic::AtomicU64,
 }
 
 /// A slot held by one live connection; dropping it frees the slot. It shares the
@@ -32,9 +66,10 @@ pub struct Live {
 pub struct LiveGuard {
     live: Arc<Live>,
     key: Arc<Key>,
+    kind: ListenerKind,
     credential: Arc<str>,
-    /// Becomes `Some(reason)` when the connection must be closed.
-    pub evicted: watch::Receiver<Option<String>>,
+    /// Becomes `Some` when the connection must be closed.
+    pub evicted: watch::Receiver<Option<Eviction>>,
 }
 
 impl Live {
@@ -42,10 +77,12 @@ impl Live {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Take a slot for a connection to `route` made with `credential`, or refuse with 429.
+    /// Take a slot for a connection to `route` on a `kind` listener made with
+    /// `credential`, or refuse with 429.
     pub fn admit(
         self: &Arc<Self>,
         route: &Route,
+        kind: ListenerKind,
         credential: &str,
     ) -> Result<LiveGuard, GatewayError> {
         let key = Key {
@@ -60,7 +97,7 @@ impl Live {
         let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
             count: 0,
             per_credential: HashMap::new(),
-            evict: watch::channel(None).0,
+            groups: HashMap::new(),
         });
         let limits = &route.limits;
         if limits.max_connections > 0 && entry.count >= limits.max_connections {
@@ -92,11 +129,20 @@ impl Live {
             None => Arc::from(credential),
         };
         *entry.per_credential.entry(credential.clone()).or_default() += 1;
+        let group = entry
+            .groups
+            .entry((kind, credential.clone()))
+            .or_insert_with(|| Group {
+                count: 0,
+                evict: watch::channel(None).0,
+            });
+        group.count += 1;
         Ok(LiveGuard {
             live: self.clone(),
             key,
+            kind,
             credential,
-            evicted: entry.evict.subscribe(),
+            evicted: group.evict.subscribe(),
         })
     }
 
@@ -109,39 +155,77 @@ impl Live {
         self.lock().get(&key).map(|e| e.count).unwrap_or(0)
     }
 
-    /// APIs with live connections that `compiled` no longer serves, with the reason.
-    pub fn orphans(&self, compiled: &Compiled) -> Vec<(String, String, String)> {
-        let entries = self.lock();
-        entries
-            .keys()
-            .filter_map(|k| {
-                orphan_reason(compiled, k).map(|r| (k.environment.clone(), k.api_id.clone(), r))
-            })
-            .collect()
+    /// Check every live connection against `compiled`. Those it would refuse are closed:
+    /// at once for a credential, and for the rest only when `graceful` is false (after
+    /// the grace period). Returns whether some wait for the grace period.
+    pub fn reconcile(&self, compiled: &Compiled, graceful: bool) -> bool {
+        let mut entries = self.lock();
+        let mut waiting = false;
+        for (key, entry) in entries.iter_mut() {
+            for ((kind, credential), group) in entry.groups.iter_mut() {
+                let Some(eviction) = verdict(compiled, key, *kind, credential) else {
+                    continue;
+                };
+                if graceful && !eviction.immediate() {
+                    waiting = true;
+                    continue;
+                }
+                tracing::info!(env = %key.environment, api = %key.api_id, listener = %kind, code = eviction.code, reason = %eviction.reason, connections = group.count, "closing live connections");
+                // Told once: connections admitted later (once it is served again) wait on
+                // a new signal.
+                std::mem::replace(&mut group.evict, watch::channel(None).0)
+                    .send_replace(Some(eviction));
+            }
+        }
+        if !graceful {
+            self.grace_checks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        waiting
     }
 
-    /// Close the connections of an API in an environment if `compiled` still does not
-    /// serve it (it may have been redeployed during the grace period).
-    pub fn evict_if_orphaned(&self, compiled: &Compiled, environment: &str, api_id: &str) {
-        let key = Key {
-            environment: environment.to_string(),
-            api_id: api_id.to_string(),
-        };
-        let entries = self.lock();
-        if let (Some(entry), Some(reason)) = (entries.get(&key), orphan_reason(compiled, &key)) {
-            entry.evict.send_replace(Some(reason));
-        }
+    /// How many checks at the end of a grace period have been made.
+    pub fn grace_checks(&self) -> u64 {
+        self.grace_checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
-fn orphan_reason(compiled: &Compiled, key: &Key) -> Option<String> {
-    match compiled.find_api(&key.environment, &key.api_id) {
-        None => Some("API undeployed".to_string()),
-        Some(route) if !route.lifecycle.accepts_connections() => {
-            Some(format!("API {}", route.lifecycle.as_str().to_lowercase()))
-        }
-        Some(_) => None,
+/// Whether a live connection would still be admitted by `compiled`, and if not why: the
+/// one rule for connections already open, matching the handshake's for new ones.
+fn verdict(
+    compiled: &Compiled,
+    key: &Key,
+    kind: ListenerKind,
+    credential: &str,
+) -> Option<Eviction> {
+    let unserved = |reason: String| {
+        Some(Eviction {
+            code: UNSERVED_CLOSE,
+            reason,
+        })
+    };
+    let Some(route) = compiled
+        .routes(&key.environment, kind)
+        .iter()
+        .find(|r| r.api_id == key.api_id)
+    else {
+        return match compiled.find_api(&key.environment, &key.api_id) {
+            Some(_) => unserved(format!("API no longer served on the {kind} listener")),
+            None => unserved("API undeployed".into()),
+        };
+    };
+    if !route.lifecycle.accepts_connections() {
+        return unserved(format!("API {}", route.lifecycle.as_str().to_lowercase()));
     }
+    if let Some(hash) = credential.strip_prefix(crate::auth::KEY_CREDENTIAL) {
+        if !route.key_hashes.contains(hash) {
+            return Some(Eviction {
+                code: CREDENTIAL_CLOSE,
+                reason: "API key revoked".into(),
+            });
+        }
+    }
+    None
 }
 
 impl Drop for LiveGuard {
@@ -153,6 +237,13 @@ impl Drop for LiveGuard {
                 *n -= 1;
                 if *n == 0 {
                     entry.per_credential.remove(&self.credential);
+                }
+            }
+            let group_key = (self.kind, self.credential.clone());
+            if let Some(group) = entry.groups.get_mut(&group_key) {
+                group.count -= 1;
+                if group.count == 0 {
+                    entry.groups.remove(&group_key);
                 }
             }
             if entry.count == 0 {

@@ -10,6 +10,7 @@
 
 use crate::direction::{Direction, Stop, KEEPALIVE};
 use crate::frame::{self, OpCode};
+use crate::live::Eviction;
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -46,6 +47,7 @@ pub enum Ended {
     ClientSilent,
     BackendSilent,
     TimeLimit,
+    CredentialExpired,
     Evicted,
     Shutdown,
 }
@@ -59,14 +61,17 @@ pub struct Timing {
     pub pong_timeout: Duration,
     /// The connection is closed after this long, if set.
     pub max_duration: Option<Duration>,
+    /// The client's credential expires after this long and the API closes connections
+    /// then (1008), if set.
+    pub credential_expiry: Option<Duration>,
 }
 
 /// What can end a connection from outside.
 pub struct Signals {
     /// Gateway shutdown.
     pub shutdown: watch::Receiver<bool>,
-    /// Set to a reason when the API stops being served here.
-    pub evicted: watch::Receiver<Option<String>>,
+    /// Set when the connection would no longer be admitted (see `live`).
+    pub evicted: watch::Receiver<Option<Eviction>>,
 }
 
 /// One side's connection after its handshake, with the bytes read past the handshake.
@@ -498,10 +503,10 @@ where
         }
     }
 
-    /// Close both sides with 1001 and `reason`.
-    fn close_both(&mut self, ended: Ended, reason: &str) {
+    /// Close the client with `code` and the backend with 1001, both with `reason`.
+    fn close_both(&mut self, ended: Ended, code: u16, reason: &str) {
         self.ended.get_or_insert(ended);
-        self.client.close(&self.down, 1001, reason);
+        self.client.close(&self.down, code, reason);
         self.backend.close(&self.up, 1001, reason);
     }
 
@@ -578,7 +583,14 @@ where
         // One timer does the keepalive checks, then the wait for close answers. The time
         // limit, which most APIs do not set, is only allocated when set.
         let timer = tokio::time::sleep(timing.idle);
-        let mut time_limit = timing.max_duration.map(|d| Box::pin(tokio::time::sleep(d)));
+        // The earlier of the duration limit and the credential's expiry, and which it is.
+        let limit = match (timing.max_duration, timing.credential_expiry) {
+            (Some(d), Some(e)) if e < d => Some((e, true)),
+            (Some(d), _) => Some((d, false)),
+            (None, e) => e.map(|e| (e, true)),
+        };
+        let expires = limit.is_some_and(|(_, expiry)| expiry);
+        let mut time_limit = limit.map(|(d, _)| Box::pin(tokio::time::sleep(d)));
         // The signals' futures are polled once to register, then only when their channel
         // says something changed: polling a waiting one takes a lock shared by every
         // connection, and this poll runs on every wake-up.
@@ -606,15 +618,23 @@ where
                 .as_mut()
                 .is_some_and(|t| t.as_mut().poll(cx).is_ready())
             {
-                relay.close_both(Ended::TimeLimit, "maximum connection duration reached");
+                if expires {
+                    relay.close_both(Ended::CredentialExpired, 1008, "credential expired");
+                } else {
+                    relay.close_both(
+                        Ended::TimeLimit,
+                        1001,
+                        "maximum connection duration reached",
+                    );
+                }
             } else if signalled(first, &evicted_probe) && evicted.as_mut().poll(cx).is_ready() {
-                let reason = evicted_probe
-                    .borrow()
-                    .clone()
-                    .unwrap_or_else(|| "API no longer served".into());
-                relay.close_both(Ended::Evicted, &reason);
+                let eviction = evicted_probe.borrow().clone().unwrap_or(Eviction {
+                    code: 1001,
+                    reason: "API no longer served".into(),
+                });
+                relay.close_both(Ended::Evicted, eviction.code, &eviction.reason);
             } else if signalled(first, &shutdown_probe) && shutdown.as_mut().poll(cx).is_ready() {
-                relay.close_both(Ended::Shutdown, "gateway shutting down");
+                relay.close_both(Ended::Shutdown, 1001, "gateway shutting down");
             } else {
                 return Poll::Pending;
             }
@@ -670,6 +690,7 @@ mod tests {
                 idle: Duration::from_secs(30),
                 pong_timeout: Duration::from_secs(10),
                 max_duration: None,
+                credential_expiry: None,
             },
             max_message_bytes: 1 << 20,
             read_bytes: 32 << 10,

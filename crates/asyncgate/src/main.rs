@@ -41,8 +41,12 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         Command::Serve(serve) => {
             let platform = Platform::start(serve.to_config()?).await?;
             println!("asyncgate is serving:\n{}", platform.describe());
-            if let Some(token) = &platform.new_admin_token {
-                println!("a new admin token was created (also in the file above):\n  {token}");
+            // The token itself is never printed: terminals and logs are kept.
+            if platform.new_admin_token.is_some() {
+                println!(
+                    "a new admin token was created in {} (readable by this user only; the CLI reads it from there)",
+                    platform.endpoints.admin_token_file.display()
+                );
             }
             println!("endpoints written to {}", serve_endpoints_path(&platform));
             asyncgate::platform_signal().await;

@@ -63,11 +63,14 @@ fn json(out: &Output) -> Value {
     serde_json::from_str(&ok(out)).expect("JSON output")
 }
 
+/// A safety net for waits on a process, far above what they take on a slow machine.
+const PATIENCE: Duration = Duration::from_secs(120);
+
 fn wait_for(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
         assert!(
-            start.elapsed() < Duration::from_secs(20),
+            start.elapsed() < PATIENCE,
             "{} never appeared",
             path.display()
         );
@@ -94,11 +97,16 @@ fn the_guide_from_the_command_line() {
     let chat_url = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(chat_url.starts_with("ws://127.0.0.1:"), "{line}");
 
+    // What serve prints (terminal and log) is kept to check it at the end.
+    let serve_log = dir.path().join("serve.log");
+    let log = std::fs::File::create(&serve_log).unwrap();
     let serve = Proc(
         Command::new(BIN)
             .args(["serve", "--ephemeral-ports", "--data-dir"])
             .arg(&data)
-            .stdout(Stdio::null())
+            .env("ASYNCGATE_LOG", "debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
@@ -347,13 +355,19 @@ fn the_guide_from_the_command_line() {
             assert!(status.success(), "{status}");
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "serve did not stop on SIGTERM"
-        );
+        assert!(start.elapsed() < PATIENCE, "serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(chat);
+    // Never a panic, and never the admin token: only the file that holds it.
+    let printed = std::fs::read_to_string(&serve_log).unwrap();
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert!(!printed.contains("panicked"), "{printed}");
+    assert!(
+        !printed.contains(token.trim()),
+        "the admin token was printed"
+    );
+    assert!(printed.contains("admin-token"), "{printed}");
 }
 
 #[test]

@@ -1,0 +1,176 @@
+//! Fuzz target: any bytes, split across reads any way, through the frame pump in both
+//! directions must never panic or hang, and must be judged the same however the reads
+//! fall.
+//!
+//! Input: byte 0 picks the mode and the message limit, byte 1 seeds the read splits,
+//! bytes 2-3 say where the client's bytes end and the backend's begin. In raw mode the
+//! bytes go on the wire as they are; in framed mode they are read as
+//! `[first byte][length][payload]` records and written as frames, masked from the
+//! client, so the fuzzer reaches deep into messages, fragments and close handshakes.
+#![no_main]
+
+use asyncgate_gateway::direction::{Direction, Stop};
+use asyncgate_gateway::frame::apply_mask;
+use asyncgate_gateway::pump::{self, Leg, Settings, Signals, Timing};
+use libfuzzer_sys::fuzz_target;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 4 {
+        return;
+    }
+    let (mode, seed) = (data[0], data[1]);
+    let max_message = [125u64, 1000, 1 << 20][usize::from(mode >> 1) % 3];
+    let rest = &data[4..];
+    let split = usize::from(u16::from_le_bytes([data[2], data[3]])).min(rest.len());
+    let (client, backend) = rest.split_at(split);
+    let (client, backend) = if mode & 1 == 0 {
+        (client.to_vec(), backend.to_vec())
+    } else {
+        (framed(client, true), framed(backend, false))
+    };
+    for (from_client, wire) in [(true, &client), (false, &backend)] {
+        same_verdict_however_split(from_client, max_message, wire, seed);
+    }
+    through_the_pump(client, backend, max_message, seed);
+});
+
+/// Records `[first byte][length][payload]` as frames: the first byte as given (FIN,
+/// reserved bits, opcode), the length in its shortest form, masked when from a client.
+fn framed(records: &[u8], from_client: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 2 <= records.len() {
+        let (first, len) = (records[i], usize::from(records[i + 1]));
+        let payload = &records[(i + 2).min(records.len())..(i + 2 + len).min(records.len())];
+        i += 2 + payload.len();
+        out.push(first);
+        let mask_bit = if from_client { 0x80 } else { 0 };
+        out.push(mask_bit | payload.len() as u8 & 0x7F);
+        let body = out.len() + if from_client { 4 } else { 0 };
+        if from_client {
+            out.extend_from_slice(&[0x37, 0xFA, 0x21, 0x3D]);
+        }
+        out.extend_from_slice(&payload[..payload.len().min(125)]);
+        if from_client {
+            apply_mask(&mut out[body..], [0x37, 0xFA, 0x21, 0x3D], 0);
+        }
+    }
+    out
+}
+
+/// Cut points for `len` bytes from `seed`: sizes 1 to 17 bytes, in a pattern.
+fn cuts(seed: u8, len: usize) -> Vec<usize> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    let mut s = u32::from(seed) | 1;
+    loop {
+        s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        at += 1 + (s >> 16) as usize % 17;
+        if at >= len {
+            return out;
+        }
+        out.push(at);
+    }
+}
+
+/// Feed `wire` to a direction cut at `cuts`: what it forwarded and why it stopped.
+fn run(from_client: bool, max: u64, wire: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<Stop>) {
+    let mut d = Direction::new(from_client, max);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in cuts.iter().copied().chain([wire.len()]) {
+        let mut buf = std::mem::take(&mut d.carry);
+        buf.extend_from_slice(&wire[start..end]);
+        start = end;
+        let p = d.process(&mut buf);
+        out.extend_from_slice(&buf[..p.forward]);
+        if p.stop.is_some() {
+            return (out, p.stop);
+        }
+    }
+    (out, None)
+}
+
+fn same_verdict_however_split(from_client: bool, max: u64, wire: &[u8], seed: u8) {
+    let (whole, whole_stop) = run(from_client, max, wire, &[]);
+    let (split, split_stop) = run(from_client, max, wire, &cuts(seed, wire.len()));
+    assert_eq!(
+        whole_stop, split_stop,
+        "the same verdict however the reads fall"
+    );
+    if whole_stop.is_none() {
+        assert_eq!(whole, split, "the same bytes forwarded");
+    } else {
+        // Read whole, a breaking frame is taken back; read in pieces, part of it may
+        // have gone on already.
+        assert!(
+            split.starts_with(&whole),
+            "a breach forwards no more than read whole"
+        );
+    }
+}
+
+/// Both sides' bytes through `pump::run` over in-memory pipes with paused time: it must
+/// end (every timer fires as soon as nothing else can happen) without a panic.
+fn through_the_pump(client: Vec<u8>, backend: Vec<u8>, max_message: u64, seed: u8) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let (gw_client, mut client_end) = tokio::io::duplex(4096);
+        let (gw_backend, mut backend_end) = tokio::io::duplex(4096);
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let (_evict, evicted) = tokio::sync::watch::channel(None);
+        let settings = Settings {
+            timing: Timing {
+                idle: Duration::from_secs(30),
+                pong_timeout: Duration::from_secs(10),
+                max_duration: Some(Duration::from_secs(600)),
+                credential_expiry: None,
+            },
+            max_message_bytes: max_message,
+            read_bytes: 64 + usize::from(seed) * 4,
+        };
+        let pump = tokio::spawn(pump::run(
+            Leg {
+                io: gw_client,
+                read_ahead: Vec::new(),
+            },
+            Leg {
+                io: gw_backend,
+                read_ahead: Vec::new(),
+            },
+            settings,
+            Signals { shutdown, evicted },
+        ));
+        let feed = |mut end: tokio::io::DuplexStream, wire: Vec<u8>| async move {
+            let (mut rd, mut wr) = tokio::io::split(&mut end);
+            let write = async {
+                let mut start = 0;
+                for at in cuts(seed.rotate_left(3), wire.len())
+                    .into_iter()
+                    .chain([wire.len()])
+                {
+                    if wr.write_all(&wire[start..at]).await.is_err() {
+                        return;
+                    }
+                    start = at;
+                    tokio::task::yield_now().await;
+                }
+                let _ = wr.shutdown().await;
+            };
+            let read = async {
+                let mut sink = Vec::new();
+                let _ = rd.read_to_end(&mut sink).await;
+            };
+            tokio::join!(write, read);
+        };
+        let (_, _, ended) =
+            tokio::join!(feed(client_end, client), feed(backend_end, backend), pump);
+        ended.expect("the pump never panics");
+    });
+}
