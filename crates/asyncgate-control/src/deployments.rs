@@ -6,6 +6,7 @@ use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{deployment_view, DeploymentView};
+use asyncgate_core::routes::{self, Routes};
 use asyncgate_core::AccessMode;
 use asyncgate_store::{now, ApiRecord, DeploymentRecord, RevisionRecord};
 use axum::extract::{Path, State};
@@ -58,6 +59,44 @@ async fn current_revision(state: &AppState, api: &ApiRecord) -> ApiResult<Revisi
     }
 }
 
+/// Refuse (409) to deploy `rev` to `env` when it would answer a path that another API's
+/// deployment there answers. Judged on what is deployed (the revisions in service), not
+/// on anyone's editable design.
+async fn check_routes(
+    state: &AppState,
+    api: &ApiRecord,
+    rev: &RevisionRecord,
+    env: &str,
+) -> ApiResult<()> {
+    let mine: Vec<&str> = rev.design.channel_addresses().collect();
+    for d in state.store.all_deployments().await? {
+        if d.environment != env || d.api_id == api.id {
+            continue;
+        }
+        let Some(other) = state.store.revision(&d.api_id, d.revision).await? else {
+            continue;
+        };
+        let theirs: Vec<&str> = other.design.channel_addresses().collect();
+        let disputed = routes::conflict(
+            Routes {
+                base_path: &rev.design.base_path,
+                channels: &mine,
+            },
+            Routes {
+                base_path: &other.design.base_path,
+                channels: &theirs,
+            },
+        );
+        if let Some(path) = disputed {
+            return Err(ApiError::conflict(format!(
+                "{} cannot be deployed to {env}: {} ({}, revision {}) already answers {path} there; change one of the base paths",
+                api.design.name, other.design.name, d.api_id, d.revision
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn put(
     state: &AppState,
     api: &ApiRecord,
@@ -65,6 +104,7 @@ async fn put(
     env: &str,
     mode: AccessMode,
 ) -> ApiResult<DeploymentView> {
+    check_routes(state, api, rev, env).await?;
     let record = DeploymentRecord {
         api_id: api.id.clone(),
         environment: env.to_string(),

@@ -1,6 +1,7 @@
 //! Building gateway snapshots from the store and publishing them to the data plane.
 
 use asyncgate_core::credential::TOKEN_ISSUER;
+use asyncgate_core::routes::{self, Routes};
 use asyncgate_core::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};
 use asyncgate_store::{Store, StoreError};
 use std::collections::HashMap;
@@ -83,6 +84,9 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
         by_api.entry(d.api_id.clone()).or_default().push(d);
     }
     let mut apis = Vec::new();
+    // Per environment, the routes already taken: a deployment that would answer a path
+    // another one answers is left out (deploy refuses it; this guards the snapshot).
+    let mut taken: HashMap<String, Vec<(String, String, Vec<String>)>> = HashMap::new();
     for api in store.apis().await? {
         let Some(deployed) = by_api.remove(&api.id) else {
             continue;
@@ -93,6 +97,31 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
                 tracing::error!(api = %api.id, revision = d.revision, "deployment points at a missing revision");
                 continue;
             };
+            let channels: Vec<&str> = rev.design.channel_addresses().collect();
+            let env_taken = taken.entry(d.environment.clone()).or_default();
+            let clash = env_taken.iter().find_map(|(other, base, theirs)| {
+                let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+                routes::conflict(
+                    Routes {
+                        base_path: &rev.design.base_path,
+                        channels: &channels,
+                    },
+                    Routes {
+                        base_path: base,
+                        channels: &theirs,
+                    },
+                )
+                .map(|path| (other.clone(), path))
+            });
+            if let Some((other, path)) = clash {
+                tracing::error!(api = %api.id, %other, env = %d.environment, %path, "deployment left out of the snapshot: another API answers the same path");
+                continue;
+            }
+            env_taken.push((
+                api.id.clone(),
+                rev.design.base_path.clone(),
+                channels.iter().map(|c| c.to_string()).collect(),
+            ));
             deployments.push(SnapshotDeployment {
                 environment: d.environment,
                 revision: d.revision,

@@ -6,6 +6,7 @@ pub mod credential;
 pub mod domain;
 pub mod lifecycle;
 pub mod limits;
+pub mod routes;
 pub mod snapshot;
 
 pub use domain::{AccessMode, ListenerKind};

@@ -24,6 +24,13 @@ pub struct ApiDesign {
     pub backend_headers: BTreeMap<String, String>,
 }
 
+impl ApiDesign {
+    /// The contract's channel addresses, as the gateway routes them.
+    pub fn channel_addresses(&self) -> impl Iterator<Item = &str> {
+        self.contract.channels.iter().map(|c| c.address.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRecord {
     pub id: String,

@@ -309,3 +309,46 @@ async fn a_token_connection_ends_at_the_tokens_expiry_when_the_api_says_so() -> 
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn two_deployments_never_answer_the_same_path() -> anyhow::Result<()> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    let import = |identifier: &str, base_path: &str, contract: String| {
+        let body = json!({ "contract": contract, "target": echo.url, "identifier": identifier, "basePath": base_path });
+        let client = gw.client.clone();
+        async move { client.post("/apis/import", &body).await }
+    };
+    let rooms = asyncgate_testkit::SAMPLE_CONTRACT.replace("  /:\n", "  /rooms/{roomId}:\n");
+    import("first", "/shared", rooms).await?;
+    gw.deploy("first", "development", "external").await?;
+    // The design moves away, but what is deployed still answers /shared.
+    gw.client
+        .patch("/apis/first", &json!({ "basePath": "/moved" }))
+        .await?;
+    let sample = asyncgate_testkit::SAMPLE_CONTRACT.to_string();
+    import("second", "/shared", sample.clone()).await?;
+    let err = gw
+        .deploy("second", "development", "internal")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("409") && err.contains("/shared"), "{err}");
+    // A base path inside another API's channel addresses is refused too.
+    import("third", "/shared/rooms/42", sample).await?;
+    let err = gw
+        .deploy("third", "development", "external")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("409") && err.contains("/shared/rooms/{roomId}"),
+        "{err}"
+    );
+    // Another environment is free, and so is the first API's own redeploy.
+    gw.deploy("second", "production", "external").await?;
+    gw.deploy("first", "development", "external").await?;
+    gw.deploy("second", "development", "external").await?;
+    gw.shutdown().await;
+    Ok(())
+}
