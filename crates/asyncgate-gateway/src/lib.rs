@@ -1,7 +1,7 @@
 //! The data plane: accepts WebSocket clients on an environment's listeners, admits them
 //! against the current snapshot, dials the backend and relays frames.
 //!
-//! `listener` accepts connections, `handshake` holds every rejection before the upgrade,
+//! `listener` accepts connections (within the bounds of `intake`), `handshake` holds every rejection before the upgrade,
 //! `route` and `auth` are the checks it makes (`forwarded` the headers it sets), `upstream` dials the backend and `pump`
 //! carries frames after the upgrade, reading them with `direction` (`frame` is the wire
 //! format, `utf8` the text check). The gateway never reads the store: it follows a
@@ -13,6 +13,7 @@ pub mod error;
 pub mod forwarded;
 pub mod frame;
 pub mod handshake;
+pub mod intake;
 pub mod listener;
 pub mod live;
 pub mod pump;

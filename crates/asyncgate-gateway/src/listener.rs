@@ -6,7 +6,7 @@ use crate::handshake::{self, ListenerInfo};
 use crate::live::{Live, LiveGuard};
 use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
-use crate::{pump, request, upstream, GatewayError};
+use crate::{intake, pump, request, upstream, GatewayError};
 use asyncgate_core::ListenerKind;
 use futures_util::FutureExt as _;
 use http::{Request, StatusCode};
@@ -19,9 +19,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-
-/// Time a client has to send its whole request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -41,6 +38,16 @@ pub struct GatewayConfig {
     /// Peers whose forwarding headers are believed (`gateway.trusted_proxies`); from
     /// anyone else they are replaced.
     pub trusted_proxies: TrustedProxies,
+    /// Time a client has to send its whole request head (default 10 s); then 408.
+    pub request_head_timeout: Duration,
+    /// Connections in total, handshakes included; beyond it new ones are answered 503 at
+    /// once. 0 (the default) derives it from the process's file descriptor limit,
+    /// keeping [`intake::RESERVED_DESCRIPTORS`] for the management API and store.
+    pub max_connections: usize,
+    /// Handshakes in progress per listener (default 1,024); beyond it, 503.
+    pub max_pending_handshakes: usize,
+    /// Handshakes in progress per client address (default 64); beyond it, 503.
+    pub max_pending_handshakes_per_address: usize,
 }
 
 impl Default for GatewayConfig {
@@ -52,6 +59,10 @@ impl Default for GatewayConfig {
             read_buffer_bytes: 32 << 10,
             workers: 0,
             trusted_proxies: TrustedProxies::default(),
+            request_head_timeout: Duration::from_secs(10),
+            max_connections: 0,
+            max_pending_handshakes: 1024,
+            max_pending_handshakes_per_address: 64,
         }
     }
 }
@@ -70,13 +81,24 @@ pub struct Gateway {
     panics: Arc<AtomicUsize>,
     /// The version of the last snapshot applied.
     applied: Arc<watch::Sender<u64>>,
+    /// Permits for connections in total, one held by each connection for its life.
+    connections: Arc<tokio::sync::Semaphore>,
+    /// Handshakes in progress per listener and client address.
+    pending: Arc<intake::Pending>,
 }
 
 impl Gateway {
     /// Fails only when the configured backend CA file cannot be used.
     pub fn new(config: GatewayConfig) -> Result<Gateway, String> {
         let tls = upstream::tls_config(config.backend_ca_file.as_deref())?;
+        let total = match config.max_connections {
+            0 => intake::default_max_connections(),
+            n => n,
+        }
+        .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Gateway {
+            connections: Arc::new(tokio::sync::Semaphore::new(total)),
+            pending: Arc::default(),
             snapshot: Arc::new(SnapshotHandle::default()),
             config: Arc::new(config),
             tls,
@@ -136,6 +158,11 @@ impl Gateway {
         &self.tasks
     }
 
+    /// Handshakes in progress from `address`, on all listeners.
+    pub fn pending_handshakes(&self, address: std::net::IpAddr) -> usize {
+        self.pending.from_address(address)
+    }
+
     /// How many connection tasks have panicked since the gateway started. A panic ends
     /// only its own connection; it is logged at error level and counted here.
     pub fn panics(&self) -> usize {
@@ -155,11 +182,13 @@ impl Gateway {
             environment: environment.to_string(),
             kind,
         });
+        let pending = self.pending.listener(&format!("{environment} {kind}"));
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of descriptors, or the like: wait a little rather than spin.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
@@ -168,10 +197,41 @@ impl Gateway {
                 _ = shutdown.changed() => return,
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(
-                self.clone()
-                    .connection(stream, peer, info.clone(), shutdown.clone()),
-            );
+            let config = &self.config;
+            let admitted = self.connections.clone().try_acquire_owned().map_err(|_| {
+                GatewayError::client(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "connection_limit_reached",
+                    "the gateway holds as many connections as it may; try again later",
+                )
+                .with_header(http::header::RETRY_AFTER, "1")
+            });
+            let admitted = admitted.and_then(|permit| {
+                self.pending
+                    .enter(
+                        &pending,
+                        peer.ip(),
+                        config.max_pending_handshakes,
+                        config.max_pending_handshakes_per_address,
+                    )
+                    .map(|ticket| (permit, ticket))
+            });
+            match admitted {
+                Ok((permit, ticket)) => {
+                    tokio::spawn(self.clone().connection(
+                        stream,
+                        peer,
+                        info.clone(),
+                        shutdown.clone(),
+                        (permit, ticket),
+                    ));
+                }
+                Err(e) => {
+                    // Refusals hold a descriptor only for a bounded linger.
+                    tracing::debug!(%peer, "handshake refused: {}", e.message);
+                    tokio::spawn(async move { request::refuse(stream, &e).await });
+                }
+            }
         }
     }
 
@@ -183,18 +243,23 @@ impl Gateway {
         peer: SocketAddr,
         info: Arc<ListenerInfo>,
         shutdown: watch::Receiver<bool>,
+        (permit, ticket): (tokio::sync::OwnedSemaphorePermit, intake::PendingGuard),
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut shutdown = shutdown;
         let counted = TaskCount::new(self.tasks.clone());
         let panics = self.panics.clone();
         let connection = async move {
             let _counted = counted;
+            // Held for the connection's life: its place among all connections.
+            let _permit = permit;
             // Boxed, so that none of the handshake's state stays with the connection.
             let open = Box::pin(self.open(stream, peer, &info));
             let opened = tokio::select! {
                 opened = open => opened,
                 _ = shutdown.changed() => None,
             };
+            // The handshake is over either way.
+            drop(ticket);
             let Some(Opened {
                 client,
                 backend,
@@ -238,7 +303,8 @@ impl Gateway {
         peer: SocketAddr,
         info: &ListenerInfo,
     ) -> Option<Opened> {
-        let head = match tokio::time::timeout(HEAD_TIMEOUT, request::read_head(&mut stream)).await {
+        let head_timeout = self.config.request_head_timeout;
+        let head = match tokio::time::timeout(head_timeout, request::read_head(&mut stream)).await {
             Ok(Ok(head)) => head,
             Ok(Err(None)) => return None,
             Ok(Err(Some(e))) => {
@@ -249,7 +315,7 @@ impl Gateway {
                 let e = GatewayError::client(
                     StatusCode::REQUEST_TIMEOUT,
                     "head_timeout",
-                    format!("no complete request head within {HEAD_TIMEOUT:?}"),
+                    format!("no complete request head within {head_timeout:?}"),
                 );
                 request::refuse(stream, &e).await;
                 return None;

@@ -352,3 +352,83 @@ async fn two_deployments_never_answer_the_same_path() -> anyhow::Result<()> {
     gw.shutdown().await;
     Ok(())
 }
+
+/// Open a TCP connection to `url`'s listener and send nothing.
+async fn idle_socket(url: &str) -> anyhow::Result<tokio::net::TcpStream> {
+    let authority = url.trim_start_matches("ws://").split('/').next().unwrap();
+    Ok(tokio::net::TcpStream::connect(authority).await?)
+}
+
+/// Everything a socket receives until the gateway closes it.
+async fn answer(mut tcp: tokio::net::TcpStream) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(asyncgate_testkit::WAIT, tcp.read_to_end(&mut out)).await??;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn handshakes_in_progress_are_bounded_per_address_and_by_a_head_deadline(
+) -> anyhow::Result<()> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start_with(|c| {
+        c.import.allow_private_addresses = true;
+        c.gateway.max_pending_handshakes_per_address = 2;
+        c.gateway.request_head_timeout = Duration::from_secs(1);
+    })
+    .await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
+    let gateway = gw.platform.gateway().clone();
+    let me = "127.0.0.1".parse()?;
+    let first = idle_socket(&url).await?;
+    let second = idle_socket(&url).await?;
+    asyncgate_testkit::eventually("two handshakes in progress", || {
+        gateway.pending_handshakes(me) == 2
+    })
+    .await?;
+    let third = answer(idle_socket(&url).await?).await?;
+    assert!(third.starts_with("HTTP/1.1 503 "), "{third}");
+    assert!(third.contains("too_many_handshakes"), "{third}");
+    // The idle ones meet the head deadline, which frees their places.
+    for idle in [first, second] {
+        let answered = answer(idle).await?;
+        assert!(answered.starts_with("HTTP/1.1 408 "), "{answered}");
+    }
+    asyncgate_testkit::eventually("no handshake in progress", || {
+        gateway.pending_handshakes(me) == 0
+    })
+    .await?;
+    WsClient::with_key(&url, &key).await?.close().await;
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn at_the_connection_total_new_clients_get_503_and_management_still_answers(
+) -> anyhow::Result<()> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start_with(|c| {
+        c.import.allow_private_addresses = true;
+        c.gateway.max_connections = 2;
+    })
+    .await?;
+    let (url, key) = gw.deploy_sample(&echo.url).await?;
+    let gateway = gw.platform.gateway().clone();
+    let a = WsClient::with_key(&url, &key).await?;
+    let _b = WsClient::with_key(&url, &key).await?;
+    let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused.body.contains("connection_limit_reached"),
+        "{}",
+        refused.body
+    );
+    // The management API still answers while the gateway is full.
+    assert_eq!(gw.client.get("/apis").await?.as_array().unwrap().len(), 1);
+    a.close().await;
+    asyncgate_testkit::eventually("a place to be freed", || gateway.connection_tasks() < 2).await?;
+    let mut third = WsClient::with_key(&url, &key).await?;
+    third.recv_json().await?;
+    gw.shutdown().await;
+    Ok(())
+}

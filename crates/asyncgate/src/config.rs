@@ -159,6 +159,18 @@ impl ServeConfig {
             if let Some(v) = g.drain_seconds {
                 self.drain = Duration::from_secs(v);
             }
+            if let Some(v) = g.request_head_timeout_seconds {
+                self.gateway.request_head_timeout = Duration::from_secs(v);
+            }
+            if let Some(v) = g.max_connections {
+                self.gateway.max_connections = v;
+            }
+            if let Some(v) = g.max_pending_handshakes {
+                self.gateway.max_pending_handshakes = v;
+            }
+            if let Some(v) = g.max_pending_handshakes_per_address {
+                self.gateway.max_pending_handshakes_per_address = v;
+            }
             if let Some(v) = g.trusted_proxies {
                 self.gateway.trusted_proxies = TrustedProxies::parse(&v)
                     .map_err(|e| ConfigError(format!("gateway.trusted_proxies: {e}")))?;
@@ -200,6 +212,18 @@ impl ServeConfig {
         if self.gateway.read_buffer_bytes < 1024 {
             return Err(ConfigError(
                 "gateway.read_buffer_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.gateway.request_head_timeout.is_zero() {
+            return Err(ConfigError(
+                "gateway.request_head_timeout_seconds must be above 0".into(),
+            ));
+        }
+        if self.gateway.max_pending_handshakes == 0
+            || self.gateway.max_pending_handshakes_per_address == 0
+        {
+            return Err(ConfigError(
+                "gateway.max_pending_handshakes and gateway.max_pending_handshakes_per_address must be above 0".into(),
             ));
         }
         if self.gateway.connect_timeout.is_zero() {
@@ -269,6 +293,10 @@ struct GatewayFile {
     workers: Option<usize>,
     drain_seconds: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    request_head_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    max_pending_handshakes: Option<usize>,
+    max_pending_handshakes_per_address: Option<usize>,
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ impl Platform {
 
         let publisher = Arc::new(Publisher::new(token_secret));
         publisher.publish(&store).await?;
+        let descriptors = asyncgate_gateway::intake::raise_descriptor_limit();
+        tracing::debug!(descriptors, "file descriptor limit");
         let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
         gateway.apply(&publisher.current());
         publisher.wait_for_gateway(gateway.applied());
