@@ -4,6 +4,7 @@
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::fetch;
+use crate::fields;
 use crate::state::AppState;
 use crate::upload;
 use crate::views::{api_view, ApiView, RevisionView};
@@ -276,10 +277,15 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
     check_identifier(&project, "project")?;
     let identifier = req.identifier.clone().unwrap_or(derived.identifier.clone());
     check_identifier(&identifier, "identifier")?;
-    let version = non_empty(
-        req.version.clone().unwrap_or(derived.version.clone()),
-        "version",
-    )?;
+    // What the user typed must pass the field rules; what the contract says is fitted.
+    let version = match &req.version {
+        Some(v) => fields::line(v, "version", fields::MAX_VERSION)?,
+        None => fields::line(
+            &fields::fitted(&derived.version, fields::MAX_VERSION, false),
+            "version",
+            fields::MAX_VERSION,
+        )?,
+    };
     let base_path = match &req.base_path {
         Some(b) => normalize_base_path(b)?,
         None => default_base_path(&project, &identifier, &version),
@@ -300,12 +306,24 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
         lifecycle: LifecycleState::Created,
         display_name: None,
         design: ApiDesign {
-            name: non_empty(req.name.clone().unwrap_or(derived.name), "name")?,
+            name: match &req.name {
+                Some(n) => fields::line(n, "name", fields::MAX_NAME)?,
+                None => fields::line(
+                    &fields::fitted(&derived.name, fields::MAX_NAME, false),
+                    "name",
+                    fields::MAX_NAME,
+                )?,
+            },
             identifier,
             version,
             base_path,
             target,
-            description: req.description.clone().or(derived.description),
+            description: match &req.description {
+                Some(d) => Some(fields::text(d, "description", fields::MAX_DESCRIPTION)?),
+                None => derived
+                    .description
+                    .map(|d| fields::fitted(&d, fields::MAX_DESCRIPTION, true)),
+            },
             contract,
             limits: Default::default(),
             backend_headers: Default::default(),
@@ -356,14 +374,14 @@ pub async fn update(
     let mut api = find(&state, &key).await?;
     let d = &mut api.design;
     if let Some(v) = req.name {
-        d.name = non_empty(v, "name")?;
+        d.name = fields::line(&v, "name", fields::MAX_NAME)?;
     }
     if let Some(v) = req.identifier {
         check_identifier(&v, "identifier")?;
         d.identifier = v;
     }
     if let Some(v) = req.version {
-        d.version = non_empty(v, "version")?;
+        d.version = fields::line(&v, "version", fields::MAX_VERSION)?;
     }
     if let Some(v) = req.base_path {
         d.base_path = normalize_base_path(&v)?;
@@ -372,7 +390,7 @@ pub async fn update(
         d.target = check_target(&v)?;
     }
     if let Some(v) = req.description {
-        d.description = Some(v);
+        d.description = Some(fields::text(&v, "description", fields::MAX_DESCRIPTION)?);
     }
     if let Some(patch) = &req.limits {
         patch.apply(&mut d.limits);
@@ -454,18 +472,14 @@ fn slugify_version(v: &str) -> String {
         .collect()
 }
 
-fn non_empty(v: String, field: &str) -> ApiResult<String> {
-    let v = v.trim().to_string();
-    if v.is_empty() {
-        Err(ApiError::bad_request(format!(
-            "`{field}` must not be empty"
-        )))
-    } else {
-        Ok(v)
-    }
-}
-
 fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
+    if v.len() > fields::MAX_IDENTIFIER {
+        return Err(ApiError::bad_request(format!(
+            "`{field}` is {} characters long; at most {} are allowed",
+            v.len(),
+            fields::MAX_IDENTIFIER
+        )));
+    }
     if !v.is_empty() && slugify(v) == v {
         Ok(())
     } else {
@@ -478,6 +492,13 @@ fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
 
 fn normalize_base_path(v: &str) -> ApiResult<String> {
     let trimmed = v.trim().trim_end_matches('/');
+    if trimmed.len() > fields::MAX_BASE_PATH {
+        return Err(ApiError::bad_request(format!(
+            "`basePath` is {} characters long; at most {} are allowed",
+            trimmed.len(),
+            fields::MAX_BASE_PATH
+        )));
+    }
     let ok = trimmed.starts_with('/')
         && !trimmed.contains("//")
         && trimmed

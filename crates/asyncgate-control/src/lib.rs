@@ -9,6 +9,7 @@ pub mod deployments;
 pub mod environments;
 pub mod error;
 pub mod fetch;
+pub mod fields;
 pub mod keys;
 pub mod lifecycle;
 pub mod openapi;

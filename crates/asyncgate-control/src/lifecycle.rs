@@ -64,11 +64,11 @@ pub async fn change(
         )));
     }
     if let Some(name) = req.display_name {
-        let name = name.trim().to_string();
-        if name.is_empty() {
-            return Err(ApiError::bad_request("`displayName` must not be empty"));
-        }
-        api.display_name = Some(name);
+        api.display_name = Some(crate::fields::line(
+            &name,
+            "displayName",
+            crate::fields::MAX_NAME,
+        )?);
     }
     let from = api.lifecycle;
     api.lifecycle = next;

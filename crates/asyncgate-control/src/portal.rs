@@ -5,6 +5,7 @@ use crate::apis::find;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{api_view, ChannelView, DeploymentView};
+use asyncgate_core::AccessMode;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
@@ -20,6 +21,7 @@ pub struct PortalApi {
     pub description: Option<String>,
     pub lifecycle: String,
     pub channels: Vec<ChannelView>,
+    /// External deployments only: Internal ones are not for consumers.
     pub endpoints: Vec<DeploymentView>,
 }
 
@@ -32,7 +34,12 @@ async fn portal_view(state: &AppState, api: &asyncgate_store::ApiRecord) -> ApiR
         description: view.description,
         lifecycle: view.lifecycle,
         channels: view.channels,
-        endpoints: view.deployments,
+        // Consumers see only what they can reach: External deployments.
+        endpoints: view
+            .deployments
+            .into_iter()
+            .filter(|d| d.access_mode == AccessMode::External.as_str())
+            .collect(),
     })
 }
 

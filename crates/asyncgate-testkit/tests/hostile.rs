@@ -432,3 +432,112 @@ async fn at_the_connection_total_new_clients_get_503_and_management_still_answer
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn stored_text_is_bounded_and_free_of_control_characters() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let target = "ws://127.0.0.1:1";
+    // A contract's title with a terminal escape is imported without it.
+    let contract = asyncgate_testkit::SAMPLE_CONTRACT.replacen(
+        "title: 'Chat API'",
+        "title: \"\\e[31mRed\\e[0m Chat API\"",
+        1,
+    );
+    assert_ne!(contract, asyncgate_testkit::SAMPLE_CONTRACT);
+    let api = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": contract, "target": target }),
+        )
+        .await?;
+    let name = api["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("[31mRed[0m") && !name.contains('\u{1b}'),
+        "{name:?}"
+    );
+    let path = format!("/apis/{}", api["id"].as_str().unwrap());
+    // What a user types must pass as it is.
+    for (patch, field) in [
+        (json!({ "name": "Chat\u{1b}[2J" }), "name"),
+        (json!({ "name": "n".repeat(121) }), "name"),
+        (json!({ "version": "1\r\n2" }), "version"),
+        (json!({ "description": "bell\u{7}" }), "description"),
+        (json!({ "identifier": "a".repeat(65) }), "identifier"),
+        (json!({ "basePath": "/a/../b" }), "basePath"),
+        (json!({ "target": "ws://user:pw@127.0.0.1:1" }), "target"),
+    ] {
+        let err = gw
+            .client
+            .patch(&path, &patch)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("400") && err.contains(field), "{patch}: {err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+    assert_eq!(gw.client.get(&path).await?["name"], api["name"]);
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_identifier_in_two_projects_is_never_resolved_silently() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let target = "ws://127.0.0.1:1";
+    let mut ids = Vec::new();
+    for project in ["alpha", "beta"] {
+        let api = gw
+            .client
+            .post(
+                "/apis/import",
+                &json!({ "contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": target, "project": project }),
+            )
+            .await?;
+        ids.push(api["id"].as_str().unwrap().to_string());
+    }
+    let err = gw
+        .client
+        .get("/apis/chat-api")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("409") && err.contains("alpha") && err.contains("beta"),
+        "{err}"
+    );
+    assert_eq!(
+        gw.client.get("/apis/beta%2Fchat-api").await?["id"],
+        ids[1].as_str()
+    );
+    assert_eq!(
+        gw.client.get(&format!("/apis/{}", ids[0])).await?["project"],
+        "alpha"
+    );
+    gw.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_portal_shows_only_external_urls() -> anyhow::Result<()> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    gw.import_sample(&echo.url).await?;
+    gw.deploy("chat-api", "development", "internal").await?;
+    gw.deploy("chat-api", "production", "external").await?;
+    gw.client
+        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
+        .await?;
+    let listed = reqwest::get(format!("{}/api/v1/portal/apis/chat-api", gw.management()))
+        .await?
+        .json::<Value>()
+        .await?;
+    let endpoints = listed["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "{listed}");
+    assert_eq!(endpoints[0]["environment"], "production");
+    assert!(!listed
+        .to_string()
+        .contains(&gw.listener("development", false)));
+    gw.shutdown().await;
+    Ok(())
+}
