@@ -90,62 +90,42 @@ fn every_document_reads_as_expected() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The official parser, installed once into `target/official-parser` (None when Node.js
-/// or npm is missing, or `ASYNCGATE_SKIP_OFFICIAL_PARSER` is set).
-fn official_parser() -> Option<PathBuf> {
+/// The official parser's verdict on each of `files` (`scripts/official-parser`), or
+/// None when `ASYNCGATE_SKIP_OFFICIAL_PARSER` is set.
+pub fn official_verdicts(files: &[PathBuf]) -> Option<Vec<Value>> {
     if std::env::var("ASYNCGATE_SKIP_OFFICIAL_PARSER").is_ok() {
         return None;
     }
-    let works = |cmd: &str| {
-        Command::new(cmd)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !works("node") || !works("npm") {
-        eprintln!("Node.js or npm not found: skipping the comparison with the official parser");
-        return None;
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/official-parser");
-    if !dir.join("node_modules/@asyncapi/parser").exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg("@asyncapi/parser@3.6.6")
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm install @asyncapi/parser failed");
-    }
-    std::fs::copy(
-        corpus_dir().join("official-parser.mjs"),
-        dir.join("official-parser.mjs"),
-    )
-    .unwrap();
-    Some(dir)
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/official-parser");
+    let out = Command::new(script)
+        .args(files)
+        .output()
+        .expect("scripts/official-parser runs");
+    assert!(
+        out.status.success(),
+        "scripts/official-parser failed (Node.js and npm are needed; scripts/test installs them): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(verdicts.len(), files.len(), "one verdict per file");
+    Some(verdicts)
 }
 
 #[test]
 fn the_official_parser_agrees_about_validity() {
-    let Some(dir) = official_parser() else { return };
     let documents = manifest();
     let files: Vec<PathBuf> = documents
         .iter()
         .map(|d| corpus_dir().join(d["file"].as_str().unwrap()))
         .collect();
-    let out = Command::new("node")
-        .arg(dir.join("official-parser.mjs"))
-        .args(&files)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some(verdicts) = official_verdicts(&files) else {
+        return;
+    };
     let mut disagreements = Vec::new();
-    for (line, doc) in String::from_utf8_lossy(&out.stdout).lines().zip(&documents) {
-        let official: Value = serde_json::from_str(line).unwrap();
+    for (official, doc) in verdicts.iter().zip(&documents) {
         let file = doc["file"].as_str().unwrap();
         let ours = parse(
             &std::fs::read_to_string(corpus_dir().join(file)).unwrap(),
@@ -160,9 +140,5 @@ fn the_official_parser_agrees_about_validity() {
             ));
         }
     }
-    assert_eq!(
-        documents.len(),
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }

@@ -44,9 +44,10 @@ pub struct GatewayConfig {
     /// once. 0 (the default) derives it from the process's file descriptor limit,
     /// keeping [`intake::RESERVED_DESCRIPTORS`] for the management API and store.
     pub max_connections: usize,
-    /// Handshakes in progress per listener (default 1,024); beyond it, 503.
+    /// Handshakes in progress per listener (default 4,096); beyond it, 503.
     pub max_pending_handshakes: usize,
-    /// Handshakes in progress per client address (default 64); beyond it, 503.
+    /// Handshakes in progress per client address (default 512: clients behind one NAT
+    /// reconnect together); beyond it, 503.
     pub max_pending_handshakes_per_address: usize,
 }
 
@@ -61,8 +62,8 @@ impl Default for GatewayConfig {
             trusted_proxies: TrustedProxies::default(),
             request_head_timeout: Duration::from_secs(10),
             max_connections: 0,
-            max_pending_handshakes: 1024,
-            max_pending_handshakes_per_address: 64,
+            max_pending_handshakes: 4096,
+            max_pending_handshakes_per_address: 512,
         }
     }
 }
