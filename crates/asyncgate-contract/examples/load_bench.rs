@@ -98,7 +98,7 @@ fn main() {
     let _ = serde_json::from_str::<serde_json::Value>(&json).expect("JSON");
     let json_read = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    let problems = asyncgate_contract::schema::check(&doc, "2.6.0").expect("schema");
+    let problems = asyncgate_contract::schema::check(&doc, &doc, "2.6.0").expect("schema");
     assert!(problems.is_empty());
     let schema = t.elapsed().as_secs_f64() * 1000.0;
     println!("parts: YAML read with positions {read:.1} ms, JSON read {json_read:.1} ms, schema validation {schema:.1} ms");

@@ -29,6 +29,11 @@ pub struct Bundle {
 
 impl Bundle {
     /// Whether the root refers to no other document.
+    /// The root document as written, its references in place.
+    pub fn written_root(&self) -> &Value {
+        &self.documents[self.root.as_str()]
+    }
+
     pub fn is_single(&self) -> bool {
         self.documents.len() == 1
     }
@@ -266,7 +271,7 @@ mod tests {
         let msg = &doc["channels"]["/chat"]["subscribe"]["message"];
         assert_eq!(msg["name"], "Chat");
         assert_eq!(msg["payload"]["maxLength"], 10);
-        let contract = crate::parse_document(&doc, &Limits::default()).unwrap();
+        let contract = crate::parse_document(&doc, &doc, &Limits::default()).unwrap();
         assert_eq!(contract.channels[0].client_receives(), ["Chat"]);
     }
 

@@ -9,10 +9,12 @@ pub mod consumer;
 pub mod derive;
 pub mod diagnostic;
 pub mod diff;
+mod examples;
 pub mod load;
 pub mod model;
 mod reader;
 pub mod refs;
+mod rules;
 pub mod schema;
 pub mod spans;
 mod v2;
@@ -42,7 +44,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
             }
         }
     };
-    match read(&doc, limits) {
+    match read(&doc, &doc, limits) {
         Ok(mut contract) => {
             locate(&mut contract.warnings);
             Ok(contract)
@@ -55,15 +57,25 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Contract, ContractError> {
     }
 }
 
-/// Check and read an already loaded document (a bundle after `bundle::inline`). Its
-/// diagnostics carry pointers but no positions: the document has no single source text.
-pub fn parse_document(doc: &serde_json::Value, limits: &Limits) -> Result<Contract, ContractError> {
+/// Check and read an already loaded document (a bundle after `bundle::inline`), with its
+/// root as written (where references stand is checked on it). Its diagnostics carry
+/// pointers but no positions: the document has no single source text.
+pub fn parse_document(
+    doc: &serde_json::Value,
+    written: &serde_json::Value,
+    limits: &Limits,
+) -> Result<Contract, ContractError> {
     load::check_budgets(doc, limits)?;
-    read(doc, limits)
+    read(doc, written, limits)
 }
 
-/// Check a loaded document against its version's schema and read it into the model.
-fn read(doc: &serde_json::Value, limits: &Limits) -> Result<Contract, ContractError> {
+/// Check a loaded document against its version's schema and the official parser's rules,
+/// and read it into the model. `written` is the root document as written.
+fn read(
+    doc: &serde_json::Value,
+    written: &serde_json::Value,
+    limits: &Limits,
+) -> Result<Contract, ContractError> {
     let version = match doc.get("asyncapi") {
         Some(serde_json::Value::String(v)) => v.clone(),
         Some(other) => {
@@ -84,7 +96,8 @@ fn read(doc: &serde_json::Value, limits: &Limits) -> Result<Contract, ContractEr
             format!("unsupported AsyncAPI version \"{version}\": expected 2.x or 3.x"),
         ));
     };
-    let Some(mut problems) = schema::check(doc, &version) else {
+    let resolved = refs::resolved(doc, limits.max_resolved_values)?;
+    let Some(mut problems) = schema::check(written, &resolved, &version) else {
         return Err(ContractError::single(
             "/asyncapi",
             format!(
@@ -93,6 +106,7 @@ fn read(doc: &serde_json::Value, limits: &Limits) -> Result<Contract, ContractEr
             ),
         ));
     };
+    problems.extend(rules::check(written, &resolved, &version));
     // The model reader's messages are more specific; keep both, the reader's first.
     match read_version(doc, &version, limits) {
         Ok(contract) if problems.is_empty() => Ok(contract),
@@ -214,11 +228,16 @@ operations:
         assert_eq!(c.channels[1].address, "/unnamed");
         assert!(c.warnings[0].message.contains("no address"));
 
-        // Undeclared 3.x parameters are a warning, as for the official parser.
-        let undeclared = doc.replace(
+        // As for the official parser: 3.x parameters left out entirely are a warning,
+        // a `parameters` object that misses one is an error.
+        let missing = doc.replace(
             "parameters: {roomId: {description: the room}}",
             "parameters: {}",
         );
+        let err = parse(&missing, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("missing roomId"), "{err}");
+        let undeclared = doc.replace("    parameters: {roomId: {description: the room}}\n", "");
+        assert_ne!(undeclared, doc);
         let c = parse(&undeclared, &Limits::default()).unwrap();
         assert!(c
             .warnings

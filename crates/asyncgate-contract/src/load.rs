@@ -14,6 +14,9 @@ pub struct Limits {
     pub max_ref_hops: usize,
     /// Most `$ref`s a document may hold (default 10,000).
     pub max_refs: usize,
+    /// Most values the document may hold once its references are resolved (default
+    /// 500,000): references that fan out cannot make checking it unbounded.
+    pub max_resolved_values: usize,
 }
 
 impl Default for Limits {
@@ -23,6 +26,7 @@ impl Default for Limits {
             max_depth: 128,
             max_ref_hops: 32,
             max_refs: 10_000,
+            max_resolved_values: 500_000,
         }
     }
 }

@@ -28,23 +28,89 @@ pub fn versions() -> impl Iterator<Item = &'static str> {
     SCHEMAS.iter().map(|(v, _)| *v)
 }
 
-fn validator(index: usize) -> Option<&'static Validator> {
-    static COMPILED: [OnceLock<Option<Validator>>; 9] = [const { OnceLock::new() }; 9];
-    COMPILED[index]
-        .get_or_init(|| {
-            let schema: Value = serde_json::from_str(SCHEMAS[index].1).ok()?;
-            jsonschema::draft7::new(&schema).ok()
-        })
-        .as_ref()
+/// Which reading of a document a schema check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// As written: only where `$ref` may stand is checked.
+    Written,
+    /// With references resolved: everything else.
+    Resolved,
 }
 
-/// Check `doc` against the official schema of `version`. `None` when there is no schema
-/// for that version.
-pub fn check(doc: &Value, version: &str) -> Option<Vec<Diagnostic>> {
+fn validator(index: usize, reading: Reading) -> Option<&'static Validator> {
+    static WRITTEN: [OnceLock<Option<Validator>>; 9] = [const { OnceLock::new() }; 9];
+    static RESOLVED: [OnceLock<Option<Validator>>; 9] = [const { OnceLock::new() }; 9];
+    let cell = match reading {
+        Reading::Written => &WRITTEN[index],
+        Reading::Resolved => &RESOLVED[index],
+    };
+    cell.get_or_init(|| {
+        let mut schema: Value = serde_json::from_str(SCHEMAS[index].1).ok()?;
+        if reading == Reading::Resolved && SCHEMAS[index].0.starts_with('3') {
+            accept_resolved_v3(&mut schema);
+        }
+        jsonschema::draft7::new(&schema).ok()
+    })
+    .as_ref()
+}
+
+/// AsyncAPI 3 requires some fields to be references (a channel's servers, an operation's
+/// channel and messages, a reply's channel and messages); resolved, they hold the
+/// objects themselves, which the schema must then accept.
+fn accept_resolved_v3(schema: &mut Value) {
+    let defs = &mut schema["definitions"];
+    let point = |v: &mut Value, to: &str| {
+        if v.is_object() {
+            *v = serde_json::json!({ "$ref": format!("#/definitions/{to}") });
+        }
+    };
+    point(
+        &mut defs["channel"]["properties"]["servers"]["items"],
+        "server",
+    );
+    for object in ["operation", "operationReply"] {
+        point(&mut defs[object]["properties"]["channel"], "channel");
+        point(
+            &mut defs[object]["properties"]["messages"]["items"],
+            "messageObject",
+        );
+    }
+}
+
+/// Whether an error is a `$ref` where the schema allows no extra property.
+fn is_misplaced_ref(error: &jsonschema::ValidationError<'_>) -> bool {
+    matches!(
+        error.kind(),
+        jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected }
+            if unexpected.iter().any(|p| p == "$ref")
+    )
+}
+
+/// Check a document against the official schema of `version`, as the official parser
+/// does: `written` (the document as written) for where references stand, `resolved` (with
+/// its references resolved, see `refs::resolved`) for everything else. `None` when there
+/// is no schema for that version.
+pub fn check(written: &Value, resolved: &Value, version: &str) -> Option<Vec<Diagnostic>> {
     let index = SCHEMAS.iter().position(|(v, _)| *v == version)?;
-    let validator = validator(index)?;
     let mut out: Vec<Diagnostic> = Vec::new();
-    for error in validator.iter_errors(doc) {
+    let mut add = |d: Diagnostic| {
+        if !out.contains(&d) && out.len() < MAX_ERRORS {
+            out.push(d);
+        }
+    };
+    for error in validator(index, Reading::Written)?.iter_errors(written) {
+        if is_misplaced_ref(&error) {
+            add(Diagnostic::at(
+                error.instance_path().as_str(),
+                format!("a reference (`$ref`) is not allowed here (AsyncAPI {version} schema)"),
+            ));
+        }
+    }
+    for error in validator(index, Reading::Resolved)?.iter_errors(resolved) {
+        // A reference left by a cycle is no error of the document's.
+        if is_misplaced_ref(&error) {
+            continue;
+        }
         let mut message = error.to_string();
         if message.len() > MAX_MESSAGE {
             let mut cut = MAX_MESSAGE;
@@ -54,16 +120,10 @@ pub fn check(doc: &Value, version: &str) -> Option<Vec<Diagnostic>> {
             message.truncate(cut);
             message.push('…');
         }
-        let d = Diagnostic::at(
+        add(Diagnostic::at(
             error.instance_path().as_str(),
             format!("{message} (AsyncAPI {version} schema)"),
-        );
-        if !out.contains(&d) {
-            out.push(d);
-        }
-        if out.len() == MAX_ERRORS {
-            break;
-        }
+        ));
     }
     Some(out)
 }
@@ -75,7 +135,8 @@ mod tests {
     #[test]
     fn every_vendored_schema_compiles() {
         for (i, (version, _)) in SCHEMAS.iter().enumerate() {
-            assert!(validator(i).is_some(), "{version}");
+            assert!(validator(i, Reading::Written).is_some(), "{version}");
+            assert!(validator(i, Reading::Resolved).is_some(), "{version}");
         }
     }
 }

@@ -214,7 +214,8 @@ pub(crate) async fn load_contract(
         return Ok((text, contract));
     }
     let inlined = asyncgate_contract::bundle::inline(&bundle, &policy.limits)?;
-    let contract = asyncgate_contract::parse_document(&inlined, &policy.limits)?;
+    let contract =
+        asyncgate_contract::parse_document(&inlined, bundle.written_root(), &policy.limits)?;
     Ok((
         serde_json::to_string_pretty(&inlined).unwrap_or_default(),
         contract,
