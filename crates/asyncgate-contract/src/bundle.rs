@@ -18,6 +18,10 @@ pub const BUNDLE_BASE: &str = "bundle:///";
 /// URL). The loader decides what may be fetched.
 pub trait Loader {
     fn load(&mut self, location: &Url) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// Whether references written as absolute URLs are followed. Relative references
+    /// are always followed, against the document that holds them.
+    fn follows_absolute(&self) -> bool;
 }
 
 /// Every document a root reaches, keyed by absolute location (without fragment).
@@ -104,6 +108,12 @@ pub async fn gather(
             let target = document_of(&location, &reference)
                 .map_err(|m| ContractError::single(&at(&pointer), m))?;
             let Some(target) = target else { continue };
+            if !loader.follows_absolute() && Url::parse(&reference).is_ok() {
+                return Err(ContractError::single(
+                    &at(&pointer),
+                    format!("reference `{reference}` is an absolute URL, and absolute references are not followed (the operator may allow them: import.allow_absolute_references); relative references are"),
+                ));
+            }
             if documents.contains_key(target.as_str()) || pending.iter().any(|(u, _)| u == &target)
             {
                 continue;
@@ -231,6 +241,10 @@ mod tests {
                 .get(location.as_str())
                 .cloned()
                 .ok_or_else(|| "no such file in the bundle".into())
+        }
+
+        fn follows_absolute(&self) -> bool {
+            true
         }
     }
 

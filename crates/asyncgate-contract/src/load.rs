@@ -92,9 +92,13 @@ pub fn load(text: &str, limits: &Limits) -> Result<Value, ContractError> {
     check_flow_depth(trimmed, limits.max_depth)?;
     let value: Value = serde_saphyr::from_str(trimmed).map_err(|e| {
         let loc = e.location();
+        let message = match original(&e) {
+            serde_saphyr::Error::Budget { breach, .. } => budget_breach(breach),
+            _ => first_line(&e.to_string()),
+        };
         ContractError::Syntax(Diagnostic {
             pointer: String::new(),
-            message: first_line(&e.to_string()),
+            message,
             line: loc.as_ref().map(|l| l.line() as usize),
             column: loc.as_ref().map(|l| l.column() as usize),
         })
@@ -107,6 +111,33 @@ pub fn load(text: &str, limits: &Limits) -> Result<Value, ContractError> {
         ));
     }
     Ok(value)
+}
+
+/// The error under the YAML reader's wrappers (source snippets, alias locations).
+fn original(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    loop {
+        match e {
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => e = error,
+            other => return other,
+        }
+    }
+}
+
+/// What a breached YAML reading budget means for the document, by the kind of breach.
+fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match breach {
+        B::Nodes { .. } | B::Events { .. } => {
+            "the document holds too many values (YAML aliases can multiply them)"
+        }
+        B::Aliases { .. } => "the document uses too many YAML aliases",
+        B::Anchors { .. } => "the document defines too many YAML anchors",
+        B::Depth { .. } => "the document nests too deeply",
+        B::Documents { .. } => "the text holds too many YAML documents",
+        _ => "the document is too large to read",
+    };
+    format!("{what}: YAML reading budget breached ({breach:?})")
 }
 
 /// A cheap guard before the YAML parser: flow collections (`[[[[...`) nest without

@@ -14,6 +14,8 @@ const MAX_REDIRECTS: usize = 3;
 pub struct GuardedLoader<'a> {
     policy: &'a ImportPolicy,
     files: std::collections::HashMap<String, String>,
+    /// Every fetch of one import ends by then (the policy's timeout from the start).
+    deadline: tokio::time::Instant,
 }
 
 impl<'a> GuardedLoader<'a> {
@@ -32,7 +34,11 @@ impl<'a> GuardedLoader<'a> {
                 Some((location.to_string(), text.clone()))
             })
             .collect();
-        GuardedLoader { policy, files }
+        GuardedLoader {
+            policy,
+            files,
+            deadline: tokio::time::Instant::now() + policy.timeout,
+        }
     }
 
     /// The location of a bundle file.
@@ -52,10 +58,23 @@ impl asyncgate_contract::bundle::Loader for GuardedLoader<'_> {
                     location.path().trim_start_matches('/')
                 )
             }),
-            _ => fetch_contract(location.as_str(), self.policy)
-                .await
-                .map_err(|e| e.detail),
+            _ => tokio::time::timeout_at(
+                self.deadline,
+                fetch_contract(location.as_str(), self.policy),
+            )
+            .await
+            .map_err(|_| {
+                format!(
+                    "the contract's references took longer than {:?} to fetch",
+                    self.policy.timeout
+                )
+            })?
+            .map_err(|e| e.detail),
         }
+    }
+
+    fn follows_absolute(&self) -> bool {
+        self.policy.allow_absolute_references
     }
 }
 

@@ -21,6 +21,10 @@ pub struct EnvironmentEndpoints {
 pub struct ImportPolicy {
     /// Allow URL imports from loopback, private, link-local and unique-local addresses.
     pub allow_private_addresses: bool,
+    /// Follow `$ref`s written as absolute http(s) URLs (relative ones, against the URL or
+    /// bundle they are in, are always followed under the same guards). Default off.
+    pub allow_absolute_references: bool,
+    /// Time for one fetch, and for all of one import's fetches together.
     pub timeout: Duration,
     pub limits: Limits,
 }
@@ -29,6 +33,7 @@ impl Default for ImportPolicy {
     fn default() -> Self {
         ImportPolicy {
             allow_private_addresses: false,
+            allow_absolute_references: false,
             timeout: Duration::from_secs(10),
             limits: Limits::default(),
         }

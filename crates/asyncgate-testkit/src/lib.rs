@@ -710,30 +710,53 @@ impl FileServer {
     }
 
     pub async fn serve(path: &str, body: String) -> anyhow::Result<FileServer> {
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        Self::answer(path, head + &body).await
+        Self::answer(path, ok_yaml(&body)).await
+    }
+
+    /// Serves each `(path, body)` at its path (404 elsewhere); `url` is the server's
+    /// root, `http://127.0.0.1:PORT/`.
+    pub async fn serve_files(files: &[(&str, &str)]) -> anyhow::Result<FileServer> {
+        let routes: std::collections::HashMap<String, String> = files
+            .iter()
+            .map(|(p, b)| (format!("/{}", p.trim_start_matches('/')), ok_yaml(b)))
+            .collect();
+        Self::start("/", move |path| {
+            routes.get(path).cloned().unwrap_or_else(|| {
+                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
+            })
+        })
+        .await
     }
 
     /// Answers every request with `response` (head and body).
     async fn answer(path: &str, response: String) -> anyhow::Result<FileServer> {
+        Self::start(path, move |_| response.clone()).await
+    }
+
+    /// Answers each request with what `respond` gives for its path; `url` ends in `path`.
+    async fn start(
+        path: &str,
+        respond: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> anyhow::Result<FileServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}{path}", listener.local_addr()?);
         let (stop, mut rx) = watch::channel(false);
+        let respond = std::sync::Arc::new(respond);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     Ok((mut s, _)) = listener.accept() => {
-                        let response = response.clone();
+                        let respond = respond.clone();
                         tokio::spawn(async move {
                             let mut buf = vec![0u8; 8192];
                             let mut read = 0;
                             while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
                                 match s.read(&mut buf[read..]).await { Ok(0) | Err(_) => return, Ok(n) => read += n }
                             }
-                            let _ = s.write_all(response.as_bytes()).await;
+                            let head = String::from_utf8_lossy(&buf[..read]);
+                            let path = head.split(' ').nth(1).unwrap_or("/");
+                            let path = path.split('?').next().unwrap_or(path);
+                            let _ = s.write_all(respond(path).as_bytes()).await;
                             let _ = s.shutdown().await;
                         });
                     }
@@ -743,6 +766,13 @@ impl FileServer {
         });
         Ok(FileServer { url, stop })
     }
+}
+
+fn ok_yaml(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/yaml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 impl Drop for FileServer {

@@ -24,7 +24,10 @@ async fn hostile_documents_are_refused_by_their_budgets() -> anyhow::Result<()> 
         laughs.push_str(&format!("x-a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
     }
     let err = refused(&gw, json!({ "contract": laughs, "target": target })).await;
-    assert!(err.contains("422"), "billion laughs: {err}");
+    assert!(
+        err.contains("422") && err.contains("too many values") && err.contains("budget breached"),
+        "billion laughs: {err}"
+    );
 
     let deep = format!(
         "asyncapi: 2.6.0\ninfo: {{title: t, version: '1'}}\nchannels: {{}}\nx-deep: {}{}\n",
@@ -399,8 +402,28 @@ async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result
         "asyncapi: 2.6.0\ninfo: {{title: Remote, version: 1.0.0}}\nchannels:\n  /a:\n    subscribe:\n      message: {{name: M, payload: {{$ref: '{}#/text'}}}}\n",
         schemas.url
     );
-    // Allowed to reach 127.0.0.1: the remote schema is followed.
-    let open = TestPlatform::start().await?;
+    // Off by default: an absolute reference is refused, naming the setting.
+    let gw = TestPlatform::start().await?;
+    let err = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": doc, "target": "ws://127.0.0.1:1" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("422") && err.contains("import.allow_absolute_references"),
+        "{err}"
+    );
+    gw.shutdown().await;
+    // Allowed, and allowed to reach 127.0.0.1: the remote schema is followed.
+    let open = TestPlatform::start_with(|c| {
+        c.import.allow_private_addresses = true;
+        c.import.allow_absolute_references = true;
+    })
+    .await?;
     let api = open
         .client
         .post(
@@ -413,8 +436,8 @@ async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result
         280
     );
     open.shutdown().await;
-    // By default a ref to a loopback address is refused like a URL import.
-    let locked = TestPlatform::start_locked_down().await?;
+    // Even then, by default a ref to a loopback address is refused like a URL import.
+    let locked = TestPlatform::start_with(|c| c.import.allow_absolute_references = true).await?;
     let err = locked
         .client
         .post(
@@ -427,4 +450,66 @@ async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result
     assert!(err.contains("422") && err.contains("loopback"), "{err}");
     locked.shutdown().await;
     Ok(())
+}
+
+#[tokio::test]
+async fn a_url_import_follows_relative_references_next_to_it_under_the_same_guards(
+) -> anyhow::Result<()> {
+    let root = "asyncapi: 2.6.0\ninfo: {title: Split, version: 1.0.0}\nchannels:\n  /a:\n    subscribe:\n      message: {name: M, payload: {$ref: 'common/schemas.yaml#/text'}}\n";
+    let served = FileServer::serve_files(&[
+        ("contracts/api.yaml", root),
+        ("contracts/common/schemas.yaml", BUNDLE_SCHEMAS),
+    ])
+    .await?;
+    let url = format!("{}contracts/api.yaml", served.url);
+    let gw = TestPlatform::start().await?;
+    let api = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "url": url, "target": "ws://127.0.0.1:1" }),
+        )
+        .await?;
+    assert_eq!(
+        api["contract"]["channels"][0]["serverToClient"]["messages"][0]["payload"]["maxLength"],
+        280
+    );
+    gw.shutdown().await;
+    // The relative reference goes through the same fetcher: from a locked-down platform
+    // the URL itself is refused before anything next to it is fetched.
+    let locked = TestPlatform::start_locked_down().await?;
+    let err = locked
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "url": url, "target": "ws://127.0.0.1:1" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("403"), "{err}");
+    // A missing neighbour is named.
+    let missing = FileServer::serve_files(&[("api.yaml", root)]).await?;
+    let err = gw_error(&missing.url).await?;
+    assert!(
+        err.contains("422") && err.contains("common/schemas.yaml"),
+        "{err}"
+    );
+    locked.shutdown().await;
+    Ok(())
+}
+
+async fn gw_error(base: &str) -> anyhow::Result<String> {
+    let gw = TestPlatform::start().await?;
+    let err = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "url": format!("{base}api.yaml"), "target": "ws://127.0.0.1:1" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    gw.shutdown().await;
+    Ok(err)
 }

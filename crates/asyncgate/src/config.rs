@@ -133,6 +133,9 @@ impl ServeConfig {
             if let Some(v) = i.allow_private_addresses {
                 self.import.allow_private_addresses = v;
             }
+            if let Some(v) = i.allow_absolute_references {
+                self.import.allow_absolute_references = v;
+            }
             if let Some(v) = i.max_bytes {
                 self.import.limits.max_bytes = v;
             }
@@ -279,6 +282,7 @@ struct EnvironmentFile {
 #[serde(deny_unknown_fields)]
 struct ImportFile {
     allow_private_addresses: Option<bool>,
+    allow_absolute_references: Option<bool>,
     max_bytes: Option<usize>,
     timeout_seconds: Option<u64>,
 }
