@@ -15,31 +15,42 @@ use asyncgate_store::{now, ApiDesign, ApiRecord};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// Import a contract: exactly one of `url` and `contract`; the other fields override the
-/// values derived from the contract.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// values derived from the contract. (Serialized by the CLI, which sends it as it is.)
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportRequest {
     /// http(s) URL of an AsyncAPI document.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The AsyncAPI document itself (YAML or JSON text).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<String>,
     /// A multi-file contract: path in the bundle → text. The root is `root`, or
     /// `asyncapi.yaml` / `.yml` / `.json`, or the only file.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<BTreeMap<String, String>>,
     /// Path of the root document within `files`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_path: Option<String>,
     /// Backend URL (ws:// or wss://); required when the contract has no WebSocket server.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
@@ -79,32 +90,47 @@ impl ImportQuery {
     }
 }
 
-/// Edit the values of an API; omitted fields stay as they are.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// Edit the values of an API; omitted fields stay as they are. (Serialized by the CLI.)
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Limits to change; omitted limits keep their values.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsPatch>,
     /// Extra headers sent to the backend; replaces the whole set (`{}` removes them).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_headers: Option<BTreeMap<String, String>>,
 }
 
 /// Partial change of an API's limits (see `ApiLimits` for meanings and defaults).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LimitsPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_message_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pong_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connection_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_credential: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub close_on_credential_expiry: Option<bool>,
 }
 

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use crate::views::{deployment_view, DeploymentView};
 use asyncgate_core::routes::{self, Routes};
 use asyncgate_core::AccessMode;
-use asyncgate_store::{now, ApiRecord, DeploymentRecord, RevisionRecord};
+use asyncgate_store::{now, ApiRecord, Deployed, DeploymentRecord, RevisionRecord};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -50,6 +50,26 @@ fn check_environment(state: &AppState, name: &str) -> ApiResult<()> {
     })
 }
 
+/// What `api` serves in `env` (409 when it is not deployed there).
+pub(crate) async fn deployed_to(
+    state: &AppState,
+    api: &ApiRecord,
+    env: &str,
+) -> ApiResult<Deployed> {
+    state
+        .store
+        .deployed(Some(&api.id))
+        .await?
+        .into_iter()
+        .find(|d| d.deployment.environment == env)
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "{} is not deployed to {env}; deploy it there first",
+                api.design.name
+            ))
+        })
+}
+
 /// The newest revision if it matches the current design, otherwise a new one.
 async fn current_revision(state: &AppState, api: &ApiRecord) -> ApiResult<RevisionRecord> {
     let revisions = state.store.revisions(&api.id).await?;
@@ -69,13 +89,11 @@ async fn check_routes(
     env: &str,
 ) -> ApiResult<()> {
     let mine: Vec<&str> = rev.design.channel_addresses().collect();
-    for d in state.store.all_deployments().await? {
+    for deployed in state.store.deployed(None).await? {
+        let (d, other) = (&deployed.deployment, &deployed.revision);
         if d.environment != env || d.api_id == api.id {
             continue;
         }
-        let Some(other) = state.store.revision(&d.api_id, d.revision).await? else {
-            continue;
-        };
         let theirs: Vec<&str> = other.design.channel_addresses().collect();
         let disputed = routes::conflict(
             Routes {
@@ -167,23 +185,10 @@ pub async fn promote(
         ));
     }
     let api = find(&state, &key).await?;
-    let source = state
-        .store
-        .deployments(&api.id)
-        .await?
-        .into_iter()
-        .find(|d| d.environment == req.from)
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "{} is not deployed to {}; deploy it there first",
-                api.design.name, req.from
-            ))
-        })?;
-    let rev = state
-        .store
-        .revision(&api.id, source.revision)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("revision {}", source.revision)))?;
+    let Deployed {
+        deployment: source,
+        revision: rev,
+    } = deployed_to(&state, &api, &req.from).await?;
     let view = put(
         &state,
         &api,

@@ -125,24 +125,8 @@ pub async fn test_token(
     Body(req): Body<TestTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TestToken>)> {
     let api = find(&state, &key).await?;
-    let deployment = state
-        .store
-        .deployments(&api.id)
-        .await?
-        .into_iter()
-        .find(|d| d.environment == req.environment)
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "{} is not deployed to {}",
-                api.design.name, req.environment
-            ))
-        })?;
-    let design = state
-        .store
-        .revision(&api.id, deployment.revision)
-        .await?
-        .map(|r| r.design)
-        .unwrap_or_else(|| api.design.clone());
+    let deployed = crate::deployments::deployed_to(&state, &api, &req.environment).await?;
+    let (deployment, design) = (deployed.deployment, deployed.revision.design);
     let iat = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

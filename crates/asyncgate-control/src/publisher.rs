@@ -79,9 +79,12 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
     for k in store.active_keys().await? {
         keys.entry(k.api_id).or_default().push(k.hash);
     }
-    let mut by_api: HashMap<String, Vec<asyncgate_store::DeploymentRecord>> = HashMap::new();
-    for d in store.all_deployments().await? {
-        by_api.entry(d.api_id.clone()).or_default().push(d);
+    let mut by_api: HashMap<String, Vec<asyncgate_store::Deployed>> = HashMap::new();
+    for d in store.deployed(None).await? {
+        by_api
+            .entry(d.deployment.api_id.clone())
+            .or_default()
+            .push(d);
     }
     let mut apis = Vec::new();
     // Per environment, the routes already taken: a deployment that would answer a path
@@ -92,11 +95,11 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
             continue;
         };
         let mut deployments = Vec::new();
-        for d in deployed {
-            let Some(rev) = store.revision(&api.id, d.revision).await? else {
-                tracing::error!(api = %api.id, revision = d.revision, "deployment points at a missing revision");
-                continue;
-            };
+        for asyncgate_store::Deployed {
+            deployment: d,
+            revision: rev,
+        } in deployed
+        {
             let channels: Vec<&str> = rev.design.channel_addresses().collect();
             let env_taken = taken.entry(d.environment.clone()).or_default();
             let clash = env_taken.iter().find_map(|(other, base, theirs)| {

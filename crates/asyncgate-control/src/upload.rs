@@ -9,9 +9,10 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
 use std::collections::BTreeMap;
 
-fn limit_error(e: impl std::fmt::Display) -> ApiError {
-    let text = e.to_string();
-    if text.contains("length limit") {
+/// A body that could not be read, by the status its rejection carries (413 when it is
+/// over the limit).
+fn body_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "the request body is larger than the limit (see `import.max_bytes`)",
@@ -19,6 +20,10 @@ fn limit_error(e: impl std::fmt::Display) -> ApiError {
     } else {
         ApiError::bad_request(format!("the request body could not be read: {text}"))
     }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    body_error(e.status(), e.body_text())
 }
 
 pub async fn import_request(
@@ -46,7 +51,7 @@ pub async fn import_request(
     }
     let bytes = Bytes::from_request(request, state)
         .await
-        .map_err(limit_error)?;
+        .map_err(|e| body_error(e.status(), e.body_text()))?;
     if media == "application/zip" || media == "application/x-zip-compressed" {
         let files = unzip(&bytes, state.config.import.limits.max_bytes)?;
         let mut req = query.with_contract(None);
@@ -89,18 +94,18 @@ async fn from_multipart(
 ) -> ApiResult<ImportRequest> {
     let mut contract = None;
     let mut files = None;
-    while let Some(field) = multipart.next_field().await.map_err(limit_error)? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or("").to_string();
         let zipped = field
             .file_name()
             .is_some_and(|f| f.to_ascii_lowercase().ends_with(".zip"))
             || field.content_type().is_some_and(|t| t.contains("zip"));
         if zipped {
-            let bytes = field.bytes().await.map_err(limit_error)?;
+            let bytes = field.bytes().await.map_err(multipart_error)?;
             files = Some(unzip(&bytes, max_bytes)?);
             continue;
         }
-        let value = field.text().await.map_err(limit_error)?;
+        let value = field.text().await.map_err(multipart_error)?;
         let slot = match name.as_str() {
             "root" => &mut query.root,
             "contract" | "file" => {

@@ -2,7 +2,7 @@
 
 use crate::state::AppState;
 use asyncgate_contract::Contract;
-use asyncgate_store::{ApiDesign, ApiRecord, DeploymentRecord, KeyRecord, RevisionRecord};
+use asyncgate_store::{ApiDesign, ApiRecord, DeploymentRecord, KeyRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -161,15 +161,13 @@ pub async fn api_view(
     api: &ApiRecord,
 ) -> Result<ApiView, asyncgate_store::StoreError> {
     let revisions = state.store.revisions(&api.id).await?;
-    let mut deployments = Vec::new();
-    for d in state.store.deployments(&api.id).await? {
-        let design = revisions
-            .iter()
-            .find(|r| r.number == d.revision)
-            .map(|r: &RevisionRecord| &r.design)
-            .unwrap_or(&api.design);
-        deployments.push(deployment_view(state, &d, design));
-    }
+    let mut deployments: Vec<DeploymentView> = state
+        .store
+        .deployed(Some(&api.id))
+        .await?
+        .iter()
+        .map(|d| deployment_view(state, &d.deployment, &d.revision.design))
+        .collect();
     // Promotion order, not alphabetical.
     let order = |env: &str| {
         state

@@ -5,7 +5,9 @@
 
 mod records;
 
-pub use records::{ApiDesign, ApiRecord, AuditEntry, DeploymentRecord, KeyRecord, RevisionRecord};
+pub use records::{
+    ApiDesign, ApiRecord, AuditEntry, Deployed, DeploymentRecord, KeyRecord, RevisionRecord,
+};
 
 use asyncgate_core::{AccessMode, LifecycleState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
@@ -96,8 +98,30 @@ impl Store {
 
     // ---- APIs -------------------------------------------------------------------------
 
+    /// Which unique value of `api` another API already holds, asked of the store
+    /// rather than read from the database's error text.
+    async fn conflict_of(&self, api: &ApiRecord) -> StoreError {
+        let base_path_taken = sqlx::query("SELECT 1 FROM apis WHERE base_path = ? AND id != ?")
+            .bind(&api.design.base_path)
+            .bind(&api.id)
+            .fetch_optional(&self.pool)
+            .await
+            .is_ok_and(|row| row.is_some());
+        StoreError::Conflict(if base_path_taken {
+            format!(
+                "another API already uses the base path {}",
+                api.design.base_path
+            )
+        } else {
+            format!(
+                "an API with the identifier `{}` already exists in project `{}`",
+                api.design.identifier, api.project
+            )
+        })
+    }
+
     pub async fn insert_api(&self, api: &ApiRecord) -> Result<()> {
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO apis (id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -112,9 +136,11 @@ impl Store {
         .bind(&api.created_at)
         .bind(&api.updated_at)
         .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, api))?;
-        Ok(())
+        .await;
+        match done {
+            Err(e) if is_unique_violation(&e) => Err(self.conflict_of(api).await),
+            other => other.map(|_| ()).map_err(StoreError::Db),
+        }
     }
 
     pub async fn update_api(&self, api: &ApiRecord) -> Result<()> {
@@ -131,8 +157,11 @@ impl Store {
         .bind(&api.updated_at)
         .bind(&api.id)
         .execute(&self.pool)
-        .await
-        .map_err(|e| conflict(e, api))?;
+        .await;
+        let done = match done {
+            Err(e) if is_unique_violation(&e) => return Err(self.conflict_of(api).await),
+            other => other?,
+        };
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("API {}", api.id)));
         }
@@ -210,15 +239,6 @@ impl Store {
         rows.iter().map(revision_from_row).collect()
     }
 
-    pub async fn revision(&self, api_id: &str, number: u32) -> Result<Option<RevisionRecord>> {
-        let row = sqlx::query("SELECT * FROM revisions WHERE api_id = ? AND number = ?")
-            .bind(api_id)
-            .bind(number as i64)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(revision_from_row).transpose()
-    }
-
     // ---- deployments ------------------------------------------------------------------
 
     /// Point `environment` of an API at a revision (replacing what was deployed there).
@@ -254,11 +274,28 @@ impl Store {
         rows.iter().map(deployment_from_row).collect()
     }
 
-    pub async fn all_deployments(&self) -> Result<Vec<DeploymentRecord>> {
-        let rows = sqlx::query("SELECT * FROM deployments ORDER BY api_id, environment")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(deployment_from_row).collect()
+    /// Deployments with the revision each serves: of one API, or of every API (`None`),
+    /// oldest deployment first. The one way to learn what a deployment serves (a
+    /// deployment cannot point at a missing revision: the schema's foreign key).
+    pub async fn deployed(&self, api_id: Option<&str>) -> Result<Vec<Deployed>> {
+        let rows = sqlx::query(
+            "SELECT d.api_id, d.environment, d.revision, d.access_mode, d.deployed_at, \
+                    r.number, r.design, r.created_at \
+             FROM deployments d JOIN revisions r ON r.api_id = d.api_id AND r.number = d.revision \
+             WHERE ?1 IS NULL OR d.api_id = ?1 \
+             ORDER BY d.deployed_at, d.api_id, d.environment",
+        )
+        .bind(api_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Deployed {
+                    deployment: deployment_from_row(r)?,
+                    revision: revision_from_row(r)?,
+                })
+            })
+            .collect()
     }
 
     // ---- API keys ---------------------------------------------------------------------
@@ -353,24 +390,8 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn conflict(e: sqlx::Error, api: &ApiRecord) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            let msg = db.message();
-            return StoreError::Conflict(if msg.contains("base_path") {
-                format!(
-                    "another API already uses the base path {}",
-                    api.design.base_path
-                )
-            } else {
-                format!(
-                    "an API with the identifier `{}` already exists in project `{}`",
-                    api.design.identifier, api.project
-                )
-            });
-        }
-    }
-    StoreError::Db(e)
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 fn api_from_row(r: &SqliteRow) -> Result<ApiRecord> {

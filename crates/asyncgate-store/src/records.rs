@@ -80,3 +80,10 @@ pub struct AuditEntry {
     pub subject: String,
     pub detail: String,
 }
+
+/// A deployment and the revision it serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub deployment: DeploymentRecord,
+    pub revision: RevisionRecord,
+}

@@ -5,8 +5,10 @@ use crate::client::{segment, Client};
 use crate::config::{parse_addr, ConfigError, ServeConfig, DEFAULT_DATA_DIR};
 use crate::console::{self, ConsoleOptions};
 use anyhow::{anyhow, Context};
+use asyncgate_control::apis::{ImportRequest, LimitsPatch, UpdateRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -203,6 +205,9 @@ pub struct LimitArgs {
     /// Concurrent connections per credential (0 = no limit).
     #[arg(long)]
     pub max_connections_per_credential: Option<u64>,
+    /// Close a bearer-token connection when its token expires (true or false).
+    #[arg(long)]
+    pub close_on_credential_expiry: Option<bool>,
     /// Extra header sent to the backend, NAME=VALUE (repeatable; replaces the set).
     #[arg(long = "backend-header", value_name = "NAME=VALUE")]
     pub backend_headers: Vec<String>,
@@ -212,40 +217,68 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// Adds `limits` and `backendHeaders` to an update body.
-    fn apply(&self, body: &mut serde_json::Map<String, Value>) -> anyhow::Result<()> {
-        let mut limits = serde_json::Map::new();
-        for (k, v) in [
-            ("maxMessageBytes", self.max_message_bytes),
-            ("idleTimeoutSeconds", self.idle_timeout),
-            ("pongTimeoutSeconds", self.pong_timeout),
-            ("maxConnectionSeconds", self.max_connection_seconds),
-            ("maxConnections", self.max_connections),
-            (
-                "maxConnectionsPerCredential",
-                self.max_connections_per_credential,
-            ),
-        ] {
-            if let Some(v) = v {
-                limits.insert(k.into(), json!(v));
-            }
-        }
-        if !limits.is_empty() {
-            body.insert("limits".into(), Value::Object(limits));
-        }
+    /// The limits to change, as the server's type.
+    fn patch(&self) -> Option<LimitsPatch> {
+        let patch = LimitsPatch {
+            max_message_bytes: self.max_message_bytes,
+            idle_timeout_seconds: self.idle_timeout,
+            pong_timeout_seconds: self.pong_timeout,
+            max_connection_seconds: self.max_connection_seconds,
+            max_connections: self.max_connections,
+            max_connections_per_credential: self.max_connections_per_credential,
+            close_on_credential_expiry: self.close_on_credential_expiry,
+        };
+        let empty = serde_json::to_value(&patch).is_ok_and(|v| v == json!({}));
+        (!empty).then_some(patch)
+    }
+
+    /// The backend headers to set, if any change was asked for.
+    fn backend_headers(&self) -> anyhow::Result<Option<BTreeMap<String, String>>> {
         if self.clear_backend_headers {
-            body.insert("backendHeaders".into(), json!({}));
-        } else if !self.backend_headers.is_empty() {
-            let mut headers = serde_json::Map::new();
-            for h in &self.backend_headers {
-                let (name, value) = h
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--backend-header takes NAME=VALUE, got `{h}`"))?;
-                headers.insert(name.trim().into(), json!(value));
-            }
-            body.insert("backendHeaders".into(), Value::Object(headers));
+            return Ok(Some(BTreeMap::new()));
         }
-        Ok(())
+        if self.backend_headers.is_empty() {
+            return Ok(None);
+        }
+        self.backend_headers
+            .iter()
+            .map(|h| {
+                h.split_once('=')
+                    .map(|(name, value)| (name.trim().to_string(), value.to_string()))
+                    .ok_or_else(|| anyhow!("--backend-header takes NAME=VALUE, got `{h}`"))
+            })
+            .collect::<anyhow::Result<_>>()
+            .map(Some)
+    }
+}
+
+impl Overrides {
+    /// An import request carrying these overrides.
+    fn import_request(&self) -> ImportRequest {
+        ImportRequest {
+            name: self.name.clone(),
+            identifier: self.identifier.clone(),
+            version: self.version.clone(),
+            base_path: self.base_path.clone(),
+            target: self.target.clone(),
+            description: self.description.clone(),
+            ..ImportRequest::default()
+        }
+    }
+
+    /// An update request carrying these overrides and `limits`.
+    fn update_request(&self, limits: &LimitArgs) -> anyhow::Result<UpdateRequest> {
+        let i = self.import_request();
+        Ok(UpdateRequest {
+            name: i.name,
+            identifier: i.identifier,
+            version: i.version,
+            base_path: i.base_path,
+            target: i.target,
+            description: i.description,
+            limits: limits.patch(),
+            backend_headers: limits.backend_headers()?,
+        })
     }
 }
 
@@ -479,23 +512,6 @@ fn print(output: Output, value: &Value, text: impl FnOnce(&Value) -> String) {
     }
 }
 
-fn overrides_json(o: &Overrides) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    for (k, v) in [
-        ("name", &o.name),
-        ("identifier", &o.identifier),
-        ("version", &o.version),
-        ("basePath", &o.base_path),
-        ("target", &o.target),
-        ("description", &o.description),
-    ] {
-        if let Some(v) = v {
-            m.insert(k.into(), json!(v));
-        }
-    }
-    m
-}
-
 /// Text view of an API, as `api show` prints it.
 pub fn api_text(v: &Value) -> String {
     let mut s = format!(
@@ -567,25 +583,19 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             overrides,
             output,
         } => {
-            let mut body = overrides_json(&overrides);
+            let mut body = overrides.import_request();
             if let Some(dir) = dir {
-                body.insert("files".into(), json!(bundle_files(&dir)?));
-                if let Some(root) = root {
-                    body.insert("root".into(), json!(root));
-                }
+                body.files = Some(bundle_files(&dir)?);
+                body.root = root;
             }
-            if let Some(url) = url {
-                body.insert("url".into(), json!(url));
-            }
+            body.url = url;
             if let Some(file) = file {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
-                body.insert("contract".into(), json!(text));
+                body.contract = Some(text);
             }
-            if let Some(p) = project {
-                body.insert("project".into(), json!(p));
-            }
-            let v = client.post("/apis/import", &Value::Object(body)).await?;
+            body.project = project;
+            let v = client.post("/apis/import", &body).await?;
             print(output, &v, |v| {
                 format!("created API proxy\n{}", api_text(v))
             });
@@ -685,9 +695,8 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             limits,
             output,
         } => {
-            let mut body = overrides_json(&overrides);
-            limits.apply(&mut body)?;
-            let v = client.patch(&api_path(&api), &Value::Object(body)).await?;
+            let body = overrides.update_request(&limits)?;
+            let v = client.patch(&api_path(&api), &body).await?;
             print(output, &v, |v| {
                 format!("updated (deploy to apply)\n{}", api_text(v))
             });

@@ -100,16 +100,20 @@ impl Client {
         self.call(Method::GET, path, None).await
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.call(Method::POST, path, Some(body)).await
+    /// `body` is any request type of the server's (or a `json!` value).
+    pub async fn post(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, Some(&serde_json::to_value(body)?))
+            .await
     }
 
-    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.call(Method::PUT, path, Some(body)).await
+    pub async fn put(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<Value> {
+        self.call(Method::PUT, path, Some(&serde_json::to_value(body)?))
+            .await
     }
 
-    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.call(Method::PATCH, path, Some(body)).await
+    pub async fn patch(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<Value> {
+        self.call(Method::PATCH, path, Some(&serde_json::to_value(body)?))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
