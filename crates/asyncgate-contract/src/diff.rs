@@ -2,22 +2,22 @@
 //! that can break existing clients flagged.
 
 use crate::model::{Contract, Message, Operation};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     /// `added`, `removed` or `changed`.
-    pub kind: &'static str,
+    pub kind: String,
     /// What changed: `channel`, `operation` or `message`.
-    pub what: &'static str,
+    pub what: String,
     /// Where: the channel address, then direction and message name when relevant.
     pub path: String,
     /// Whether clients written against the old contract may break.
     pub breaking: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractDiff {
     pub changes: Vec<Change>,
@@ -29,8 +29,8 @@ pub fn diff(old: &Contract, new: &Contract) -> ContractDiff {
     let mut changes = Vec::new();
     let mut push = |kind, what, path: String, breaking| {
         changes.push(Change {
-            kind,
-            what,
+            kind: String::from(kind),
+            what: String::from(what),
             path,
             breaking,
         })
@@ -116,7 +116,14 @@ mod tests {
         let summary: Vec<(&str, &str, &str, bool)> = d
             .changes
             .iter()
-            .map(|c| (c.kind, c.what, c.path.as_str(), c.breaking))
+            .map(|c| {
+                (
+                    c.kind.as_str(),
+                    c.what.as_str(),
+                    c.path.as_str(),
+                    c.breaking,
+                )
+            })
             .collect();
         assert_eq!(
             summary,

@@ -18,16 +18,20 @@ use utoipa::ToSchema;
 
 /// A new version of the contract: exactly one of `url`, `contract` and `files` (a
 /// multi-file bundle, with `root`).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReimportRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contract: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReimportResult {
     /// Channels, operations and messages added, removed or changed; `breaking` when any

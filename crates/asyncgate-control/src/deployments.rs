@@ -12,10 +12,10 @@ use asyncgate_store::{now, ApiRecord, Deployed, DeploymentRecord, RevisionRecord
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeployRequest {
     /// Environment name, e.g. `development`.
@@ -25,13 +25,14 @@ pub struct DeployRequest {
     pub access_mode: AccessMode,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PromoteRequest {
     pub from: String,
     pub to: String,
     /// Defaults to the access mode of the source deployment.
     #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub access_mode: Option<AccessMode>,
 }
 

@@ -5,10 +5,10 @@ use crate::state::AppState;
 use asyncgate_store::AuditEntry;
 use axum::extract::State;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EnvironmentView {
     pub name: String,
     /// ws:// base URL of the external (public) listener.

@@ -3,10 +3,10 @@
 use crate::state::AppState;
 use asyncgate_contract::Contract;
 use asyncgate_store::{ApiDesign, ApiRecord, DeploymentRecord, KeyRecord};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiView {
     pub id: String,
@@ -36,7 +36,7 @@ pub struct ApiView {
     pub contract: Contract,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
     pub address: String,
@@ -47,7 +47,7 @@ pub struct ChannelView {
     pub server_to_client: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentView {
     pub environment: String,
@@ -60,13 +60,13 @@ pub struct DeploymentView {
     pub channels: Vec<ChannelUrl>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChannelUrl {
     pub address: String,
     pub url: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionView {
     pub number: u32,
@@ -79,7 +79,7 @@ pub struct RevisionView {
     pub deployed_to: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView {
     pub id: String,

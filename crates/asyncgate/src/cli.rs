@@ -6,11 +6,11 @@ use crate::config::{parse_addr, ConfigError, ServeConfig, DEFAULT_DATA_DIR};
 use crate::console::{self, ConsoleOptions};
 use anyhow::{anyhow, Context};
 use asyncgate_control::apis::{ImportRequest, LimitsPatch, UpdateRequest};
+use asyncgate_control::keys::{TestToken, TestTokenRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -254,7 +254,7 @@ impl LimitArgs {
 
 impl Overrides {
     /// An import request carrying these overrides.
-    fn import_request(&self) -> ImportRequest {
+    pub fn import_request(&self) -> ImportRequest {
         ImportRequest {
             name: self.name.clone(),
             identifier: self.identifier.clone(),
@@ -267,7 +267,7 @@ impl Overrides {
     }
 
     /// An update request carrying these overrides and `limits`.
-    fn update_request(&self, limits: &LimitArgs) -> anyhow::Result<UpdateRequest> {
+    pub fn update_request(&self, limits: &LimitArgs) -> anyhow::Result<UpdateRequest> {
         let i = self.import_request();
         Ok(UpdateRequest {
             name: i.name,
@@ -502,360 +502,6 @@ impl ServeArgs {
     }
 }
 
-fn print(output: Output, value: &Value, text: impl FnOnce(&Value) -> String) {
-    match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        ),
-        Output::Text => print!("{}", text(value)),
-    }
-}
-
-/// Text view of an API, as `api show` prints it.
-pub fn api_text(v: &Value) -> String {
-    let mut s = format!(
-        "{} ({})\n  id          {}\n  version     {}\n  base path   {}\n  target      {}\n  lifecycle   {}\n",
-        v["name"].as_str().unwrap_or(""),
-        v["identifier"].as_str().unwrap_or(""),
-        v["id"].as_str().unwrap_or(""),
-        v["version"].as_str().unwrap_or(""),
-        v["basePath"].as_str().unwrap_or(""),
-        v["target"].as_str().unwrap_or(""),
-        v["lifecycle"].as_str().unwrap_or(""),
-    );
-    for c in v["channels"].as_array().into_iter().flatten() {
-        s.push_str(&format!(
-            "  channel     {}  sends: {}  receives: {}\n",
-            c["address"].as_str().unwrap_or(""),
-            join(&c["clientToServer"]),
-            join(&c["serverToClient"]),
-        ));
-    }
-    let deployments = v["deployments"].as_array().cloned().unwrap_or_default();
-    if deployments.is_empty() {
-        s.push_str("  not deployed\n");
-    }
-    for d in deployments {
-        s.push_str(&deployment_text(&d));
-    }
-    s
-}
-
-fn deployment_text(d: &Value) -> String {
-    format!(
-        "  {:<11} revision {} ({})  {}\n",
-        d["environment"].as_str().unwrap_or(""),
-        d["revision"],
-        d["accessMode"].as_str().unwrap_or(""),
-        d["url"].as_str().unwrap_or(""),
-    )
-}
-
-fn join(v: &Value) -> String {
-    let items: Vec<&str> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if items.is_empty() {
-        "-".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()> {
-    let client = Client::discover(
-        &conn.data_dir,
-        conn.server.as_deref(),
-        conn.token.as_deref(),
-    )?;
-    let api_path = |api: &str| format!("/apis/{}", segment(api));
-    match command {
-        ApiCommand::Import {
-            url,
-            file,
-            dir,
-            root,
-            project,
-            overrides,
-            output,
-        } => {
-            let mut body = overrides.import_request();
-            if let Some(dir) = dir {
-                body.files = Some(bundle_files(&dir)?);
-                body.root = root;
-            }
-            body.url = url;
-            if let Some(file) = file {
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-                body.contract = Some(text);
-            }
-            body.project = project;
-            let v = client.post("/apis/import", &body).await?;
-            print(output, &v, |v| {
-                format!("created API proxy\n{}", api_text(v))
-            });
-        }
-        ApiCommand::Reimport {
-            api,
-            url,
-            file,
-            output,
-        } => {
-            let body = match (url, file) {
-                (Some(url), _) => json!({ "url": url }),
-                (None, Some(file)) => {
-                    let text = std::fs::read_to_string(&file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    json!({ "contract": text })
-                }
-                (None, None) => unreachable!("clap requires --url or --file"),
-            };
-            let v = client
-                .put(&format!("{}/contract", api_path(&api)), &body)
-                .await?;
-            print(output, &v, |v| {
-                let diff = &v["diff"];
-                let mut s = String::new();
-                for c in diff["changes"].as_array().into_iter().flatten() {
-                    s.push_str(&format!(
-                        "{:<8} {:<9} {}{}\n",
-                        c["kind"].as_str().unwrap_or(""),
-                        c["what"].as_str().unwrap_or(""),
-                        c["path"].as_str().unwrap_or(""),
-                        if c["breaking"] == true {
-                            "  (breaking)"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-                if s.is_empty() {
-                    s.push_str("no changes to channels, operations or messages\n");
-                } else if diff["breaking"] == true {
-                    s.push_str("this version has breaking changes for existing clients\n");
-                }
-                s.push_str("deploy to make it live\n");
-                s
-            });
-        }
-        ApiCommand::Export {
-            api,
-            consumer,
-            format,
-        } => {
-            let text = if consumer {
-                client
-                    .get_text(&format!(
-                        "/portal/apis/{}/contract?format={}",
-                        segment(&api),
-                        segment(&format)
-                    ))
-                    .await?
-            } else {
-                client
-                    .get_text(&format!("{}/contract", api_path(&api)))
-                    .await?
-            };
-            print!("{text}");
-            if !text.ends_with('\n') {
-                println!();
-            }
-        }
-        ApiCommand::List { output } => {
-            let v = client.get("/apis").await?;
-            print(output, &v, |v| {
-                let mut s = String::new();
-                for a in v.as_array().into_iter().flatten() {
-                    s.push_str(&format!(
-                        "{:<20} {:<10} {:<12} {}\n",
-                        a["identifier"].as_str().unwrap_or(""),
-                        a["version"].as_str().unwrap_or(""),
-                        a["lifecycle"].as_str().unwrap_or(""),
-                        a["basePath"].as_str().unwrap_or("")
-                    ));
-                }
-                if s.is_empty() {
-                    s.push_str("no API proxies yet: `asyncgate api import --file CONTRACT`\n");
-                }
-                s
-            });
-        }
-        ApiCommand::Show { api, output } => {
-            let v = client.get(&api_path(&api)).await?;
-            print(output, &v, api_text);
-        }
-        ApiCommand::Update {
-            api,
-            overrides,
-            limits,
-            output,
-        } => {
-            let body = overrides.update_request(&limits)?;
-            let v = client.patch(&api_path(&api), &body).await?;
-            print(output, &v, |v| {
-                format!("updated (deploy to apply)\n{}", api_text(v))
-            });
-        }
-        ApiCommand::Delete { api } => {
-            client.delete(&api_path(&api)).await?;
-            println!("deleted {api}");
-        }
-        ApiCommand::Deploy {
-            api,
-            env,
-            access,
-            output,
-        } => {
-            let access: asyncgate_core::AccessMode =
-                access.parse().map_err(|e: String| anyhow!(e))?;
-            let v = client
-                .post(
-                    &format!("{}/deployments", api_path(&api)),
-                    &json!({ "environment": env, "accessMode": access }),
-                )
-                .await?;
-            print(output, &v, |d| format!("deployed\n{}", deployment_text(d)));
-        }
-        ApiCommand::Undeploy { api, env } => {
-            client
-                .delete(&format!("{}/deployments/{}", api_path(&api), segment(&env)))
-                .await?;
-            println!("undeployed {api} from {env}");
-        }
-        ApiCommand::Promote {
-            api,
-            from,
-            to,
-            access,
-            output,
-        } => {
-            let mut body = json!({ "from": from, "to": to });
-            if let Some(a) = access {
-                let a: asyncgate_core::AccessMode = a.parse().map_err(|e: String| anyhow!(e))?;
-                body["accessMode"] = json!(a);
-            }
-            let v = client
-                .post(&format!("{}/promote", api_path(&api)), &body)
-                .await?;
-            print(output, &v, |d| format!("promoted\n{}", deployment_text(d)));
-        }
-        ApiCommand::Revisions { api, output } => {
-            let v = client.get(&format!("{}/revisions", api_path(&api))).await?;
-            print(output, &v, |v| {
-                v.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|r| {
-                        format!(
-                            "revision {:<4} {}  {}  {}  deployed to: {}\n",
-                            r["number"],
-                            r["createdAt"].as_str().unwrap_or(""),
-                            r["basePath"].as_str().unwrap_or(""),
-                            r["target"].as_str().unwrap_or(""),
-                            join(&r["deployedTo"])
-                        )
-                    })
-                    .collect()
-            });
-        }
-        ApiCommand::Lifecycle {
-            api,
-            action,
-            display_name,
-            output,
-        } => {
-            let path = format!("{}/lifecycle", api_path(&api));
-            match action {
-                None => {
-                    let v = client.get(&path).await?;
-                    print(output, &v, |v| {
-                        format!(
-                            "{}\nallowed: {}\n",
-                            v["state"].as_str().unwrap_or(""),
-                            join(&v["allowedActions"])
-                        )
-                    });
-                }
-                Some(action) => {
-                    let mut body = json!({ "action": action });
-                    if let Some(n) = display_name {
-                        body["displayName"] = json!(n);
-                    }
-                    let v = client.post(&path, &body).await?;
-                    print(output, &v, |v| {
-                        format!(
-                            "{} is now {}\n",
-                            v["name"].as_str().unwrap_or(""),
-                            v["lifecycle"].as_str().unwrap_or("")
-                        )
-                    });
-                }
-            }
-        }
-        ApiCommand::Key { command } => match command {
-            KeyCommand::Create { api, output } => {
-                let v = client
-                    .post(&format!("{}/keys", api_path(&api)), &json!({}))
-                    .await?;
-                print(output, &v, |v| {
-                    format!(
-                        "API key (shown only now; send it in the `api-key` header):\n{}\n",
-                        v["key"].as_str().unwrap_or("")
-                    )
-                });
-            }
-            KeyCommand::List { api, output } => {
-                let v = client.get(&format!("{}/keys", api_path(&api))).await?;
-                print(output, &v, |v| {
-                    v.as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|k| {
-                            format!(
-                                "{}  {}…  created {}{}\n",
-                                k["id"].as_str().unwrap_or(""),
-                                k["hint"].as_str().unwrap_or(""),
-                                k["createdAt"].as_str().unwrap_or(""),
-                                k["revokedAt"]
-                                    .as_str()
-                                    .map(|r| format!("  revoked {r}"))
-                                    .unwrap_or_default()
-                            )
-                        })
-                        .collect()
-                });
-            }
-            KeyCommand::Revoke { api, key_id } => {
-                client
-                    .delete(&format!("{}/keys/{}", api_path(&api), segment(&key_id)))
-                    .await?;
-                println!("revoked {key_id}");
-            }
-        },
-        ApiCommand::Test {
-            api,
-            env,
-            channel,
-            console: c,
-        } => {
-            let (url, token) = test_target(&client, &api, &env, channel.as_deref()).await?;
-            let options = ConsoleOptions {
-                url,
-                headers: vec![("authorization".into(), format!("Bearer {token}"))],
-                linger: Duration::from_secs_f64(c.linger.max(0.0)),
-                json: c.output == Output::Json,
-            };
-            run_console(&options).await?;
-        }
-    }
-    Ok(())
-}
-
 /// The contract files (.yaml, .yml, .json) under `dir`, by path relative to it.
 pub fn bundle_files(
     dir: &std::path::Path,
@@ -910,39 +556,24 @@ pub async fn test_target(
     env: &str,
     channel: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
-    let v = client
-        .post(
+    let t: TestToken = client
+        .post_as(
             &format!("/apis/{}/test-token", segment(api)),
-            &json!({ "environment": env }),
+            &TestTokenRequest {
+                environment: env.to_string(),
+            },
         )
         .await?;
-    let channels = v["deployment"]["channels"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let d = &t.deployment;
     let url = match channel {
-        None => channels
-            .first()
-            .and_then(|c| c["url"].as_str())
-            .or(v["deployment"]["url"].as_str())
-            .map(str::to_string),
-        Some(address) => channels
-            .iter()
-            .find(|c| c["address"].as_str() == Some(address))
-            .and_then(|c| c["url"].as_str())
-            .map(str::to_string)
-            .or_else(|| {
-                // A concrete address for a parameterised channel: append to the base URL.
-                v["deployment"]["url"]
-                    .as_str()
-                    .map(|base| format!("{}{}", base.trim_end_matches('/'), address))
-            }),
-    }
-    .ok_or_else(|| anyhow!("the deployment has no URL"))?;
-    let token = v["token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no token in the answer"))?
-        .to_string();
+        None => d.channels.first().map_or(&d.url, |c| &c.url).clone(),
+        Some(address) => match d.channels.iter().find(|c| c.address == address) {
+            Some(c) => c.url.clone(),
+            // A concrete address for a parameterised channel: append to the base URL.
+            None => format!("{}{}", d.url.trim_end_matches('/'), address),
+        },
+    };
+    let token = t.token;
     Ok((url, token))
 }
 
@@ -950,29 +581,5 @@ pub async fn run_console(options: &ConsoleOptions) -> anyhow::Result<()> {
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut stdout = tokio::io::stdout();
     console::run(options, stdin, &mut stdout).await?;
-    Ok(())
-}
-
-pub async fn run_env(conn: &ConnArgs, output: Output) -> anyhow::Result<()> {
-    let client = Client::discover(
-        &conn.data_dir,
-        conn.server.as_deref(),
-        conn.token.as_deref(),
-    )?;
-    let v = client.get("/environments").await?;
-    print(output, &v, |v| {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                format!(
-                    "{:<12} external {}  internal {}\n",
-                    e["name"].as_str().unwrap_or(""),
-                    e["external"].as_str().unwrap_or(""),
-                    e["internal"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
-    });
     Ok(())
 }

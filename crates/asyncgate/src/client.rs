@@ -100,6 +100,38 @@ impl Client {
         self.call(Method::GET, path, None).await
     }
 
+    /// GET an answer as the server's view type.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        as_view(path, self.get(path).await?)
+    }
+
+    /// POST a request type, answered as a view type.
+    pub async fn post_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        as_view(path, self.post(path, body).await?)
+    }
+
+    /// PUT a request type, answered as a view type.
+    pub async fn put_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        as_view(path, self.put(path, body).await?)
+    }
+
+    /// PATCH a request type, answered as a view type.
+    pub async fn patch_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        as_view(path, self.patch(path, body).await?)
+    }
+
     /// `body` is any request type of the server's (or a `json!` value).
     pub async fn post(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<Value> {
         self.call(Method::POST, path, Some(&serde_json::to_value(body)?))
@@ -119,6 +151,12 @@ impl Client {
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::DELETE, path, None).await
     }
+}
+
+fn as_view<T: serde::de::DeserializeOwned>(path: &str, v: Value) -> anyhow::Result<T> {
+    serde_json::from_value(v).with_context(|| {
+        format!("{path}: the answer is not what this CLI expects (server and CLI versions differ?)")
+    })
 }
 
 /// A problem+json answer as lines a person reads: the detail, then each diagnostic.

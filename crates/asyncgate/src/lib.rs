@@ -5,6 +5,7 @@
 pub mod chat_backend;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod console;
 pub mod contract_cmd;

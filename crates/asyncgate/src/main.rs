@@ -1,6 +1,7 @@
 //! `asyncgate`: parse the command line, run the command, turn errors into exit codes.
 
 use asyncgate::cli::{self, Cli, Command};
+use asyncgate::commands;
 use asyncgate::config::{ConfigError, EXIT_CONFIG};
 use asyncgate::platform::Platform;
 use clap::Parser;
@@ -65,8 +66,8 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             until_signal(asyncgate::echo_backend::run, listener).await
         }
         Command::Demo(demo) => asyncgate::demo::run(demo).await,
-        Command::Api { conn, command } => cli::run_api(&conn, command).await,
-        Command::Env { conn, output } => cli::run_env(&conn, output).await,
+        Command::Api { conn, command } => commands::run_api(&conn, command).await,
+        Command::Env { conn, output } => commands::run_env(&conn, output).await,
         Command::Contract {
             command:
                 cli::ContractCommand::Validate {

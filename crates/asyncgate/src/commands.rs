@@ -1,0 +1,438 @@
+//! What the management commands (`asyncgate api ...`, `asyncgate env`) send and print:
+//! the server's request types go out and its view types come back, so the CLI never
+//! indexes JSON by name. One function per command; text renderers escape anything a
+//! terminal would act on.
+
+use crate::cli::{
+    bundle_files, run_console, test_target, ApiCommand, ConnArgs, KeyCommand, Output,
+};
+use crate::client::{segment, Client};
+use crate::console::ConsoleOptions;
+use anyhow::{anyhow, Context};
+use asyncgate_control::contracts::{ReimportRequest, ReimportResult};
+use asyncgate_control::deployments::{DeployRequest, PromoteRequest};
+use asyncgate_control::environments::EnvironmentView;
+use asyncgate_control::keys::KeyCreated;
+use asyncgate_control::lifecycle::{LifecycleRequest, LifecycleView};
+use asyncgate_control::views::{ApiView, DeploymentView, KeyView, RevisionView};
+use asyncgate_core::{AccessMode, LifecycleAction};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Print `value` as JSON, or as the text `text` makes of it.
+fn print<T: Serialize>(output: Output, value: &T, text: impl FnOnce(&T) -> String) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Output::Text => print!("{}", text(value)),
+    }
+}
+
+/// `s` safe for a terminal: control characters (escape sequences among them) shown
+/// escaped rather than acted on.
+pub fn shown(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn joined(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        shown(&items.join(", "))
+    }
+}
+
+/// Text view of an API, as `api show` prints it.
+pub fn api_text(v: &ApiView) -> String {
+    let mut s = format!(
+        "{} ({})\n  id          {}\n  version     {}\n  base path   {}\n  target      {}\n  lifecycle   {}\n",
+        shown(&v.name),
+        shown(&v.identifier),
+        v.id,
+        shown(&v.version),
+        shown(&v.base_path),
+        shown(&v.target),
+        v.lifecycle,
+    );
+    for c in &v.channels {
+        s.push_str(&format!(
+            "  channel     {}  sends: {}  receives: {}\n",
+            shown(&c.address),
+            joined(&c.client_to_server),
+            joined(&c.server_to_client),
+        ));
+    }
+    if v.deployments.is_empty() {
+        s.push_str("  not deployed\n");
+    }
+    for d in &v.deployments {
+        s.push_str(&deployment_text(d));
+    }
+    s
+}
+
+fn deployment_text(d: &DeploymentView) -> String {
+    format!(
+        "  {:<11} revision {} ({})  {}\n",
+        shown(&d.environment),
+        d.revision,
+        d.access_mode,
+        shown(&d.url),
+    )
+}
+
+fn access(text: &str) -> anyhow::Result<AccessMode> {
+    text.parse().map_err(|e: String| anyhow!(e))
+}
+
+pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()> {
+    let client = Client::discover(
+        &conn.data_dir,
+        conn.server.as_deref(),
+        conn.token.as_deref(),
+    )?;
+    let c = &client;
+    match command {
+        ApiCommand::Import {
+            url,
+            file,
+            dir,
+            root,
+            project,
+            overrides,
+            output,
+        } => {
+            let mut body = overrides.import_request();
+            if let Some(dir) = dir {
+                body.files = Some(bundle_files(&dir)?);
+                body.root = root;
+            }
+            body.url = url;
+            if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                body.contract = Some(text);
+            }
+            body.project = project;
+            let v: ApiView = c.post_as("/apis/import", &body).await?;
+            print(output, &v, |v| {
+                format!("created API proxy\n{}", api_text(v))
+            });
+        }
+        ApiCommand::Reimport {
+            api,
+            url,
+            file,
+            output,
+        } => reimport(c, &api, url, file, output).await?,
+        ApiCommand::Export {
+            api,
+            consumer,
+            format,
+        } => {
+            let path = if consumer {
+                format!(
+                    "/portal/apis/{}/contract?format={}",
+                    segment(&api),
+                    segment(&format)
+                )
+            } else {
+                format!("{}/contract", api_path(&api))
+            };
+            let text = c.get_text(&path).await?;
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+        }
+        ApiCommand::List { output } => {
+            let v: Vec<ApiView> = c.get_as("/apis").await?;
+            print(output, &v, |v| {
+                let mut s: String = v
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{:<20} {:<10} {:<12} {}\n",
+                            shown(&a.identifier),
+                            shown(&a.version),
+                            a.lifecycle,
+                            shown(&a.base_path)
+                        )
+                    })
+                    .collect();
+                if s.is_empty() {
+                    s.push_str("no API proxies yet: `asyncgate api import --file CONTRACT`\n");
+                }
+                s
+            });
+        }
+        ApiCommand::Show { api, output } => {
+            let v: ApiView = c.get_as(&api_path(&api)).await?;
+            print(output, &v, api_text);
+        }
+        ApiCommand::Update {
+            api,
+            overrides,
+            limits,
+            output,
+        } => {
+            let body = overrides.update_request(&limits)?;
+            let v: ApiView = c.patch_as(&api_path(&api), &body).await?;
+            print(output, &v, |v| {
+                format!("updated (deploy to apply)\n{}", api_text(v))
+            });
+        }
+        ApiCommand::Delete { api } => {
+            c.delete(&api_path(&api)).await?;
+            println!("deleted {}", shown(&api));
+        }
+        ApiCommand::Deploy {
+            api,
+            env,
+            access: mode,
+            output,
+        } => {
+            let body = DeployRequest {
+                environment: env,
+                access_mode: access(&mode)?,
+            };
+            let v: DeploymentView = c
+                .post_as(&format!("{}/deployments", api_path(&api)), &body)
+                .await?;
+            print(output, &v, |d| format!("deployed\n{}", deployment_text(d)));
+        }
+        ApiCommand::Undeploy { api, env } => {
+            c.delete(&format!("{}/deployments/{}", api_path(&api), segment(&env)))
+                .await?;
+            println!("undeployed {} from {}", shown(&api), shown(&env));
+        }
+        ApiCommand::Promote {
+            api,
+            from,
+            to,
+            access: mode,
+            output,
+        } => {
+            let body = PromoteRequest {
+                from,
+                to,
+                access_mode: mode.as_deref().map(access).transpose()?,
+            };
+            let v: DeploymentView = c
+                .post_as(&format!("{}/promote", api_path(&api)), &body)
+                .await?;
+            print(output, &v, |d| format!("promoted\n{}", deployment_text(d)));
+        }
+        ApiCommand::Revisions { api, output } => {
+            let v: Vec<RevisionView> = c.get_as(&format!("{}/revisions", api_path(&api))).await?;
+            print(output, &v, |v| {
+                v.iter()
+                    .map(|r| {
+                        format!(
+                            "revision {:<4} {}  {}  {}  deployed to: {}\n",
+                            r.number,
+                            r.created_at,
+                            shown(&r.base_path),
+                            shown(&r.target),
+                            joined(&r.deployed_to)
+                        )
+                    })
+                    .collect()
+            });
+        }
+        ApiCommand::Lifecycle {
+            api,
+            action,
+            display_name,
+            output,
+        } => lifecycle(c, &api, action, display_name, output).await?,
+        ApiCommand::Key { command } => key(c, command).await?,
+        ApiCommand::Test {
+            api,
+            env,
+            channel,
+            console,
+        } => {
+            let (url, token) = test_target(c, &api, &env, channel.as_deref()).await?;
+            let options = ConsoleOptions {
+                url,
+                headers: vec![("authorization".into(), format!("Bearer {token}"))],
+                linger: Duration::from_secs_f64(console.linger.max(0.0)),
+                json: console.output == Output::Json,
+            };
+            run_console(&options).await?;
+        }
+    }
+    Ok(())
+}
+
+fn api_path(api: &str) -> String {
+    format!("/apis/{}", segment(api))
+}
+
+async fn reimport(
+    c: &Client,
+    api: &str,
+    url: Option<String>,
+    file: Option<std::path::PathBuf>,
+    output: Output,
+) -> anyhow::Result<()> {
+    let contract = match (&url, file) {
+        (Some(_), _) => None,
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?,
+        ),
+        (None, None) => unreachable!("clap requires --url or --file"),
+    };
+    let body = ReimportRequest {
+        url,
+        contract,
+        ..Default::default()
+    };
+    let v: ReimportResult = c
+        .put_as(&format!("{}/contract", api_path(api)), &body)
+        .await?;
+    print(output, &v, |v| {
+        let mut s: String = v
+            .diff
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:<8} {:<9} {}{}\n",
+                    c.kind,
+                    c.what,
+                    shown(&c.path),
+                    if c.breaking { "  (breaking)" } else { "" }
+                )
+            })
+            .collect();
+        if s.is_empty() {
+            s.push_str("no changes to channels, operations or messages\n");
+        } else if v.diff.breaking {
+            s.push_str("this version has breaking changes for existing clients\n");
+        }
+        s.push_str("deploy to make it live\n");
+        s
+    });
+    Ok(())
+}
+
+async fn lifecycle(
+    c: &Client,
+    api: &str,
+    action: Option<String>,
+    display_name: Option<String>,
+    output: Output,
+) -> anyhow::Result<()> {
+    let path = format!("{}/lifecycle", api_path(api));
+    match action {
+        None => {
+            let v: LifecycleView = c.get_as(&path).await?;
+            print(output, &v, |v| {
+                format!("{}\nallowed: {}\n", v.state, joined(&v.allowed_actions))
+            });
+        }
+        Some(action) => {
+            let action: LifecycleAction = action.parse().map_err(|e: String| anyhow!(e))?;
+            let body = LifecycleRequest {
+                action,
+                display_name,
+            };
+            let v: ApiView = c.post_as(&path, &body).await?;
+            print(output, &v, |v| {
+                format!("{} is now {}\n", shown(&v.name), v.lifecycle)
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn key(c: &Client, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Create { api, output } => {
+            let v: KeyCreated = c
+                .post_as(&format!("{}/keys", api_path(&api)), &serde_json::json!({}))
+                .await?;
+            print(output, &v, |v| {
+                format!(
+                    "API key (shown only now; send it in the `api-key` header):\n{}\n",
+                    v.key
+                )
+            });
+        }
+        KeyCommand::List { api, output } => {
+            let v: Vec<KeyView> = c.get_as(&format!("{}/keys", api_path(&api))).await?;
+            print(output, &v, |v| {
+                v.iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {}…  created {}{}\n",
+                            k.id,
+                            k.hint,
+                            k.created_at,
+                            k.revoked_at
+                                .as_deref()
+                                .map(|r| format!("  revoked {r}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            });
+        }
+        KeyCommand::Revoke { api, key_id } => {
+            c.delete(&format!("{}/keys/{}", api_path(&api), segment(&key_id)))
+                .await?;
+            println!("revoked {}", shown(&key_id));
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_env(conn: &ConnArgs, output: Output) -> anyhow::Result<()> {
+    let client = Client::discover(
+        &conn.data_dir,
+        conn.server.as_deref(),
+        conn.token.as_deref(),
+    )?;
+    let v: Vec<EnvironmentView> = client.get_as("/environments").await?;
+    print(output, &v, |v| {
+        v.iter()
+            .map(|e| {
+                format!(
+                    "{:<12} external {}  internal {}\n",
+                    shown(&e.name),
+                    e.external,
+                    e.internal
+                )
+            })
+            .collect()
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_control_characters_are_shown_escaped() {
+        assert_eq!(shown("plain é"), "plain é");
+        assert_eq!(shown("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(shown("x\ny"), "x\\ny");
+    }
+}
