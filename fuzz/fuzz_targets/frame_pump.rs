@@ -9,7 +9,7 @@
 //! client, so the fuzzer reaches deep into messages, fragments and close handshakes.
 #![no_main]
 
-use asyncgate_gateway::direction::{Direction, Stop};
+use asyncgate_gateway::direction::feed_in_pieces;
 use asyncgate_gateway::frame::apply_mask;
 use asyncgate_gateway::pump::{self, Leg, Settings, Signals, Timing};
 use libfuzzer_sys::fuzz_target;
@@ -75,27 +75,9 @@ fn cuts(seed: u8, len: usize) -> Vec<usize> {
     }
 }
 
-/// Feed `wire` to a direction cut at `cuts`: what it forwarded and why it stopped.
-fn run(from_client: bool, max: u64, wire: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<Stop>) {
-    let mut d = Direction::new(from_client, max);
-    let mut out = Vec::new();
-    let mut start = 0;
-    for end in cuts.iter().copied().chain([wire.len()]) {
-        let mut buf = std::mem::take(&mut d.carry);
-        buf.extend_from_slice(&wire[start..end]);
-        start = end;
-        let p = d.process(&mut buf);
-        out.extend_from_slice(&buf[..p.forward]);
-        if p.stop.is_some() {
-            return (out, p.stop);
-        }
-    }
-    (out, None)
-}
-
 fn same_verdict_however_split(from_client: bool, max: u64, wire: &[u8], seed: u8) {
-    let (whole, whole_stop) = run(from_client, max, wire, &[]);
-    let (split, split_stop) = run(from_client, max, wire, &cuts(seed, wire.len()));
+    let (whole, whole_stop) = feed_in_pieces(from_client, max, wire, &[]);
+    let (split, split_stop) = feed_in_pieces(from_client, max, wire, &cuts(seed, wire.len()));
     assert_eq!(
         whole_stop, split_stop,
         "the same verdict however the reads fall"
@@ -121,8 +103,8 @@ fn through_the_pump(client: Vec<u8>, backend: Vec<u8>, max_message: u64, seed: u
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let (gw_client, mut client_end) = tokio::io::duplex(4096);
-        let (gw_backend, mut backend_end) = tokio::io::duplex(4096);
+        let (gw_client, client_end) = tokio::io::duplex(4096);
+        let (gw_backend, backend_end) = tokio::io::duplex(4096);
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let (_evict, evicted) = tokio::sync::watch::channel(None);
         let settings = Settings {

@@ -353,6 +353,30 @@ impl Direction {
     }
 }
 
+/// Feed `wire` to a new direction cut at `cuts` (byte offsets), as reads would bring it:
+/// what it forwarded and why it stopped. For tests and the `frame_pump` fuzz target.
+pub fn feed_in_pieces(
+    from_client: bool,
+    max_message: u64,
+    wire: &[u8],
+    cuts: &[usize],
+) -> (Vec<u8>, Option<Stop>) {
+    let mut d = Direction::new(from_client, max_message);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in cuts.iter().copied().chain([wire.len()]) {
+        let mut buf = std::mem::take(&mut d.carry);
+        buf.extend_from_slice(&wire[start..end]);
+        start = end;
+        let p = d.process(&mut buf);
+        out.extend_from_slice(&buf[..p.forward]);
+        if p.stop.is_some() {
+            return (out, p.stop);
+        }
+    }
+    (out, None)
+}
+
 /// Take back the frame kept from `frame_kept` on; whether there was one to take back.
 fn retract(kept: &mut usize, frame_kept: Option<usize>) -> bool {
     match frame_kept {
@@ -395,18 +419,8 @@ mod tests {
 
     /// Feed `wire` to a client direction in pieces of `step` bytes, as reads would.
     fn run(wire: &[u8], step: usize, max: u64) -> (Vec<u8>, Option<Stop>) {
-        let mut d = Direction::new(true, max);
-        let mut out = Vec::new();
-        for piece in wire.chunks(step) {
-            let mut buf = std::mem::take(&mut d.carry);
-            buf.extend_from_slice(piece);
-            let p = d.process(&mut buf);
-            out.extend_from_slice(&buf[..p.forward]);
-            if p.stop.is_some() {
-                return (out, p.stop);
-            }
-        }
-        (out, None)
+        let cuts: Vec<usize> = (step..wire.len()).step_by(step).collect();
+        feed_in_pieces(true, max, wire, &cuts)
     }
 
     #[test]
@@ -564,24 +578,6 @@ mod tests {
         out
     }
 
-    /// Feed `wire` to a direction cut at `cuts`, collecting what it forwards.
-    fn run_cut(from_client: bool, wire: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<Stop>) {
-        let mut d = Direction::new(from_client, 1 << 20);
-        let mut out = Vec::new();
-        let mut start = 0;
-        for end in cuts.iter().copied().chain([wire.len()]) {
-            let mut buf = std::mem::take(&mut d.carry);
-            buf.extend_from_slice(&wire[start..end]);
-            start = end;
-            let p = d.process(&mut buf);
-            out.extend_from_slice(&buf[..p.forward]);
-            if p.stop.is_some() {
-                return (out, p.stop);
-            }
-        }
-        (out, None)
-    }
-
     #[test]
     fn every_length_form_in_every_split_is_forwarded_or_refused_never_a_panic() {
         let close = frame::close_payload(1000, "done");
@@ -634,7 +630,7 @@ mod tests {
                     splits.push((1..wire.len()).step_by(4093).collect());
                     splits.push(vec![]);
                     for cuts in splits {
-                        let (out, stop) = run_cut(from_client, &wire, &cuts);
+                        let (out, stop) = feed_in_pieces(from_client, 1 << 20, &wire, &cuts);
                         let what = format!("op {op:#x}, {} bytes, {form}-bit form, client {from_client}, cuts {:?}", payload.len(), &cuts[..cuts.len().min(3)]);
                         if !minimal {
                             assert_eq!(

@@ -714,11 +714,19 @@ impl FileServer {
     }
 
     /// Serves each `(path, body)` at its path (404 elsewhere); `url` is the server's
-    /// root, `http://127.0.0.1:PORT/`.
+    /// root, `http://127.0.0.1:PORT/`. A body that starts with `HTTP/1.1 ` is sent as
+    /// the whole response (for redirects and errors).
     pub async fn serve_files(files: &[(&str, &str)]) -> anyhow::Result<FileServer> {
         let routes: std::collections::HashMap<String, String> = files
             .iter()
-            .map(|(p, b)| (format!("/{}", p.trim_start_matches('/')), ok_yaml(b)))
+            .map(|(p, b)| {
+                let response = if b.starts_with("HTTP/1.1 ") {
+                    b.to_string()
+                } else {
+                    ok_yaml(b)
+                };
+                (format!("/{}", p.trim_start_matches('/')), response)
+            })
             .collect();
         Self::start("/", move |path| {
             routes.get(path).cloned().unwrap_or_else(|| {

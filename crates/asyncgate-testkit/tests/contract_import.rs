@@ -459,57 +459,39 @@ async fn a_url_import_follows_relative_references_next_to_it_under_the_same_guar
     let served = FileServer::serve_files(&[
         ("contracts/api.yaml", root),
         ("contracts/common/schemas.yaml", BUNDLE_SCHEMAS),
+        ("moved/api.yaml", root),
+        ("lonely/api.yaml", root),
+        (
+            "moved/common/schemas.yaml",
+            "HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/latest/meta-data/\r\ncontent-length: 0\r\n\r\n",
+        ),
     ])
     .await?;
-    let url = format!("{}contracts/api.yaml", served.url);
+    let import = |path: &str| json!({ "url": format!("{}{path}", served.url), "target": "ws://127.0.0.1:1" });
     let gw = TestPlatform::start().await?;
     let api = gw
         .client
-        .post(
-            "/apis/import",
-            &json!({ "url": url, "target": "ws://127.0.0.1:1" }),
-        )
+        .post("/apis/import", &import("contracts/api.yaml"))
         .await?;
     assert_eq!(
         api["contract"]["channels"][0]["serverToClient"]["messages"][0]["payload"]["maxLength"],
         280
     );
-    gw.shutdown().await;
-    // The relative reference goes through the same fetcher: from a locked-down platform
-    // the URL itself is refused before anything next to it is fetched.
-    let locked = TestPlatform::start_locked_down().await?;
-    let err = locked
-        .client
-        .post(
-            "/apis/import",
-            &json!({ "url": url, "target": "ws://127.0.0.1:1" }),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("403"), "{err}");
-    // A missing neighbour is named.
-    let missing = FileServer::serve_files(&[("api.yaml", root)]).await?;
-    let err = gw_error(&missing.url).await?;
+    // The neighbour is fetched by the same guarded fetcher: its redirect to the metadata
+    // address is refused, and the reference is named.
+    let err = refused(&gw, import("moved/api.yaml")).await;
     assert!(
-        err.contains("422") && err.contains("common/schemas.yaml"),
+        err.contains("422")
+            && err.contains("common/schemas.yaml")
+            && err.contains("169.254.169.254"),
         "{err}"
     );
-    locked.shutdown().await;
-    Ok(())
-}
-
-async fn gw_error(base: &str) -> anyhow::Result<String> {
-    let gw = TestPlatform::start().await?;
-    let err = gw
-        .client
-        .post(
-            "/apis/import",
-            &json!({ "url": format!("{base}api.yaml"), "target": "ws://127.0.0.1:1" }),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    // A missing neighbour is named too.
+    let err = refused(&gw, import("lonely/api.yaml")).await;
+    assert!(
+        err.contains("422") && err.contains("common/schemas.yaml") && err.contains("404"),
+        "{err}"
+    );
     gw.shutdown().await;
-    Ok(err)
+    Ok(())
 }
