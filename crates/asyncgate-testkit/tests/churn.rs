@@ -29,17 +29,11 @@ async fn churn(url: &str, key: &str, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wait until `f` returns a value at most `limit`, or give up and return the last value.
+/// Wait until `f` returns a value at most `limit` (the event: everything was released),
+/// or give up after the test kit's patience and return the last value.
 async fn settle(limit: usize, f: impl Fn() -> usize) -> usize {
-    let mut last = f();
-    for _ in 0..100 {
-        if last <= limit {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        last = f();
-    }
-    last
+    let _ = asyncgate_testkit::eventually("resources to be released", || f() <= limit).await;
+    f()
 }
 
 /// The value of `f` once two samples 100 ms apart agree.
