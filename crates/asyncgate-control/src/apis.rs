@@ -21,18 +21,23 @@ use utoipa::ToSchema;
 
 /// Import a contract: exactly one of `url` and `contract`; the other fields override the
 /// values derived from the contract. (Serialized by the CLI, which sends it as it is.)
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+/// The same fields serve every form of import: a JSON body, the query string of an
+/// import whose body is the contract itself, and the fields of a multipart form.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImportRequest {
     /// http(s) URL of an AsyncAPI document.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The AsyncAPI document itself (YAML or JSON text).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(ignore)]
     pub contract: Option<String>,
     /// A multi-file contract: path in the bundle → text. The root is `root`, or
     /// `asyncapi.yaml` / `.yml` / `.json`, or the only file.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(ignore)]
     pub files: Option<BTreeMap<String, String>>,
     /// Path of the root document within `files`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,42 +57,6 @@ pub struct ImportRequest {
     pub target: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-}
-
-/// The overrides of an import whose body is the contract itself.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ImportQuery {
-    pub url: Option<String>,
-    pub project: Option<String>,
-    pub name: Option<String>,
-    pub identifier: Option<String>,
-    pub version: Option<String>,
-    pub base_path: Option<String>,
-    pub target: Option<String>,
-    pub description: Option<String>,
-    /// Root document of an uploaded zip bundle.
-    pub root: Option<String>,
-}
-
-impl ImportQuery {
-    /// An import request for `contract` with these overrides.
-    pub fn with_contract(self, contract: Option<String>) -> ImportRequest {
-        ImportRequest {
-            url: self.url,
-            contract,
-            files: None,
-            root: self.root,
-            project: self.project,
-            name: self.name,
-            identifier: self.identifier,
-            version: self.version,
-            base_path: self.base_path,
-            target: self.target,
-            description: self.description,
-        }
-    }
 }
 
 /// Edit the values of an API; omitted fields stay as they are. (Serialized by the CLI.)
@@ -274,12 +243,12 @@ pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
 
 #[utoipa::path(post, path = "/api/v1/apis/import", tag = "apis",
     description = "The body is one of: JSON `ImportRequest`; the contract itself (`application/yaml`, `text/yaml`, `text/plain`, `application/vnd.aai.asyncapi+yaml` or `+json`, or JSON with a top-level `asyncapi` field) with the overrides as query parameters; or `multipart/form-data` with the contract in a `contract` (file) field and the overrides as fields.",
-    request_body = ImportRequest, params(ImportQuery),
+    request_body = ImportRequest, params(ImportRequest),
     responses((status = 201, body = ApiView), (status = 409, body = crate::error::Problem), (status = 413, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("admin" = [])))]
 pub async fn import(
     State(state): State<AppState>,
-    Query(query): Query<ImportQuery>,
+    Query(query): Query<ImportRequest>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<ApiView>)> {
     let req = upload::import_request(&state, query, request).await?;

@@ -1,7 +1,7 @@
 //! The forms an import body can take: a JSON import request, the contract itself (YAML
 //! or JSON) with overrides in the query, or a multipart upload.
 
-use crate::apis::{ImportQuery, ImportRequest};
+use crate::apis::ImportRequest;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -28,7 +28,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 
 pub async fn import_request(
     state: &AppState,
-    query: ImportQuery,
+    query: ImportRequest,
     request: Request,
 ) -> ApiResult<ImportRequest> {
     let content_type = request
@@ -54,9 +54,10 @@ pub async fn import_request(
         .map_err(|e| body_error(e.status(), e.body_text()))?;
     if media == "application/zip" || media == "application/x-zip-compressed" {
         let files = unzip(&bytes, state.config.import.limits.max_bytes)?;
-        let mut req = query.with_contract(None);
-        req.files = Some(files);
-        return Ok(req);
+        return Ok(ImportRequest {
+            files: Some(files),
+            ..query
+        });
     }
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
@@ -66,7 +67,10 @@ pub async fn import_request(
                 .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))?;
             // A JSON AsyncAPI document posted as it is.
             if value.get("asyncapi").is_some() {
-                return Ok(query.with_contract(Some(text)));
+                return Ok(ImportRequest {
+                    contract: Some(text),
+                    ..query
+                });
             }
             serde_json::from_value(value).map_err(|e| {
                 ApiError::bad_request(format!("the import request is not acceptable: {e}"))
@@ -79,7 +83,10 @@ pub async fn import_request(
         | "text/plain"
         | "application/vnd.aai.asyncapi+yaml"
         | "application/vnd.aai.asyncapi+json"
-        | "application/vnd.aai.asyncapi" => Ok(query.with_contract(Some(text))),
+        | "application/vnd.aai.asyncapi" => Ok(ImportRequest {
+            contract: Some(text),
+            ..query
+        }),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("cannot import a `{other}` body: send JSON, YAML or multipart/form-data"),
@@ -87,15 +94,23 @@ pub async fn import_request(
     }
 }
 
+/// A multipart form: its text fields are the import request's fields (`file` is another
+/// name for `contract`), a zip file field the bundle; the query's fields apply too.
 async fn from_multipart(
-    mut query: ImportQuery,
+    query: ImportRequest,
     mut multipart: Multipart,
     max_bytes: usize,
 ) -> ApiResult<ImportRequest> {
-    let mut contract = None;
+    let mut fields = match serde_json::to_value(&query) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
     let mut files = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
-        let name = field.name().unwrap_or("").to_string();
+        let name = match field.name().unwrap_or("") {
+            "file" => "contract".to_string(),
+            other => other.to_string(),
+        };
         let zipped = field
             .file_name()
             .is_some_and(|f| f.to_ascii_lowercase().ends_with(".zip"))
@@ -106,30 +121,13 @@ async fn from_multipart(
             continue;
         }
         let value = field.text().await.map_err(multipart_error)?;
-        let slot = match name.as_str() {
-            "root" => &mut query.root,
-            "contract" | "file" => {
-                contract = Some(value);
-                continue;
-            }
-            "url" => &mut query.url,
-            "project" => &mut query.project,
-            "name" => &mut query.name,
-            "identifier" => &mut query.identifier,
-            "version" => &mut query.version,
-            "basePath" => &mut query.base_path,
-            "target" => &mut query.target,
-            "description" => &mut query.description,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown form field `{other}`"
-                )))
-            }
-        };
-        *slot = Some(value);
+        fields.insert(name, serde_json::Value::String(value));
     }
-    let mut req = query.with_contract(contract);
-    req.files = files;
+    let mut req: ImportRequest = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| ApiError::bad_request(format!("the form is not acceptable: {e}")))?;
+    if files.is_some() {
+        req.files = files;
+    }
     Ok(req)
 }
 

@@ -288,6 +288,27 @@ async fn contracts_upload_as_raw_yaml_raw_json_or_multipart() -> anyhow::Result<
     assert_eq!(resp.status(), 201, "{}", resp.text().await?);
     let created: serde_json::Value = resp.json().await?;
     assert_eq!(created["target"], "ws://127.0.0.1:2");
+    // A field that is not one of the import's is named, in the form and in the query.
+    let form = reqwest::multipart::Form::new()
+        .text("contract", asyncgate_testkit::SAMPLE_CONTRACT)
+        .text("targte", "ws://127.0.0.1:2");
+    let resp = http
+        .post(&import)
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await?.contains("targte"));
+    let resp = http
+        .post(format!("{import}?identifer=x"))
+        .bearer_auth(token)
+        .header("content-type", "application/yaml")
+        .body(asyncgate_testkit::SAMPLE_CONTRACT)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await?.contains("identifer"));
 
     // Something else is named as such.
     let resp = http
