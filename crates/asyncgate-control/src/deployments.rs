@@ -75,8 +75,8 @@ pub(crate) async fn deployed_to(
 async fn current_revision(state: &AppState, api: &ApiRecord) -> ApiResult<RevisionRecord> {
     let revisions = state.store.revisions(&api.id).await?;
     match revisions.into_iter().last() {
-        Some(latest) if latest.design == api.design => Ok(latest),
-        _ => Ok(state.store.create_revision(&api.id, &api.design).await?),
+        Some(latest) if latest.freezes(api) => Ok(latest),
+        _ => Ok(state.store.create_revision(api).await?),
     }
 }
 

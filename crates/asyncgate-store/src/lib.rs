@@ -200,11 +200,9 @@ impl Store {
     // ---- revisions --------------------------------------------------------------------
 
     /// Freeze `design` as the API's next revision.
-    pub async fn create_revision(
-        &self,
-        api_id: &str,
-        design: &ApiDesign,
-    ) -> Result<RevisionRecord> {
+    /// Freeze what `api` holds now (its design and contract source) as its next revision.
+    pub async fn create_revision(&self, api: &ApiRecord) -> Result<RevisionRecord> {
+        let api_id = api.id.as_str();
         let mut tx = self.pool.begin().await?;
         let next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE api_id = ?",
@@ -215,15 +213,17 @@ impl Store {
         let rec = RevisionRecord {
             api_id: api_id.to_string(),
             number: next as u32,
-            design: design.clone(),
+            design: api.design.clone(),
+            contract_source: api.contract_source.clone(),
             created_at: now(),
         };
         sqlx::query(
-            "INSERT INTO revisions (api_id, number, design, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO revisions (api_id, number, design, contract_source, created_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&rec.api_id)
         .bind(next)
         .bind(to_json(&rec.design)?)
+        .bind(&rec.contract_source)
         .bind(&rec.created_at)
         .execute(&mut *tx)
         .await?;
@@ -280,7 +280,7 @@ impl Store {
     pub async fn deployed(&self, api_id: Option<&str>) -> Result<Vec<Deployed>> {
         let rows = sqlx::query(
             "SELECT d.api_id, d.environment, d.revision, d.access_mode, d.deployed_at, \
-                    r.number, r.design, r.created_at \
+                    r.number, r.design, r.contract_source, r.created_at \
              FROM deployments d JOIN revisions r ON r.api_id = d.api_id AND r.number = d.revision \
              WHERE ?1 IS NULL OR d.api_id = ?1 \
              ORDER BY d.deployed_at, d.api_id, d.environment",
@@ -413,6 +413,7 @@ fn revision_from_row(r: &SqliteRow) -> Result<RevisionRecord> {
         api_id: r.get("api_id"),
         number: r.get::<i64, _>("number") as u32,
         design: from_json(r.get::<&str, _>("design"))?,
+        contract_source: r.get("contract_source"),
         created_at: r.get("created_at"),
     })
 }
@@ -437,4 +438,58 @@ fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
         created_at: r.get("created_at"),
         revoked_at: r.get("revoked_at"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asyncgate_core::LifecycleState;
+
+    const CONTRACT: &str = "asyncapi: 2.6.0\ninfo: {title: Chat, version: 1.0.0}\nchannels:\n  /:\n    publish: {message: {payload: {type: string}}}\n";
+
+    fn api() -> ApiRecord {
+        let contract = asyncgate_contract::parse(CONTRACT, &Default::default()).unwrap();
+        ApiRecord {
+            id: "api_1".into(),
+            project: "default".into(),
+            lifecycle: LifecycleState::Created,
+            display_name: None,
+            design: ApiDesign {
+                name: "Chat".into(),
+                identifier: "chat".into(),
+                version: "1.0.0".into(),
+                base_path: "/default/chat/v1.0.0".into(),
+                target: "ws://127.0.0.1:1".into(),
+                description: None,
+                contract,
+                limits: Default::default(),
+                backend_headers: Default::default(),
+            },
+            contract_source: CONTRACT.into(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revision_is_its_source_and_values_not_the_parsers_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let mut api = api();
+        store.insert_api(&api).await.unwrap();
+        let rev = store.create_revision(&api).await.unwrap();
+        assert_eq!(store.revisions(&api.id).await.unwrap(), [rev.clone()]);
+        assert!(rev.freezes(&api));
+        // The same source read differently (a newer parser) is the same revision.
+        api.design.contract.title = "read differently".into();
+        api.design.contract.warnings.clear();
+        assert!(rev.freezes(&api));
+        // A changed value or source is not.
+        let mut edited = api.clone();
+        edited.design.target = "ws://127.0.0.1:2".into();
+        assert!(!rev.freezes(&edited));
+        let mut reimported = api.clone();
+        reimported.contract_source.push_str("# new\n");
+        assert!(!rev.freezes(&reimported));
+    }
 }

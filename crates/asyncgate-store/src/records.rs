@@ -25,6 +25,41 @@ pub struct ApiDesign {
 }
 
 impl ApiDesign {
+    /// Whether two designs hold the same values, the parsed contract aside. (Every field
+    /// is named, so a new one must be placed here or in the comparison.)
+    pub fn same_values(&self, other: &ApiDesign) -> bool {
+        let ApiDesign {
+            name,
+            identifier,
+            version,
+            base_path,
+            target,
+            description,
+            contract: _,
+            limits,
+            backend_headers,
+        } = self;
+        (
+            name,
+            identifier,
+            version,
+            base_path,
+            target,
+            description,
+            limits,
+            backend_headers,
+        ) == (
+            &other.name,
+            &other.identifier,
+            &other.version,
+            &other.base_path,
+            &other.target,
+            &other.description,
+            &other.limits,
+            &other.backend_headers,
+        )
+    }
+
     /// The contract's channel addresses, as the gateway routes them.
     pub fn channel_addresses(&self) -> impl Iterator<Item = &str> {
         self.contract.channels.iter().map(|c| c.address.as_str())
@@ -49,7 +84,23 @@ pub struct RevisionRecord {
     pub api_id: String,
     pub number: u32,
     pub design: ApiDesign,
+    /// The contract as imported when the revision was made (empty for revisions made
+    /// before sources were kept).
+    pub contract_source: String,
     pub created_at: String,
+}
+
+impl RevisionRecord {
+    /// Whether this revision freezes what `api` holds now: the same contract source and
+    /// the same values. The parsed model is not compared, so a newer parser reading the
+    /// same source differently makes no new revision. (Revisions without a source are
+    /// compared by their whole design.)
+    pub fn freezes(&self, api: &ApiRecord) -> bool {
+        if self.contract_source.is_empty() {
+            return self.design == api.design;
+        }
+        self.contract_source == api.contract_source && self.design.same_values(&api.design)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
