@@ -478,7 +478,10 @@ mod tests {
         let mut api = api();
         store.insert_api(&api).await.unwrap();
         let rev = store.create_revision(&api).await.unwrap();
-        assert_eq!(store.revisions(&api.id).await.unwrap(), [rev.clone()]);
+        assert_eq!(
+            store.revisions(&api.id).await.unwrap(),
+            std::slice::from_ref(&rev)
+        );
         assert!(rev.freezes(&api));
         // The same source read differently (a newer parser) is the same revision.
         api.design.contract.title = "read differently".into();
