@@ -90,9 +90,14 @@ pub enum Miss {
 
 /// Whether a segment of a request path could change which path the backend serves.
 fn unsafe_segment(segment: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>();
-    matches!(decoded.as_slice(), b"." | b"..")
-        || decoded.iter().any(|b| matches!(b, b'/' | b'\\' | 0))
+    let bad = |bytes: &[u8]| {
+        matches!(bytes, b"." | b"..") || bytes.iter().any(|b| matches!(b, b'/' | b'\\' | 0))
+    };
+    if !segment.contains('%') {
+        // The common case: nothing to decode, nothing allocated.
+        return bad(segment.as_bytes());
+    }
+    bad(&percent_encoding::percent_decode_str(segment).collect::<Vec<u8>>())
 }
 
 /// Find the route for `path` (no query) among `routes` (longest base path first).
