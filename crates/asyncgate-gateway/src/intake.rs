@@ -42,6 +42,31 @@ pub fn raise_descriptor_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
+/// Most refusals lingering at once (each holds a descriptor for up to the linger time);
+/// beyond it a refusal is written once and the connection closed.
+pub const MAX_LINGERING_REFUSALS: usize = 256;
+
+/// One refusal lingering; dropping it frees its place.
+pub struct Lingering(Arc<AtomicUsize>);
+
+impl Lingering {
+    /// A place among the lingering refusals, if one is free.
+    pub fn enter(count: &Arc<AtomicUsize>) -> Option<Lingering> {
+        count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_LINGERING_REFUSALS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Lingering(count.clone()))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Handshakes in progress, shared by every worker thread.
 #[derive(Default)]
 pub struct Pending {
@@ -155,5 +180,17 @@ mod tests {
         assert_eq!(pending.from_address(a), 1);
         assert!(pending.enter(&listener, b, 3, 2).is_ok());
         assert!(default_max_connections() >= 16);
+    }
+
+    #[test]
+    fn lingering_refusals_are_bounded() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let held: Vec<Lingering> = (0..MAX_LINGERING_REFUSALS)
+            .map(|_| Lingering::enter(&count).unwrap())
+            .collect();
+        assert!(Lingering::enter(&count).is_none());
+        drop(held);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        assert!(Lingering::enter(&count).is_some());
     }
 }

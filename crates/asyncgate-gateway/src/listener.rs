@@ -86,6 +86,8 @@ pub struct Gateway {
     connections: Arc<tokio::sync::Semaphore>,
     /// Handshakes in progress per listener and client address.
     pending: Arc<intake::Pending>,
+    /// Refusals still lingering for their client to read the answer.
+    lingering: Arc<AtomicUsize>,
 }
 
 impl Gateway {
@@ -100,6 +102,7 @@ impl Gateway {
         Ok(Gateway {
             connections: Arc::new(tokio::sync::Semaphore::new(total)),
             pending: Arc::default(),
+            lingering: Arc::default(),
             snapshot: Arc::new(SnapshotHandle::default()),
             config: Arc::new(config),
             tls,
@@ -228,9 +231,20 @@ impl Gateway {
                     ));
                 }
                 Err(e) => {
-                    // Refusals hold a descriptor only for a bounded linger.
                     tracing::debug!(%peer, "handshake refused: {}", e.message);
-                    tokio::spawn(async move { request::refuse(stream, &e).await });
+                    // A refusal lingers (so the client reads its answer) only while few do:
+                    // under a flood, refusals must not take the descriptors either.
+                    match intake::Lingering::enter(&self.lingering) {
+                        Some(lingering) => {
+                            tokio::spawn(async move {
+                                request::refuse(stream, &e).await;
+                                drop(lingering);
+                            });
+                        }
+                        None => {
+                            let _ = stream.try_write(&e.to_http());
+                        }
+                    }
                 }
             }
         }
