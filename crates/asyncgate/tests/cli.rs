@@ -78,11 +78,8 @@ fn wait_for(path: &Path) {
     }
 }
 
-#[test]
-fn the_guide_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-
+/// A `chat-backend` process on 127.0.0.1:0, and its URL.
+fn chat_backend() -> (Proc, String) {
     let mut chat = Proc(
         Command::new(BIN)
             .args(["chat-backend", "--listen", "127.0.0.1:0"])
@@ -96,6 +93,14 @@ fn the_guide_from_the_command_line() {
         .unwrap();
     let chat_url = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(chat_url.starts_with("ws://127.0.0.1:"), "{line}");
+    (chat, chat_url)
+}
+
+#[test]
+fn the_guide_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (chat, chat_url) = chat_backend();
 
     // What serve prints (terminal and log) is kept to check it at the end.
     let serve_log = dir.path().join("serve.log");
@@ -447,4 +452,98 @@ fn contract_validate_shows_what_import_would_derive_and_fails_on_invalid() {
             .any(|d| d["pointer"] == "/operations/x/action"),
         "{report}"
     );
+}
+
+/// The status line of a WebSocket handshake made on a raw socket, and the socket (kept
+/// open by the caller).
+fn handshake(url: &str, key: &str) -> (String, std::net::TcpStream) {
+    use std::io::Read;
+    let rest = url.trim_start_matches("ws://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut tcp = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\napi-key: {key}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n") && tcp.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).trim().to_string(), tcp)
+}
+
+#[test]
+fn a_gateway_short_of_file_descriptors_leaves_the_management_api_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_chat, chat_url) = chat_backend();
+    // A process allowed 320 descriptors: the gateway takes (320 - 256) / 2 = 32
+    // connections, two descriptors each, and leaves the rest to the management API.
+    let _serve = Proc(
+        Command::new("bash")
+            .args([
+                "-c",
+                "ulimit -n 320 && exec \"$0\" serve --ephemeral-ports --data-dir \"$1\"",
+            ])
+            .arg(BIN)
+            .arg(&data)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&data.join("endpoints.json"));
+    let target = ["--target", chat_url.as_str()];
+    let file = sample();
+    let import = [
+        &["api", "import", "--file", file.to_str().unwrap()][..],
+        &target[..],
+    ]
+    .concat();
+    ok(&cli(&data, &import, None));
+    let deployed = json(&cli(
+        &data,
+        &[
+            "api",
+            "deploy",
+            "chat-api",
+            "--env",
+            "development",
+            "--access",
+            "external",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    let url = deployed["url"].as_str().unwrap().to_string();
+    let key = json(&cli(
+        &data,
+        &["api", "key", "create", "chat-api", "-o", "json"],
+        None,
+    ))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut held = Vec::new();
+    let (mut upgraded, mut refused) = (0, 0);
+    for _ in 0..48 {
+        let (status, tcp) = handshake(&url, &key);
+        if status.starts_with("HTTP/1.1 101 ") {
+            upgraded += 1;
+            held.push(tcp);
+        } else {
+            assert!(status.starts_with("HTTP/1.1 503 "), "{status}");
+            refused += 1;
+        }
+    }
+    eprintln!("{upgraded} connections upgraded, {refused} refused with 503");
+    assert!((1..=32).contains(&upgraded), "{upgraded} upgraded");
+    assert_eq!(upgraded + refused, 48);
+    // With the gateway full, the management API still answers.
+    let listed = ok(&cli(&data, &["api", "list"], None));
+    assert!(listed.contains("chat-api"), "{listed}");
+    drop(held);
 }
