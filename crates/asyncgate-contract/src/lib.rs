@@ -9,7 +9,6 @@ pub mod consumer;
 pub mod derive;
 pub mod diagnostic;
 pub mod diff;
-mod examples;
 pub mod load;
 pub mod model;
 mod reader;

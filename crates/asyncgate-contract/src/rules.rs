@@ -21,7 +21,7 @@ pub fn check(written: &Value, resolved: &Value, version: &str) -> Vec<Diagnostic
         v2_unique_ids(resolved, &mut out);
         v2_unique_tags(resolved, &mut out);
         v2_schema_values(resolved, &mut out);
-        out.extend(crate::examples::check(resolved, version));
+        v2_message_examples(resolved, &mut out);
     } else {
         v3_channels(written, resolved, &mut out);
         v3_operations(written, &mut out);
@@ -31,6 +31,35 @@ pub fn check(written: &Value, resolved: &Value, version: &str) -> Vec<Diagnostic
 
 fn object(v: Option<&Value>) -> impl Iterator<Item = (&String, &Value)> {
     v.and_then(Value::as_object).into_iter().flat_map(Map::iter)
+}
+
+/// 2.x: every channel's `publish` and `subscribe` operation, with its pointer.
+fn v2_operations(doc: &Value) -> Vec<(String, &Value)> {
+    object(doc.get("channels"))
+        .flat_map(|(address, channel)| {
+            ["publish", "subscribe"].into_iter().filter_map(move |op| {
+                Some((
+                    format!("/channels/{}/{op}", escape(address)),
+                    channel.get(op)?,
+                ))
+            })
+        })
+        .collect()
+}
+
+/// 2.x: the messages of the operation at `at`: its `message`, or each of its `oneOf`.
+fn v2_operation_messages<'a>(at: &str, operation: &'a Value) -> Vec<(String, &'a Value)> {
+    let Some(message) = operation.get("message") else {
+        return Vec::new();
+    };
+    match message.get("oneOf").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("{at}/message/oneOf/{i}"), m))
+            .collect(),
+        None => vec![(format!("{at}/message"), message)],
+    }
 }
 
 /// `{name}` variables of a URL or channel address template, in order, once each.
@@ -106,16 +135,8 @@ fn v2_security(doc: &Value, out: &mut Vec<Diagnostic>) {
             "the server",
         );
     }
-    for (key, channel) in object(doc.get("channels")) {
-        for op in ["publish", "subscribe"] {
-            if let Some(operation) = channel.get(op) {
-                check(
-                    operation.get("security"),
-                    format!("/channels/{}/{op}", escape(key)),
-                    "the operation",
-                );
-            }
-        }
+    for (at, operation) in v2_operations(doc) {
+        check(operation.get("security"), at, "the operation");
     }
 }
 
@@ -217,48 +238,28 @@ fn v2_channels(doc: &Value, out: &mut Vec<Diagnostic>) {
 /// 2.x operations and messages: `operationId`s unique among operations, `messageId`s
 /// among messages.
 fn v2_unique_ids(doc: &Value, out: &mut Vec<Diagnostic>) {
-    let mut operation_ids: HashSet<&str> = HashSet::new();
-    let mut message_ids: HashSet<&str> = HashSet::new();
-    for (address, channel) in object(doc.get("channels")) {
-        for op in ["publish", "subscribe"] {
-            let Some(operation) = channel.get(op) else {
-                continue;
-            };
-            let at = format!("/channels/{}/{op}", escape(address));
-            if let Some(id) = operation.get("operationId").and_then(Value::as_str) {
-                if !operation_ids.insert(id) {
+    let mut unique =
+        |seen: &mut HashSet<String>, v: &Value, at: String, field: &str, what: &str| {
+            if let Some(id) = v.get(field).and_then(Value::as_str) {
+                if !seen.insert(id.to_string()) {
                     out.push(Diagnostic::at(
-                        &format!("{at}/operationId"),
-                        format!(
-                            "operationId `{id}` is used by another operation: it must be unique"
-                        ),
+                        &format!("{at}/{field}"),
+                        format!("{field} `{id}` is used by another {what}: it must be unique"),
                     ));
                 }
             }
-            let Some(message) = operation.get("message") else {
-                continue;
-            };
-            let messages: Vec<(String, &Value)> =
-                match message.get("oneOf").and_then(Value::as_array) {
-                    Some(list) => list
-                        .iter()
-                        .enumerate()
-                        .map(|(i, m)| (format!("{at}/message/oneOf/{i}"), m))
-                        .collect(),
-                    None => vec![(format!("{at}/message"), message)],
-                };
-            for (at, m) in messages {
-                if let Some(id) = m.get("messageId").and_then(Value::as_str) {
-                    if !message_ids.insert(id) {
-                        out.push(Diagnostic::at(
-                            &format!("{at}/messageId"),
-                            format!(
-                                "messageId `{id}` is used by another message: it must be unique"
-                            ),
-                        ));
-                    }
-                }
-            }
+        };
+    let (mut operation_ids, mut message_ids) = (HashSet::new(), HashSet::new());
+    for (at, operation) in v2_operations(doc) {
+        unique(
+            &mut operation_ids,
+            operation,
+            at.clone(),
+            "operationId",
+            "operation",
+        );
+        for (at, message) in v2_operation_messages(&at, operation) {
+            unique(&mut message_ids, message, at, "messageId", "message");
         }
     }
 }
@@ -285,23 +286,10 @@ fn v2_unique_tags(doc: &Value, out: &mut Vec<Diagnostic>) {
             }
         }
     }
-    for (address, channel) in object(doc.get("channels")) {
-        for op in ["publish", "subscribe"] {
-            let Some(operation) = channel.get(op) else {
-                continue;
-            };
-            let at = format!("/channels/{}/{op}", escape(address));
-            holder(at.clone(), operation, &mut lists);
-            if let Some(message) = operation.get("message") {
-                match message.get("oneOf").and_then(Value::as_array) {
-                    Some(list) => {
-                        for (i, m) in list.iter().enumerate() {
-                            holder(format!("{at}/message/oneOf/{i}"), m, &mut lists);
-                        }
-                    }
-                    None => holder(format!("{at}/message"), message, &mut lists),
-                }
-            }
+    for (at, operation) in v2_operations(doc) {
+        holder(at.clone(), operation, &mut lists);
+        for (at, message) in v2_operation_messages(&at, operation) {
+            holder(at, message, &mut lists);
         }
     }
     for part in ["messages", "messageTraits", "operationTraits"] {
@@ -322,6 +310,52 @@ fn v2_unique_tags(doc: &Value, out: &mut Vec<Diagnostic>) {
                         &format!("{at}/{i}/name"),
                         format!(
                             "tag `{name}` appears twice in this list: tag names must be unique"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// 2.x: for a message with no `schemaFormat` (so its schemas are AsyncAPI schemas), an
+/// example's `payload` must match the payload schema and its `headers` the headers
+/// schema. (The official parser has no such rule for 3.x.)
+fn v2_message_examples(doc: &Value, out: &mut Vec<Diagnostic>) {
+    let messages = object(doc.pointer("/components/messages"))
+        .map(|(name, m)| (format!("/components/messages/{}", escape(name)), m))
+        .chain(
+            v2_operations(doc)
+                .into_iter()
+                .flat_map(|(at, operation)| v2_operation_messages(&at, operation)),
+        );
+    for (pointer, message) in messages {
+        if message.get("schemaFormat").is_some() {
+            continue;
+        }
+        let Some(examples) = message.get("examples").and_then(Value::as_array) else {
+            continue;
+        };
+        for part in ["payload", "headers"] {
+            let Some(schema) = message
+                .get(part)
+                .filter(|s| s.is_object() && s.get("$ref").is_none())
+            else {
+                continue;
+            };
+            let Ok(validator) = jsonschema::draft7::new(schema) else {
+                continue; // an invalid schema is reported by the document's own check
+            };
+            for (i, example) in examples.iter().enumerate() {
+                let Some(value) = example.get(part) else {
+                    continue;
+                };
+                if let Some(error) = validator.iter_errors(value).next() {
+                    out.push(Diagnostic::at(
+                        &format!("{pointer}/examples/{i}/{part}"),
+                        format!(
+                            "the example's {part} does not match the message's {part} schema: {error} (at `{}`)",
+                            error.instance_path()
                         ),
                     ));
                 }
@@ -569,6 +603,28 @@ mod tests {
                 "/operations/o/messages/0",
                 "/operations/p/messages/1",
             ]
+        );
+    }
+
+    #[test]
+    fn examples_must_match_their_schemas() {
+        let doc = json!({
+            "components": { "messages": { "tick": {
+                "payload": { "type": "object", "required": ["price"], "properties": { "price": { "type": "number" } } },
+                "examples": [ { "payload": { "price": 1.5 } }, { "payload": { "price": "high" } } ],
+            } } },
+            "channels": { "/t": { "subscribe": { "message": {
+                "schemaFormat": "application/vnd.apache.avro;version=1.9.0",
+                "payload": { "type": "record" },
+                "examples": [ { "payload": 42 } ],
+            } } } },
+        });
+        let mut found = Vec::new();
+        v2_message_examples(&doc, &mut found);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].pointer,
+            "/components/messages/tick/examples/1/payload"
         );
     }
 }

@@ -73,7 +73,14 @@ pub fn read_credentials(
     let mut kept: Vec<&str> = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = decode(name);
+        // Only an encoded name needs decoding (and an allocation) to be compared.
+        let decoded;
+        let name = if name.contains(['%', '+']) {
+            decoded = decode(name);
+            decoded.as_str()
+        } else {
+            name
+        };
         if name.eq_ignore_ascii_case(API_KEY_QUERY) {
             add(Presented::ApiKey(decode(value)))?;
         } else if name.eq_ignore_ascii_case(TOKEN_QUERY) {

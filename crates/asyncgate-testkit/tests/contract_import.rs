@@ -423,17 +423,10 @@ async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result
         "asyncapi: 2.6.0\ninfo: {{title: Remote, version: 1.0.0}}\nchannels:\n  /a:\n    subscribe:\n      message: {{name: M, payload: {{$ref: '{}#/text'}}}}\n",
         schemas.url
     );
+    let body = json!({ "contract": doc, "target": "ws://127.0.0.1:1" });
     // Off by default: an absolute reference is refused, naming the setting.
     let gw = TestPlatform::start().await?;
-    let err = gw
-        .client
-        .post(
-            "/apis/import",
-            &json!({ "contract": doc, "target": "ws://127.0.0.1:1" }),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused(&gw, body.clone()).await;
     assert!(
         err.contains("422") && err.contains("import.allow_absolute_references"),
         "{err}"
@@ -445,13 +438,7 @@ async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result
         c.import.allow_absolute_references = true;
     })
     .await?;
-    let api = open
-        .client
-        .post(
-            "/apis/import",
-            &json!({ "contract": doc, "target": "ws://127.0.0.1:1" }),
-        )
-        .await?;
+    let api = open.client.post("/apis/import", &body).await?;
     assert_eq!(
         api["contract"]["channels"][0]["serverToClient"]["messages"][0]["payload"]["maxLength"],
         280
@@ -459,15 +446,7 @@ async fn remote_refs_are_fetched_under_the_url_import_guards() -> anyhow::Result
     open.shutdown().await;
     // Even then, by default a ref to a loopback address is refused like a URL import.
     let locked = TestPlatform::start_with(|c| c.import.allow_absolute_references = true).await?;
-    let err = locked
-        .client
-        .post(
-            "/apis/import",
-            &json!({ "contract": doc, "target": "ws://127.0.0.1:1" }),
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused(&locked, body).await;
     assert!(err.contains("422") && err.contains("loopback"), "{err}");
     locked.shutdown().await;
     Ok(())

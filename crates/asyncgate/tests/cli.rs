@@ -78,6 +78,25 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// `asyncgate api deploy chat-api --env development --access external -o json`.
+fn deploy_to_development(data: &Path) -> Value {
+    json(&cli(
+        data,
+        &[
+            "api",
+            "deploy",
+            "chat-api",
+            "--env",
+            "development",
+            "--access",
+            "external",
+            "-o",
+            "json",
+        ],
+        None,
+    ))
+}
+
 /// A `chat-backend` process on 127.0.0.1:0, and its URL.
 fn chat_backend() -> (Proc, String) {
     let mut chat = Proc(
@@ -223,21 +242,7 @@ fn the_guide_from_the_command_line() {
     );
     assert_eq!(updated["backendHeaderNames"][0], "x-team");
 
-    let deployed = json(&cli(
-        &data,
-        &[
-            "api",
-            "deploy",
-            "chat-api",
-            "--env",
-            "development",
-            "--access",
-            "external",
-            "-o",
-            "json",
-        ],
-        None,
-    ));
+    let deployed = deploy_to_development(&data);
     assert_eq!(deployed["environment"], "development");
     let shown = json(&cli(
         &data,
@@ -494,29 +499,17 @@ fn a_gateway_short_of_file_descriptors_leaves_the_management_api_up() {
             .unwrap(),
     );
     wait_for(&data.join("endpoints.json"));
-    let target = ["--target", chat_url.as_str()];
     let file = sample();
     let import = [
-        &["api", "import", "--file", file.to_str().unwrap()][..],
-        &target[..],
-    ]
-    .concat();
+        "api",
+        "import",
+        "--file",
+        file.to_str().unwrap(),
+        "--target",
+        &chat_url,
+    ];
     ok(&cli(&data, &import, None));
-    let deployed = json(&cli(
-        &data,
-        &[
-            "api",
-            "deploy",
-            "chat-api",
-            "--env",
-            "development",
-            "--access",
-            "external",
-            "-o",
-            "json",
-        ],
-        None,
-    ));
+    let deployed = deploy_to_development(&data);
     let url = deployed["url"].as_str().unwrap().to_string();
     let key = json(&cli(
         &data,
