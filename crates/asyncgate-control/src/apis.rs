@@ -1,6 +1,7 @@
 //! API proxies: import from a contract (URL or inline), list, show, edit, delete, and
 //! the revisions deploying made.
 
+use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::fetch;
@@ -10,8 +11,9 @@ use crate::upload;
 use crate::views::{api_view, ApiView, RevisionView};
 use asyncgate_contract::{derive, slugify};
 use asyncgate_core::credential::new_id;
+use asyncgate_core::Permission;
 use asyncgate_core::{ApiLimits, LifecycleState};
-use asyncgate_store::{now, ApiDesign, ApiRecord};
+use asyncgate_store::{now, ApiDesign, ApiRecord, ProjectRecord, DEFAULT_ORG_ID};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -221,10 +223,20 @@ fn bundle_url(url: &str) -> ApiResult<url::Url> {
     url::Url::parse(url).map_err(|e| ApiError::bad_request(format!("`{url}` is not a URL: {e}")))
 }
 
-/// The API `key` names: its id, its identifier, or `project/identifier`. An identifier
-/// used in several projects is never resolved to one of them silently (409).
-pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
-    let mut named = state.store.apis_named(key).await?;
+/// The API of the caller's organization `key` names: its id, its identifier, or
+/// `project/identifier`. Another organization's API is not found (404), whoever asks.
+pub(crate) async fn find(state: &AppState, caller: &Caller, key: &str) -> ApiResult<ApiRecord> {
+    find_in(state, Some(&caller.org.id), key).await
+}
+
+/// The API `key` names in one organization (or in any, `None`). An identifier used in
+/// several projects is never resolved to one of them silently (409).
+pub(crate) async fn find_in(
+    state: &AppState,
+    org_id: Option<&str>,
+    key: &str,
+) -> ApiResult<ApiRecord> {
+    let mut named = state.store.apis_named(org_id, key).await?;
     match named.len() {
         0 => Err(ApiError::not_found(format!(
             "no API with id or identifier `{key}`"
@@ -248,15 +260,53 @@ pub(crate) async fn find(state: &AppState, key: &str) -> ApiResult<ApiRecord> {
     security(("admin" = [])))]
 pub async fn import(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<ImportRequest>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<ApiView>)> {
+    caller.require(Permission::ManageApis, "importing APIs")?;
     let req = upload::import_request(&state, query, request).await?;
-    create(&state, req).await
+    create(&state, &caller, req).await
+}
+
+/// The project an API is created in: the one named (made in the caller's organization
+/// when no organization has it yet), or the organization's default.
+async fn project_for(state: &AppState, caller: &Caller, named: Option<&str>) -> ApiResult<String> {
+    let handle = match named {
+        Some(h) => h.to_string(),
+        None if caller.org.id == DEFAULT_ORG_ID => state.config.default_project.clone(),
+        None => state.store.default_project(&caller.org.id).await?.handle,
+    };
+    check_identifier(&handle, "project")?;
+    match state.store.project(&handle).await? {
+        Some(p) if p.org_id == caller.org.id => {}
+        Some(_) => {
+            return Err(ApiError::conflict(format!(
+            "the project handle `{handle}` belongs to another organization; choose another project"
+        )))
+        }
+        None => {
+            state
+                .store
+                .create_project(&ProjectRecord {
+                    id: new_id("prj_"),
+                    org_id: caller.org.id.clone(),
+                    handle: handle.clone(),
+                    name: handle.clone(),
+                    created_at: now(),
+                })
+                .await?
+        }
+    }
+    Ok(handle)
 }
 
 /// Create an API from an import request.
-async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, Json<ApiView>)> {
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: ImportRequest,
+) -> ApiResult<(StatusCode, Json<ApiView>)> {
     let (source, contract) = load_contract(
         state,
         req.url.as_deref(),
@@ -266,11 +316,7 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
     )
     .await?;
     let derived = derive(&contract);
-    let project = req
-        .project
-        .clone()
-        .unwrap_or_else(|| state.config.default_project.clone());
-    check_identifier(&project, "project")?;
+    let project = project_for(state, caller, req.project.as_deref()).await?;
     let identifier = req.identifier.clone().unwrap_or(derived.identifier.clone());
     check_identifier(&identifier, "identifier")?;
     // What the user typed must pass the field rules; what the contract says is fitted.
@@ -298,6 +344,7 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
     let at = now();
     let api = ApiRecord {
         id: new_id("api_"),
+        org_id: caller.org.id.clone(),
         project,
         lifecycle: LifecycleState::Created,
         display_name: None,
@@ -332,9 +379,10 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
     state
         .store
         .audit(
-            "admin",
+            &caller.actor(),
             "api.import",
             &api.id,
+            Some(&api.id),
             &format!("{} {}", api.design.name, api.design.base_path),
         )
         .await?;
@@ -342,9 +390,10 @@ async fn create(state: &AppState, req: ImportRequest) -> ApiResult<(StatusCode, 
 }
 
 #[utoipa::path(get, path = "/api/v1/apis", tag = "apis", responses((status = 200, body = Vec<ApiView>)), security(("admin" = [])))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiView>>> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<ApiView>>> {
+    caller.require(Permission::ReadApis, "listing APIs")?;
     let mut out = Vec::new();
-    for api in state.store.apis().await? {
+    for api in state.store.apis(Some(&caller.org.id)).await? {
         out.push(api_view(&state, &api).await?);
     }
     Ok(Json(out))
@@ -354,9 +403,11 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiView>>
     responses((status = 200, body = ApiView), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<Json<ApiView>> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ReadApis, "reading APIs")?;
+    let api = find(&state, &caller, &key).await?;
     Ok(Json(api_view(&state, &api).await?))
 }
 
@@ -364,10 +415,12 @@ pub async fn show(
     request_body = UpdateRequest, responses((status = 200, body = ApiView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Body(req): Body<UpdateRequest>,
 ) -> ApiResult<Json<ApiView>> {
-    let mut api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "editing APIs")?;
+    let mut api = find(&state, &caller, &key).await?;
     let d = &mut api.design;
     if let Some(v) = req.name {
         d.name = fields::line(&v, "name", fields::MAX_NAME)?;
@@ -399,7 +452,7 @@ pub async fn update(
     state.store.update_api(&api).await?;
     state
         .store
-        .audit("admin", "api.update", &api.id, "")
+        .audit(&caller.actor(), "api.update", &api.id, Some(&api.id), "")
         .await?;
     Ok(Json(api_view(&state, &api).await?))
 }
@@ -408,13 +461,21 @@ pub async fn update(
     responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "deleting APIs")?;
+    let api = find(&state, &caller, &key).await?;
     state.store.delete_api(&api.id).await?;
     state
         .store
-        .audit("admin", "api.delete", &api.id, &api.design.name)
+        .audit(
+            &caller.actor(),
+            "api.delete",
+            &api.id,
+            Some(&api.id),
+            &api.design.name,
+        )
         .await?;
     state.publisher.publish(&state.store).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -424,9 +485,11 @@ pub async fn delete(
     responses((status = 200, body = Vec<RevisionView>)), security(("admin" = [])))]
 pub async fn revisions(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Vec<RevisionView>>> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ReadApis, "reading APIs")?;
+    let api = find(&state, &caller, &key).await?;
     let deployments = state.store.deployments(&api.id).await?;
     let out = state
         .store
@@ -468,7 +531,7 @@ fn slugify_version(v: &str) -> String {
         .collect()
 }
 
-fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
+pub(crate) fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
     if v.len() > fields::MAX_IDENTIFIER {
         return Err(ApiError::bad_request(format!(
             "`{field}` is {} characters long; at most {} are allowed",

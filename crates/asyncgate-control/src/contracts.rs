@@ -1,13 +1,15 @@
 //! Contracts of an API: export what was imported, re-import a new version (with a diff
 //! that flags breaking changes), and the consumer contract the developer portal serves.
 
-use crate::apis::{find, load_contract};
+use crate::apis::{find, find_in, load_contract};
+use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{api_view, ApiView};
 use asyncgate_contract::consumer::{consumer_contract, Endpoint};
 use asyncgate_contract::ContractDiff;
+use asyncgate_core::Permission;
 use asyncgate_store::now;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -59,8 +61,13 @@ fn document(text: String, yaml: bool) -> Response {
 
 #[utoipa::path(get, path = "/api/v1/apis/{api}/contract", tag = "contracts", params(("api" = String, Path, description = "API id or identifier")),
     responses((status = 200, description = "The contract as imported")), security(("admin" = [])))]
-pub async fn export(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult<Response> {
-    let api = find(&state, &key).await?;
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Permission::ReadApis, "reading APIs")?;
+    let api = find(&state, &caller, &key).await?;
     let json = api.contract_source.trim_start().starts_with('{');
     Ok(document(api.contract_source, !json))
 }
@@ -69,10 +76,12 @@ pub async fn export(State(state): State<AppState>, Path(key): Path<String>) -> A
     request_body = ReimportRequest, responses((status = 200, body = ReimportResult), (status = 422, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn reimport(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Body(req): Body<ReimportRequest>,
 ) -> ApiResult<Json<ReimportResult>> {
-    let mut api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "re-importing contracts")?;
+    let mut api = find(&state, &caller, &key).await?;
     let (source, contract) = load_contract(
         &state,
         req.url.as_deref(),
@@ -93,7 +102,13 @@ pub async fn reimport(
     );
     state
         .store
-        .audit("admin", "api.reimport", &api.id, &detail)
+        .audit(
+            &caller.actor(),
+            "api.reimport",
+            &api.id,
+            Some(&api.id),
+            &detail,
+        )
         .await?;
     Ok(Json(ReimportResult {
         diff,
@@ -108,7 +123,7 @@ pub async fn consumer(
     Path(key): Path<String>,
     Query(q): Query<FormatQuery>,
 ) -> ApiResult<Response> {
-    let api = find(&state, &key).await?;
+    let api = find_in(&state, None, &key).await?;
     if !api.lifecycle.listed_in_portal() {
         return Err(ApiError::not_found(format!("no published API `{key}`")));
     }

@@ -2,12 +2,14 @@
 //! another environment, and undeploying.
 
 use crate::apis::find;
+use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{deployment_view, DeploymentView};
 use asyncgate_core::routes::{self, Routes};
 use asyncgate_core::AccessMode;
+use asyncgate_core::Permission;
 use asyncgate_store::{now, ApiRecord, Deployed, DeploymentRecord, RevisionRecord};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -118,6 +120,7 @@ async fn check_routes(
 
 async fn put(
     state: &AppState,
+    caller: &Caller,
     api: &ApiRecord,
     rev: &RevisionRecord,
     env: &str,
@@ -135,9 +138,10 @@ async fn put(
     state
         .store
         .audit(
-            "admin",
+            &caller.actor(),
             "api.deploy",
             &api.id,
+            Some(&api.id),
             &format!("revision {} to {env} ({mode})", rev.number),
         )
         .await?;
@@ -149,13 +153,23 @@ async fn put(
     request_body = DeployRequest, responses((status = 201, body = DeploymentView), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn deploy(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Body(req): Body<DeployRequest>,
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    caller.require(Permission::ManageApis, "deploying APIs")?;
     check_environment(&state, &req.environment)?;
-    let api = find(&state, &key).await?;
+    let api = find(&state, &caller, &key).await?;
     let rev = current_revision(&state, &api).await?;
-    let view = put(&state, &api, &rev, &req.environment, req.access_mode).await?;
+    let view = put(
+        &state,
+        &caller,
+        &api,
+        &rev,
+        &req.environment,
+        req.access_mode,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -163,9 +177,11 @@ pub async fn deploy(
     responses((status = 200, body = Vec<DeploymentView>)), security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Vec<DeploymentView>>> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ReadApis, "reading deployments")?;
+    let api = find(&state, &caller, &key).await?;
     Ok(Json(
         crate::views::api_view(&state, &api).await?.deployments,
     ))
@@ -175,9 +191,11 @@ pub async fn list(
     request_body = PromoteRequest, responses((status = 201, body = DeploymentView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn promote(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Body(req): Body<PromoteRequest>,
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    caller.require(Permission::ManageApis, "promoting APIs")?;
     check_environment(&state, &req.from)?;
     check_environment(&state, &req.to)?;
     if req.from == req.to {
@@ -185,13 +203,14 @@ pub async fn promote(
             "`from` and `to` are the same environment",
         ));
     }
-    let api = find(&state, &key).await?;
+    let api = find(&state, &caller, &key).await?;
     let Deployed {
         deployment: source,
         revision: rev,
     } = deployed_to(&state, &api, &req.from).await?;
     let view = put(
         &state,
+        &caller,
         &api,
         &rev,
         &req.to,
@@ -206,10 +225,12 @@ pub async fn promote(
     responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn undeploy(
     State(state): State<AppState>,
+    caller: Caller,
     Path((key, env)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    caller.require(Permission::ManageApis, "undeploying APIs")?;
     check_environment(&state, &env)?;
-    let api = find(&state, &key).await?;
+    let api = find(&state, &caller, &key).await?;
     if !state.store.remove_deployment(&api.id, &env).await? {
         return Err(ApiError::not_found(format!(
             "{} is not deployed to {env}",
@@ -218,7 +239,13 @@ pub async fn undeploy(
     }
     state
         .store
-        .audit("admin", "api.undeploy", &api.id, &env)
+        .audit(
+            &caller.actor(),
+            "api.undeploy",
+            &api.id,
+            Some(&api.id),
+            &env,
+        )
         .await?;
     state.publisher.publish(&state.store).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,8 +1,6 @@
-//! Environments (with their listener URLs) and the audit log.
+//! Environments, with their listener URLs.
 
-use crate::error::ApiResult;
 use crate::state::AppState;
-use asyncgate_store::AuditEntry;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -31,9 +29,4 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<EnvironmentView>> {
             })
             .collect(),
     )
-}
-
-#[utoipa::path(get, path = "/api/v1/audit", tag = "environments", responses((status = 200, body = Vec<Object>)), security(("admin" = [])))]
-pub async fn audit(State(state): State<AppState>) -> ApiResult<Json<Vec<AuditEntry>>> {
-    Ok(Json(state.store.audit_log(200).await?))
 }

@@ -73,6 +73,33 @@ pub const MAX_DESCRIPTION: usize = 10_000;
 /// Longest base path.
 pub const MAX_BASE_PATH: usize = 256;
 
+/// Longest email address (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// An email address, lower-cased: one `@` with text on both sides, a dot in the domain,
+/// no spaces or control characters. (Deliverability is not this check's business.)
+pub fn email(value: &str) -> ApiResult<String> {
+    let v = line(value, "email", MAX_EMAIL)?.to_ascii_lowercase();
+    let valid = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !v.contains(char::is_whitespace)
+        }
+        None => false,
+    };
+    if valid {
+        Ok(v)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "`{v}` is not an email address (name@example.com)"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

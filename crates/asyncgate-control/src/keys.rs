@@ -2,6 +2,7 @@
 //! hashed) and short-lived bearer tokens for the test console.
 
 use crate::apis::find;
+use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -9,6 +10,7 @@ use crate::views::{deployment_view, DeploymentView, KeyView};
 use asyncgate_core::credential::{
     generate_secret, hash_secret, new_id, AccessClaims, API_KEY_PREFIX, TOKEN_ISSUER,
 };
+use asyncgate_core::Permission;
 use asyncgate_store::{now, KeyRecord};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -48,9 +50,11 @@ pub struct TestToken {
     responses((status = 201, body = KeyCreated)), security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<(StatusCode, Json<KeyCreated>)> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "creating API keys")?;
+    let api = find(&state, &caller, &key).await?;
     let secret = generate_secret(API_KEY_PREFIX);
     let record = KeyRecord {
         id: new_id("key_"),
@@ -63,7 +67,13 @@ pub async fn create(
     state.store.insert_key(&record).await?;
     state
         .store
-        .audit("admin", "key.create", &api.id, &record.id)
+        .audit(
+            &caller.actor(),
+            "key.create",
+            &api.id,
+            Some(&api.id),
+            &record.id,
+        )
         .await?;
     state.publisher.publish(&state.store).await?;
     Ok((
@@ -81,9 +91,11 @@ pub async fn create(
     responses((status = 200, body = Vec<KeyView>)), security(("admin" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Vec<KeyView>>> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ReadApis, "reading API keys")?;
+    let api = find(&state, &caller, &key).await?;
     Ok(Json(
         state
             .store
@@ -100,9 +112,11 @@ pub async fn list(
     responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
+    caller: Caller,
     Path((key, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "revoking API keys")?;
+    let api = find(&state, &caller, &key).await?;
     if !state.store.revoke_key(&api.id, &key_id).await? {
         return Err(ApiError::not_found(format!(
             "no active key `{key_id}` for {}",
@@ -111,7 +125,13 @@ pub async fn revoke(
     }
     state
         .store
-        .audit("admin", "key.revoke", &api.id, &key_id)
+        .audit(
+            &caller.actor(),
+            "key.revoke",
+            &api.id,
+            Some(&api.id),
+            &key_id,
+        )
         .await?;
     state.publisher.publish(&state.store).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -121,10 +141,12 @@ pub async fn revoke(
     request_body = TestTokenRequest, responses((status = 201, body = TestToken), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn test_token(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Body(req): Body<TestTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<TestToken>)> {
-    let api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "minting test tokens")?;
+    let api = find(&state, &caller, &key).await?;
     let deployed = crate::deployments::deployed_to(&state, &api, &req.environment).await?;
     let (deployment, design) = (deployed.deployment, deployed.revision.design);
     let iat = SystemTime::now()
@@ -161,7 +183,13 @@ pub async fn test_token(
     })?;
     state
         .store
-        .audit("admin", "token.test", &api.id, &req.environment)
+        .audit(
+            &caller.actor(),
+            "token.test",
+            &api.id,
+            Some(&api.id),
+            &req.environment,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -2,6 +2,7 @@
 //! authentication, URL import, and publishing gateway snapshots built from the store.
 
 pub mod apis;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod contracts;
@@ -13,10 +14,14 @@ pub mod fields;
 pub mod keys;
 pub mod lifecycle;
 pub mod openapi;
+pub mod orgs;
+pub mod passwords;
 pub mod portal;
 pub mod publisher;
+pub mod sessions;
 pub mod state;
 pub mod upload;
+pub mod users;
 pub mod views;
 
 pub use error::ApiError;
@@ -29,8 +34,9 @@ use axum::Router;
 /// Path under which the management API lives.
 pub const API_PREFIX: &str = "/api/v1";
 
-/// The management API router: everything but the OpenAPI document, the health check and
-/// the developer portal's read-only listing requires an admin token.
+/// The management API router: everything but the OpenAPI document, the health check,
+/// signing in and the developer portal's read-only listing requires a token (see
+/// [`auth`]).
 pub fn router(state: AppState) -> Router {
     let managed = Router::new()
         .route("/apis", get(apis::list))
@@ -64,13 +70,31 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/apis/{api}/test-token", post(keys::test_token))
         .route("/environments", get(environments::list))
-        .route("/audit", get(environments::audit))
+        .route("/audit", get(audit::list))
+        .route("/organizations", get(orgs::list).post(orgs::create))
+        .route("/projects", get(orgs::projects))
+        .route("/users", get(users::list).post(users::add))
+        .route(
+            "/users/{user}",
+            axum::routing::patch(users::update).delete(users::remove),
+        )
+        .route("/me", get(sessions::me))
+        .route("/logout", post(sessions::logout))
+        .route(
+            "/tokens",
+            get(sessions::list_tokens).post(sessions::create_token),
+        )
+        .route(
+            "/tokens/{token}",
+            axum::routing::delete(sessions::revoke_token),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            auth::authenticate,
         ));
     let public = Router::new()
         .route("/openapi.json", get(openapi::document))
+        .route("/login", post(sessions::login))
         .route("/portal/apis", get(portal::list))
         .route("/portal/apis/{api}", get(portal::show))
         .route("/portal/apis/{api}/contract", get(contracts::consumer));

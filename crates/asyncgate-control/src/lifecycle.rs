@@ -1,10 +1,12 @@
 //! The Lifecycle page: current state, allowed actions, and changing state.
 
 use crate::apis::find;
+use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{api_view, ApiView};
+use asyncgate_core::Permission;
 use asyncgate_core::{LifecycleAction, LifecycleState};
 use asyncgate_store::now;
 use axum::extract::{Path, State};
@@ -41,19 +43,23 @@ fn view(s: LifecycleState) -> LifecycleView {
     responses((status = 200, body = LifecycleView)), security(("admin" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<Json<LifecycleView>> {
-    Ok(Json(view(find(&state, &key).await?.lifecycle)))
+    caller.require(Permission::ReadApis, "reading APIs")?;
+    Ok(Json(view(find(&state, &caller, &key).await?.lifecycle)))
 }
 
 #[utoipa::path(post, path = "/api/v1/apis/{api}/lifecycle", tag = "lifecycle", params(("api" = String, Path, description = "API id or identifier")),
     request_body = LifecycleRequest, responses((status = 200, body = ApiView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn change(
     State(state): State<AppState>,
+    caller: Caller,
     Path(key): Path<String>,
     Body(req): Body<LifecycleRequest>,
 ) -> ApiResult<Json<ApiView>> {
-    let mut api = find(&state, &key).await?;
+    caller.require(Permission::ManageApis, "changing the lifecycle")?;
+    let mut api = find(&state, &caller, &key).await?;
     let next = api
         .lifecycle
         .apply(req.action)
@@ -78,9 +84,10 @@ pub async fn change(
     state
         .store
         .audit(
-            "admin",
+            &caller.actor(),
             "api.lifecycle",
             &api.id,
+            Some(&api.id),
             &format!("{from} -> {next}"),
         )
         .await?;

@@ -14,7 +14,11 @@ use utoipa::{Modify, OpenApi};
         crate::keys::create, crate::keys::list, crate::keys::revoke, crate::keys::test_token,
         crate::contracts::export, crate::contracts::reimport, crate::contracts::consumer,
         crate::portal::list, crate::portal::show,
-        crate::environments::list, crate::environments::audit,
+        crate::environments::list, crate::audit::list,
+        crate::orgs::create, crate::orgs::list, crate::orgs::projects,
+        crate::users::add, crate::users::list, crate::users::update, crate::users::remove,
+        crate::sessions::login, crate::sessions::logout, crate::sessions::me,
+        crate::sessions::create_token, crate::sessions::list_tokens, crate::sessions::revoke_token,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&AdminAuth),
@@ -31,7 +35,7 @@ impl Modify for AdminAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("Admin token from <data-dir>/admin-token"))
+                    .description(Some("The admin token (<data-dir>/admin-token), a session token from /api/v1/login, or a personal access token"))
                     .build(),
             ),
         );

@@ -1,12 +1,12 @@
 //! The developer portal's read-only listing: published (and deprecated) APIs with the
 //! URLs consumers connect to. Readable without an admin token.
 
-use crate::apis::find;
+use crate::apis::find_in;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{api_view, ChannelView, DeploymentView};
 use asyncgate_core::AccessMode;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -43,10 +43,33 @@ async fn portal_view(state: &AppState, api: &asyncgate_store::ApiRecord) -> ApiR
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/portal/apis", tag = "portal", responses((status = 200, body = Vec<PortalApi>)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<PortalApi>>> {
+/// Which organization's catalogue to list.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PortalQuery {
+    /// Organization id or handle; every organization's published APIs when omitted.
+    pub org: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/portal/apis", tag = "portal", params(PortalQuery), responses((status = 200, body = Vec<PortalApi>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<PortalQuery>,
+) -> ApiResult<Json<Vec<PortalApi>>> {
+    let org_id = match &q.org {
+        Some(key) => Some(
+            state
+                .store
+                .org(key)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no organization `{key}`")))?
+                .id,
+        ),
+        None => None,
+    };
     let mut out = Vec::new();
-    for api in state.store.apis().await? {
+    for api in state.store.apis(org_id.as_deref()).await? {
         if api.lifecycle.listed_in_portal() {
             out.push(portal_view(&state, &api).await?);
         }
@@ -60,7 +83,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<PortalApi>> {
-    let api = find(&state, &key).await?;
+    let api = find_in(&state, None, &key).await?;
     if !api.lifecycle.listed_in_portal() {
         return Err(ApiError::not_found(format!("no published API `{key}`")));
     }

@@ -90,7 +90,7 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
     // Per environment, the routes already taken: a deployment that would answer a path
     // another one answers is left out (deploy refuses it; this guards the snapshot).
     let mut taken: HashMap<String, Vec<(String, String, Vec<String>)>> = HashMap::new();
-    for api in store.apis().await? {
+    for api in store.apis(None).await? {
         let Some(deployed) = by_api.remove(&api.id) else {
             continue;
         };

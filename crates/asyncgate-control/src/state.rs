@@ -49,6 +49,8 @@ pub struct ControlConfig {
     pub default_project: String,
     /// Lifetime of test-console tokens.
     pub test_token_ttl: Duration,
+    /// Lifetime of a signed-in session.
+    pub session_ttl: Duration,
 }
 
 #[derive(Clone)]
@@ -58,6 +60,22 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     /// SHA-256 of the admin token, read once at start.
     pub admin_token_hash: Arc<str>,
+    /// Sign-in attempts per client address.
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+/// Sign-in attempts allowed per client address: [`LOGIN_ATTEMPTS_PER_MINUTE`], in bursts.
+pub type LoginLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// Sign-in attempts one address may make per minute.
+pub const LOGIN_ATTEMPTS_PER_MINUTE: u32 = 20;
+
+/// A fresh limiter of sign-in attempts.
+pub fn login_limiter() -> Arc<LoginLimiter> {
+    let quota = governor::Quota::per_minute(
+        std::num::NonZeroU32::new(LOGIN_ATTEMPTS_PER_MINUTE).expect("non-zero"),
+    );
+    Arc::new(governor::RateLimiter::keyed(quota))
 }
 
 impl AppState {

@@ -2,6 +2,7 @@
 //!
 //! The gateway depends on this crate only; nothing here touches the store or HTTP.
 
+pub mod access;
 pub mod credential;
 pub mod domain;
 pub mod lifecycle;
@@ -9,6 +10,7 @@ pub mod limits;
 pub mod routes;
 pub mod snapshot;
 
+pub use access::{OnExcess, Permission, PlanLimits, Role};
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::ApiLimits;

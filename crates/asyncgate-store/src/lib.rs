@@ -3,10 +3,19 @@
 //! Every write is one statement or one transaction, so a failed request leaves what was
 //! stored before it untouched. The gateway never reads this crate.
 
+mod access;
+mod consumers;
 mod records;
 
+pub use access::{
+    Member, OrgRecord, ProjectRecord, TokenKind, UserRecord, UserTokenRecord, DEFAULT_ORG_ID,
+};
+pub use consumers::{
+    AppKeyRecord, AppRecord, ConsumerState, PlanRecord, SigningKeyRecord, SubscriptionRecord,
+};
 pub use records::{
-    ApiDesign, ApiRecord, AuditEntry, Deployed, DeploymentRecord, KeyRecord, RevisionRecord,
+    Actor, ApiDesign, ApiRecord, AuditEntry, AuditFilter, Deployed, DeploymentRecord, KeyRecord,
+    RevisionRecord,
 };
 
 use asyncgate_core::{AccessMode, LifecycleState};
@@ -122,10 +131,11 @@ impl Store {
 
     pub async fn insert_api(&self, api: &ApiRecord) -> Result<()> {
         let done = sqlx::query(
-            "INSERT INTO apis (id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO apis (id, org_id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&api.id)
+        .bind(&api.org_id)
         .bind(&api.project)
         .bind(&api.design.identifier)
         .bind(&api.design.base_path)
@@ -168,24 +178,29 @@ impl Store {
         Ok(())
     }
 
-    /// Find an API by id, or by identifier (within any project).
-    /// The APIs `key` may name: the one with that id, or every one with that identifier,
-    /// or the one at `project/identifier`. The caller decides what several mean.
-    pub async fn apis_named(&self, key: &str) -> Result<Vec<ApiRecord>> {
+    /// The APIs of an organization (or of any, `None`) `key` may name: the one with that
+    /// id, or every one with that identifier, or the one at `project/identifier`. The
+    /// caller decides what several mean.
+    pub async fn apis_named(&self, org_id: Option<&str>, key: &str) -> Result<Vec<ApiRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM apis WHERE id = ?1 OR identifier = ?1 OR project || '/' || identifier = ?1 \
+            "SELECT * FROM apis WHERE (?2 IS NULL OR org_id = ?2) AND (id = ?1 OR identifier = ?1 OR project || '/' || identifier = ?1) \
              ORDER BY id = ?1 DESC, project",
         )
         .bind(key)
+        .bind(org_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(api_from_row).collect()
     }
 
-    pub async fn apis(&self) -> Result<Vec<ApiRecord>> {
-        let rows = sqlx::query("SELECT * FROM apis ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
+    /// The APIs of one organization, or of every one (`None`).
+    pub async fn apis(&self, org_id: Option<&str>) -> Result<Vec<ApiRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM apis WHERE ?1 IS NULL OR org_id = ?1 ORDER BY created_at, id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(api_from_row).collect()
     }
 
@@ -344,38 +359,54 @@ impl Store {
 
     // ---- audit ------------------------------------------------------------------------
 
+    /// Record what `actor` did. `api_id` names the API the action concerned, if one did,
+    /// so that the log can be filtered by API.
     pub async fn audit(
         &self,
-        actor: &str,
+        actor: &Actor,
         action: &str,
         subject: &str,
+        api_id: Option<&str>,
         detail: &str,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, org_id, actor, origin, action, subject, api_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(now())
-        .bind(actor)
+        .bind(&actor.org_id)
+        .bind(&actor.who)
+        .bind(&actor.origin)
         .bind(action)
         .bind(subject)
+        .bind(api_id)
         .bind(detail)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
+    /// An organization's audit log, newest first.
+    pub async fn audit_log(&self, org_id: &str, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_log WHERE org_id = ?1 AND (?2 IS NULL OR api_id = ?2) \
+             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(org_id)
+        .bind(&filter.api_id)
+        .bind(&filter.actor)
+        .bind(&filter.since)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| AuditEntry {
                 at: r.get("at"),
                 actor: r.get("actor"),
+                origin: r.get("origin"),
                 action: r.get("action"),
                 subject: r.get("subject"),
+                api_id: r.get("api_id"),
                 detail: r.get("detail"),
             })
             .collect())
@@ -390,7 +421,7 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -398,6 +429,7 @@ fn api_from_row(r: &SqliteRow) -> Result<ApiRecord> {
     let lifecycle: String = r.get("lifecycle");
     Ok(ApiRecord {
         id: r.get("id"),
+        org_id: r.get("org_id"),
         project: r.get("project"),
         lifecycle: LifecycleState::from_str(&lifecycle).map_err(StoreError::Corrupt)?,
         display_name: r.get("display_name"),
@@ -451,6 +483,7 @@ mod tests {
         let contract = asyncgate_contract::parse(CONTRACT, &Default::default()).unwrap();
         ApiRecord {
             id: "api_1".into(),
+            org_id: DEFAULT_ORG_ID.into(),
             project: "default".into(),
             lifecycle: LifecycleState::Created,
             display_name: None,
@@ -494,5 +527,65 @@ mod tests {
         let mut reimported = api.clone();
         reimported.contract_source.push_str("# new\n");
         assert!(!rev.freezes(&reimported));
+    }
+
+    #[tokio::test]
+    async fn a_token_works_until_it_expires_is_revoked_or_its_user_is_blocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let user = UserRecord {
+            id: "usr_1".into(),
+            email: "Ann@Example.org".into(),
+            password_hash: "$argon2id$x".into(),
+            created_at: now(),
+            blocked_at: None,
+        };
+        store
+            .add_member(&user, DEFAULT_ORG_ID, asyncgate_core::Role::Publisher)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .add_member(&user, DEFAULT_ORG_ID, asyncgate_core::Role::Admin)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            store
+                .user_by_email("ann@example.org")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "usr_1"
+        );
+        let token = UserTokenRecord {
+            id: "tok_1".into(),
+            user_id: "usr_1".into(),
+            kind: TokenKind::Session,
+            name: "session".into(),
+            hash: "h1".into(),
+            hint: "ags_abcd".into(),
+            created_at: now(),
+            expires_at: Some(1_000),
+            revoked_at: None,
+        };
+        store.insert_user_token(&token).await.unwrap();
+        assert!(store.user_of_token("h1", 999).await.unwrap().is_some());
+        assert!(
+            store.user_of_token("h1", 1_000).await.unwrap().is_none(),
+            "expired"
+        );
+        store.set_user_blocked("usr_1", true).await.unwrap();
+        assert!(
+            store.user_of_token("h1", 999).await.unwrap().is_none(),
+            "blocked"
+        );
+        store.set_user_blocked("usr_1", false).await.unwrap();
+        assert!(store.revoke_user_token("usr_1", "tok_1").await.unwrap());
+        assert!(
+            store.user_of_token("h1", 999).await.unwrap().is_none(),
+            "revoked"
+        );
     }
 }

@@ -69,6 +69,8 @@ impl ApiDesign {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRecord {
     pub id: String,
+    /// The organization the API belongs to.
+    pub org_id: String,
     pub project: String,
     pub lifecycle: LifecycleState,
     /// Name shown in the developer portal (set when publishing).
@@ -123,13 +125,39 @@ pub struct KeyRecord {
     pub revoked_at: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Who did something, in which organization, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub org_id: String,
+    /// The user's email, or `operator` for the admin token.
+    pub who: String,
+    /// The client's address.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub at: String,
+    /// Who: a user's email, or `operator` for the admin token.
     pub actor: String,
+    /// From where: the client's address.
+    pub origin: String,
     pub action: String,
     pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
     pub detail: String,
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub api_id: Option<String>,
+    pub actor: Option<String>,
+    /// RFC 3339; entries at or after it.
+    pub since: Option<String>,
+    pub limit: u32,
 }
 
 /// A deployment and the revision it serves.

@@ -61,6 +61,70 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Organizations: create and list.
+    Org {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Members of an organization and their roles.
+    User {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Sign in as a user; later commands use the session until `asyncgate logout`.
+    Login {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// End the session of `asyncgate login`.
+    Logout {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Who the CLI acts as, and in which organizations.
+    Whoami {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Personal access tokens, for automation.
+    Token {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The organization's audit log: who did what, when, from where.
+    Audit {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Only entries about this API (id or identifier).
+        #[arg(long)]
+        api: Option<String>,
+        /// Only entries by this user (email, or `operator`).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many entries.
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// A terminal WebSocket client: send input lines, print what arrives.
     Connect {
         /// ws:// or wss:// URL.
@@ -74,6 +138,87 @@ pub enum Command {
         #[command(flatten)]
         console: ConsoleArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization (with its default project and plans).
+    Create {
+        /// A unique name, for example "Stark Industries".
+        name: String,
+        /// URL-safe handle (default: derived from the name).
+        #[arg(long)]
+        handle: Option<String>,
+        /// First admin's email (admin token only; a signed-in user becomes the admin).
+        #[arg(long, requires = "admin_password_stdin")]
+        admin_email: Option<String>,
+        /// Read the first admin's password from standard input.
+        #[arg(long, requires = "admin_email")]
+        admin_password_stdin: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Organizations you are a member of (all of them, for the admin token).
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user to the organization (--org) with a role; a new user needs a password.
+    Add {
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: asyncgate_core::Role,
+        /// Read the new user's password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Members of the organization and their roles.
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Give a member another role.
+    Role {
+        email: String,
+        #[arg(value_parser = parse_role)]
+        role: asyncgate_core::Role,
+    },
+    /// Block a user: no sign-in, tokens refused, their applications' connections closed.
+    Block { email: String },
+    /// Unblock a user.
+    Unblock { email: String },
+    /// Remove a member from the organization.
+    Remove { email: String },
+}
+
+fn parse_role(s: &str) -> Result<asyncgate_core::Role, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a personal access token (shown once).
+    Create {
+        name: String,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Your personal access tokens (never the tokens themselves).
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Revoke a personal access token by id.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,9 +293,14 @@ pub struct ConnArgs {
     /// Management API URL (default: from endpoints.json).
     #[arg(long, env = "ASYNCGATE_SERVER", global = true)]
     pub server: Option<String>,
-    /// Admin token (default: from <data-dir>/admin-token).
+    /// Token: a personal access token, or the admin token (default: the session of
+    /// `asyncgate login`, else <data-dir>/admin-token).
     #[arg(long, env = "ASYNCGATE_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// Organization to act in (handle or id; default: your only one, or for the admin
+    /// token the default organization).
+    #[arg(long, env = "ASYNCGATE_ORG", global = true)]
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

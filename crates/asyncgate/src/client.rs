@@ -1,16 +1,22 @@
 //! The CLI's client of the management REST API. It finds the server and the admin token
 //! in the data folder unless told otherwise.
 
+use crate::cli::ConnArgs;
 use crate::endpoints::{Endpoints, ADMIN_TOKEN_FILE};
 use anyhow::{anyhow, Context};
 use reqwest::Method;
 use serde_json::Value;
-use std::path::Path;
+
+/// File in the data folder holding the session of `asyncgate login` (readable by its
+/// owner only); used before the admin token when no token is given.
+pub const SESSION_FILE: &str = "cli-session";
 
 #[derive(Clone)]
 pub struct Client {
     base: String,
     token: String,
+    /// The organization requests act in (`--org`), sent as `X-Asyncgate-Org`.
+    org: Option<String>,
     http: reqwest::Client,
 }
 
@@ -19,37 +25,76 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token: token.trim().to_string(),
+            org: None,
             http: reqwest::Client::new(),
         }
     }
 
-    /// `server` and `token` when given; otherwise what `<data_dir>` says.
-    pub fn discover(
-        data_dir: &Path,
-        server: Option<&str>,
-        token: Option<&str>,
-    ) -> anyhow::Result<Client> {
-        let base = match server {
-            Some(s) => s.to_string(),
-            None => Endpoints::read(data_dir)?.management,
+    /// Act in this organization (id or handle).
+    pub fn in_org(mut self, org: Option<&str>) -> Client {
+        self.org = org.map(str::to_string);
+        self
+    }
+
+    /// The client `conn` describes: its server, else the one in the data folder; its
+    /// token, else the session of `asyncgate login`, else the admin token.
+    pub fn discover(conn: &ConnArgs) -> anyhow::Result<Client> {
+        let data_dir = conn.data_dir.as_path();
+        let server = Self::server(conn)?;
+        let token = match &conn.token {
+            Some(t) => t.clone(),
+            None => match std::fs::read_to_string(data_dir.join(SESSION_FILE)) {
+                Ok(session) => session,
+                Err(_) => {
+                    let path = data_dir.join(ADMIN_TOKEN_FILE);
+                    std::fs::read_to_string(&path).with_context(|| {
+                        format!(
+                            "not signed in and no admin token: cannot read {} (run `asyncgate login`, pass --token or set ASYNCGATE_TOKEN)",
+                            path.display()
+                        )
+                    })?
+                }
+            },
         };
-        let token = match token {
-            Some(t) => t.to_string(),
-            None => {
-                let path = data_dir.join(ADMIN_TOKEN_FILE);
-                std::fs::read_to_string(&path).with_context(|| {
-                    format!(
-                        "no admin token: cannot read {} (pass --token or set ASYNCGATE_TOKEN)",
-                        path.display()
-                    )
-                })?
-            }
-        };
-        Ok(Client::new(&base, &token))
+        Ok(Client::new(&server, &token).in_org(conn.org.as_deref()))
+    }
+
+    /// The management URL `conn` names, else the one in the data folder.
+    pub fn server(conn: &ConnArgs) -> anyhow::Result<String> {
+        Ok(match &conn.server {
+            Some(s) => s.clone(),
+            None => Endpoints::read(&conn.data_dir)?.management,
+        })
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Send a request; the answer's status and text, whatever they are.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}{}{}", self.base, asyncgate_control::API_PREFIX, path);
+        let mut req = self.http.request(method, &url);
+        if !self.token.is_empty() {
+            req = req.bearer_auth(&self.token);
+        }
+        if let Some(org) = &self.org {
+            req = req.header(asyncgate_control::auth::ORG_HEADER, org);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the management API at {}", self.base))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.unwrap_or_default()))
     }
 
     /// Send a request; the answer's text when it succeeded, the problem otherwise.
@@ -59,21 +104,11 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<String> {
-        let url = format!("{}{}{}", self.base, asyncgate_control::API_PREFIX, path);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the management API at {}", self.base))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if status.is_success() {
+        let (status, text) = self.exchange(method, path, body).await?;
+        if (200..300).contains(&status) {
             Ok(text)
         } else {
-            Err(anyhow!(describe_problem(status.as_u16(), &text)))
+            Err(anyhow!(describe_problem(status, &text)))
         }
     }
 

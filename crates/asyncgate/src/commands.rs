@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// Print `value` as JSON, or as the text `text` makes of it.
-fn print<T: Serialize>(output: Output, value: &T, text: impl FnOnce(&T) -> String) {
+pub fn print<T: Serialize>(output: Output, value: &T, text: impl FnOnce(&T) -> String) {
     match output {
         Output::Json => println!(
             "{}",
@@ -99,11 +99,7 @@ fn access(text: &str) -> anyhow::Result<AccessMode> {
 }
 
 pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()> {
-    let client = Client::discover(
-        &conn.data_dir,
-        conn.server.as_deref(),
-        conn.token.as_deref(),
-    )?;
+    let client = Client::discover(conn)?;
     let c = &client;
     match command {
         ApiCommand::Import {
@@ -404,11 +400,7 @@ async fn key(c: &Client, command: KeyCommand) -> anyhow::Result<()> {
 }
 
 pub async fn run_env(conn: &ConnArgs, output: Output) -> anyhow::Result<()> {
-    let client = Client::discover(
-        &conn.data_dir,
-        conn.server.as_deref(),
-        conn.token.as_deref(),
-    )?;
+    let client = Client::discover(conn)?;
     let v: Vec<EnvironmentView> = client.get_as("/environments").await?;
     print(output, &v, |v| {
         v.iter()

@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub gateway: GatewayConfig,
     pub default_project: String,
     pub test_token_ttl: Duration,
+    /// Lifetime of a signed-in session (`session_ttl_seconds`, default 12 hours).
+    pub session_ttl: Duration,
     /// How long live connections get to close on shutdown.
     pub drain: Duration,
 }
@@ -64,6 +66,7 @@ impl ServeConfig {
             gateway: GatewayConfig::default(),
             default_project: "default".into(),
             test_token_ttl: Duration::from_secs(900),
+            session_ttl: Duration::from_secs(12 * 3600),
             drain: Duration::from_secs(10),
         }
     }
@@ -182,6 +185,9 @@ impl ServeConfig {
         if let Some(v) = file.test_token_ttl_seconds {
             self.test_token_ttl = Duration::from_secs(v);
         }
+        if let Some(v) = file.session_ttl_seconds {
+            self.session_ttl = Duration::from_secs(v);
+        }
         Ok(())
     }
 
@@ -261,6 +267,7 @@ struct FileConfig {
     import: Option<ImportFile>,
     gateway: Option<GatewayFile>,
     test_token_ttl_seconds: Option<u64>,
+    session_ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

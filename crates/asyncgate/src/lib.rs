@@ -2,6 +2,7 @@
 //! the command-line client, the terminal test console, the sample chat backend and the
 //! guided demo.
 
+pub mod access_cmd;
 pub mod chat_backend;
 pub mod cli;
 pub mod client;

@@ -1,9 +1,9 @@
 //! `asyncgate`: parse the command line, run the command, turn errors into exit codes.
 
 use asyncgate::cli::{self, Cli, Command};
-use asyncgate::commands;
 use asyncgate::config::{ConfigError, EXIT_CONFIG};
 use asyncgate::platform::Platform;
+use asyncgate::{access_cmd, commands};
 use clap::Parser;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -68,6 +68,33 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         Command::Demo(demo) => asyncgate::demo::run(demo).await,
         Command::Api { conn, command } => commands::run_api(&conn, command).await,
         Command::Env { conn, output } => commands::run_env(&conn, output).await,
+        Command::Org { conn, command } => access_cmd::run_org(&conn, command).await,
+        Command::User { conn, command } => access_cmd::run_user(&conn, command).await,
+        Command::Login {
+            conn,
+            email,
+            password_stdin: _,
+            output,
+        } => access_cmd::login(&conn, email, output).await,
+        Command::Logout { conn } => access_cmd::logout(&conn).await,
+        Command::Whoami { conn, output } => access_cmd::whoami(&conn, output).await,
+        Command::Token { conn, command } => access_cmd::run_token(&conn, command).await,
+        Command::Audit {
+            conn,
+            api,
+            user,
+            since,
+            limit,
+            output,
+        } => {
+            let args = access_cmd::AuditArgs {
+                api,
+                user,
+                since,
+                limit,
+            };
+            access_cmd::audit(&conn, args, output).await
+        }
         Command::Contract {
             command:
                 cli::ContractCommand::Validate {

@@ -72,6 +72,9 @@ impl Platform {
                 hash
             }
         };
+        store
+            .ensure_default_plans(asyncgate_store::DEFAULT_ORG_ID)
+            .await?;
         let token_secret = store
             .meta_or_insert(TOKEN_SECRET_KEY, || generate_secret(""))
             .await?;
@@ -139,20 +142,25 @@ impl Platform {
                 import: config.import.clone(),
                 default_project: config.default_project.clone(),
                 test_token_ttl: config.test_token_ttl,
+                session_ttl: config.session_ttl,
             }),
             publisher,
             admin_token_hash: admin_hash.into(),
+            login_limiter: asyncgate_control::state::login_limiter(),
         };
         let management_url = format!("http://{}", management.local_addr()?);
         {
             let router = asyncgate_control::router(state);
             let mut stop = shutdown_rx.clone();
             tasks.spawn(async move {
-                let served = axum::serve(management, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.changed().await;
-                    })
-                    .await;
+                let served = axum::serve(
+                    management,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "management API stopped");
                 }
@@ -265,7 +273,7 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::io::Write;

@@ -1,0 +1,335 @@
+//! Signing in and out, who am I, and personal access tokens. Tokens are random secrets
+//! shown once and stored as hashes; sessions expire, personal tokens when asked to.
+
+use crate::auth::{unix_now, Authenticated, ClientIp, Principal};
+use crate::body::Body;
+use crate::error::{ApiError, ApiResult};
+use crate::passwords;
+use crate::state::AppState;
+use asyncgate_core::credential::{generate_secret, hash_secret, new_id};
+use asyncgate_store::{now, TokenKind, UserRecord, UserTokenRecord};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Prefix of session tokens.
+pub const SESSION_PREFIX: &str = "ags_";
+/// Prefix of personal access tokens.
+pub const PERSONAL_PREFIX: &str = "agp_";
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Bearer token of the session; shown only in this response.
+    pub token: String,
+    /// Unix time (seconds) the session ends.
+    pub expires_at: i64,
+    pub me: Me,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub org_id: String,
+    pub handle: String,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub role: asyncgate_core::Role,
+}
+
+/// Who the caller is and where they belong.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// The user's id, or `operator` for the admin token.
+    pub id: String,
+    /// The user's email; absent for the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub organizations: Vec<Membership>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRequest {
+    /// What the token is for, to recognise it in the list.
+    pub name: String,
+    /// Days until it expires; never when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCreated {
+    pub id: String,
+    /// The token itself; shown only in this response.
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// A personal access token as listed: never the token, only its first characters.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// Make a token for `user`: the record kept and the secret shown once.
+fn mint(
+    user: &UserRecord,
+    kind: TokenKind,
+    name: &str,
+    ttl_seconds: Option<i64>,
+) -> (UserTokenRecord, String) {
+    let prefix = match kind {
+        TokenKind::Session => SESSION_PREFIX,
+        TokenKind::Personal => PERSONAL_PREFIX,
+    };
+    let secret = generate_secret(prefix);
+    let record = UserTokenRecord {
+        id: new_id("tok_"),
+        user_id: user.id.clone(),
+        kind,
+        name: name.to_string(),
+        hash: hash_secret(&secret),
+        hint: secret[..prefix.len() + 4].to_string(),
+        created_at: now(),
+        expires_at: ttl_seconds.map(|t| unix_now() + t),
+        revoked_at: None,
+    };
+    (record, secret)
+}
+
+async fn me_of(state: &AppState, auth: &Authenticated) -> ApiResult<Me> {
+    Ok(match &auth.principal {
+        Principal::Operator => Me {
+            id: "operator".into(),
+            email: None,
+            organizations: state
+                .store
+                .orgs()
+                .await?
+                .into_iter()
+                .map(|o| Membership {
+                    org_id: o.id,
+                    handle: o.handle,
+                    name: o.name,
+                    role: asyncgate_core::Role::Admin,
+                })
+                .collect(),
+        },
+        Principal::User(u) => Me {
+            id: u.id.clone(),
+            email: Some(u.email.clone()),
+            organizations: state
+                .store
+                .memberships(&u.id)
+                .await?
+                .into_iter()
+                .map(|(o, role)| Membership {
+                    org_id: o.id,
+                    handle: o.handle,
+                    name: o.name,
+                    role,
+                })
+                .collect(),
+        },
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/login", tag = "users", request_body = LoginRequest,
+    responses((status = 201, body = Session), (status = 401, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(origin): ClientIp,
+    Body(req): Body<LoginRequest>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    if let Some(ip) = origin {
+        if state.login_limiter.check_key(&ip).is_err() {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many sign-in attempts from this address; wait a minute",
+            ));
+        }
+    }
+    let user = state.store.user_by_email(req.email.trim()).await?;
+    let matched = passwords::verify(
+        &req.password,
+        user.as_ref().map(|u| u.password_hash.as_str()),
+    )
+    .await;
+    let who = req.email.trim().to_ascii_lowercase();
+    let origin = origin.map(|ip| ip.to_string()).unwrap_or_default();
+    let user = match user {
+        Some(u) if matched && u.blocked_at.is_none() => u,
+        found => {
+            // Recorded in each organization of a known user; the password never is.
+            if let Some(u) = found {
+                for (org, _) in state.store.memberships(&u.id).await? {
+                    let actor = asyncgate_store::Actor {
+                        org_id: org.id,
+                        who: who.clone(),
+                        origin: origin.clone(),
+                    };
+                    state
+                        .store
+                        .audit(&actor, "user.login_failed", &u.id, None, "")
+                        .await?;
+                }
+            }
+            tracing::info!(%origin, "sign-in refused");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong email or password (or the user is blocked)",
+            ));
+        }
+    };
+    let ttl = state.config.session_ttl.as_secs() as i64;
+    let (record, token) = mint(&user, TokenKind::Session, "session", Some(ttl));
+    state.store.insert_user_token(&record).await?;
+    let auth = Authenticated {
+        principal: Principal::User(user.clone()),
+        origin,
+    };
+    let me = me_of(&state, &auth).await?;
+    for m in &me.organizations {
+        state
+            .store
+            .audit(&auth.actor(&m.org_id), "user.login", &user.id, None, "")
+            .await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(Session {
+            token,
+            expires_at: record.expires_at.unwrap_or_default(),
+            me,
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/logout", tag = "users", responses((status = 204)), security(("admin" = [])))]
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<StatusCode> {
+    if let (Some(user), Some(token)) = (auth.user(), crate::auth::bearer(&headers)) {
+        if let Some((_, t)) = state
+            .store
+            .user_of_token(&hash_secret(token), unix_now())
+            .await?
+        {
+            state.store.revoke_user_token(&user.id, &t.id).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "users", responses((status = 200, body = Me)), security(("admin" = [])))]
+pub async fn me(State(state): State<AppState>, auth: Authenticated) -> ApiResult<Json<Me>> {
+    Ok(Json(me_of(&state, &auth).await?))
+}
+
+fn user_only(auth: &Authenticated) -> ApiResult<&UserRecord> {
+    auth.user().ok_or_else(|| {
+        ApiError::bad_request("the operator has no personal tokens: the admin token is the operator's; add a user and sign in as them")
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "users", request_body = TokenRequest,
+    responses((status = 201, body = TokenCreated)), security(("admin" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Body(req): Body<TokenRequest>,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+    let user = user_only(&auth)?;
+    let name = crate::fields::line(&req.name, "name", crate::fields::MAX_NAME)?;
+    let ttl = req.expires_in_days.map(|d| i64::from(d) * 86_400);
+    let (record, token) = mint(user, TokenKind::Personal, &name, ttl);
+    state.store.insert_user_token(&record).await?;
+    for (org, _) in state.store.memberships(&user.id).await? {
+        state
+            .store
+            .audit(
+                &auth.actor(&org.id),
+                "token.create",
+                &record.id,
+                None,
+                &name,
+            )
+            .await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            id: record.id,
+            token,
+            expires_at: record.expires_at,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "users", responses((status = 200, body = Vec<TokenView>)), security(("admin" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    let user = user_only(&auth)?;
+    Ok(Json(
+        state
+            .store
+            .personal_tokens(&user.id)
+            .await?
+            .into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                name: t.name,
+                hint: t.hint,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                revoked: t.revoked_at.is_some(),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{token}", tag = "users", params(("token" = String, Path, description = "token id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let user = user_only(&auth)?;
+    if !state.store.revoke_user_token(&user.id, &id).await? {
+        return Err(ApiError::not_found(format!(
+            "no active token `{id}` of yours"
+        )));
+    }
+    for (org, _) in state.store.memberships(&user.id).await? {
+        state
+            .store
+            .audit(&auth.actor(&org.id), "token.revoke", &id, None, "")
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
