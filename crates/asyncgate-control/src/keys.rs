@@ -8,14 +8,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::{deployment_view, DeploymentView, KeyView};
 use asyncgate_core::credential::{
-    generate_secret, hash_secret, new_id, AccessClaims, API_KEY_PREFIX, TOKEN_ISSUER,
+    generate_secret, hash_secret, new_id, AccessClaims, API_KEY_PREFIX,
 };
 use asyncgate_core::Permission;
 use asyncgate_store::{now, KeyRecord};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 use utoipa::ToSchema;
@@ -155,32 +154,17 @@ pub async fn test_token(
         .unwrap_or(0);
     let exp = iat + state.config.test_token_ttl.as_secs();
     let claims = AccessClaims {
-        iss: TOKEN_ISSUER.into(),
-        sub: "test-console".into(),
+        iss: state.publisher.issuer().to_string(),
+        sub: format!("test-console:{}", caller.auth.who()),
         aud: api.id.clone(),
+        client_id: None,
+        scope: None,
+        jti: Some(new_id("jti_")),
         env: Some(req.environment.clone()),
         iat,
         exp,
     };
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(state.publisher.current().token_secret.as_bytes())
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("token secret unreadable: {e}"),
-            )
-        })?;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(&secret),
-    )
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("signing the token failed: {e}"),
-        )
-    })?;
+    let token = crate::signing::sign(&state.store, &claims).await?;
     state
         .store
         .audit(

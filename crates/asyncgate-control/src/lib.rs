@@ -2,6 +2,7 @@
 //! authentication, URL import, and publishing gateway snapshots built from the store.
 
 pub mod apis;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -13,12 +14,14 @@ pub mod fetch;
 pub mod fields;
 pub mod keys;
 pub mod lifecycle;
+pub mod oauth2;
 pub mod openapi;
 pub mod orgs;
 pub mod passwords;
 pub mod portal;
 pub mod publisher;
 pub mod sessions;
+pub mod signing;
 pub mod state;
 pub mod upload;
 pub mod users;
@@ -78,6 +81,38 @@ pub fn router(state: AppState) -> Router {
             "/users/{user}",
             axum::routing::patch(users::update).delete(users::remove),
         )
+        .route(
+            "/applications",
+            get(applications::list).post(applications::create),
+        )
+        .route(
+            "/applications/{app}",
+            get(applications::show)
+                .patch(applications::update)
+                .delete(applications::delete),
+        )
+        .route(
+            "/applications/{app}/secret",
+            post(applications::regenerate_secret),
+        )
+        .route(
+            "/applications/{app}/subscriptions",
+            post(applications::subscribe),
+        )
+        .route(
+            "/applications/{app}/subscriptions/{api}",
+            axum::routing::delete(applications::unsubscribe),
+        )
+        .route("/applications/{app}/keys", post(applications::create_key))
+        .route(
+            "/applications/{app}/keys/{key}",
+            axum::routing::delete(applications::revoke_key),
+        )
+        .route(
+            "/applications/{app}/keys/{key}/regenerate",
+            post(applications::regenerate_key),
+        )
+        .route("/plans", get(applications::plans))
         .route("/me", get(sessions::me))
         .route("/logout", post(sessions::logout))
         .route(
@@ -104,6 +139,12 @@ pub fn router(state: AppState) -> Router {
         .nest(API_PREFIX, managed.merge(public))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .route("/healthz", get(|| async { "ok" }))
+        .route(oauth2::TOKEN_PATH, post(oauth2::token))
+        .route(oauth2::JWKS_PATH, get(oauth2::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth2::openid_configuration),
+        )
         .fallback(|| async { ApiError::not_found("no such management endpoint") })
         .with_state(state)
 }

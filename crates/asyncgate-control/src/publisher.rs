@@ -1,8 +1,10 @@
 //! Building gateway snapshots from the store and publishing them to the data plane.
 
-use asyncgate_core::credential::TOKEN_ISSUER;
 use asyncgate_core::routes::{self, Routes};
-use asyncgate_core::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};
+use asyncgate_core::{
+    Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
+    SnapshotSubscription,
+};
 use asyncgate_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -13,7 +15,8 @@ use tokio::sync::{watch, Mutex};
 /// go out in the order the store changed.
 pub struct Publisher {
     tx: watch::Sender<Arc<Snapshot>>,
-    token_secret: String,
+    /// `iss` of the tokens the platform issues.
+    issuer: String,
     lock: Mutex<u64>,
     /// Versions the in-process gateway has applied; when set, `publish` returns only once
     /// the gateway serves the new snapshot (so a deploy is live when its call returns).
@@ -24,11 +27,11 @@ pub struct Publisher {
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 impl Publisher {
-    pub fn new(token_secret: String) -> Publisher {
+    pub fn new(issuer: String) -> Publisher {
         let (tx, _) = watch::channel(Arc::new(Snapshot::default()));
         Publisher {
             tx,
-            token_secret,
+            issuer,
             lock: Mutex::new(0),
             applied: OnceLock::new(),
         }
@@ -45,6 +48,11 @@ impl Publisher {
         self.tx.subscribe()
     }
 
+    /// `iss` of the tokens the platform issues.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     pub fn current(&self) -> Arc<Snapshot> {
         self.tx.borrow().clone()
     }
@@ -52,7 +60,7 @@ impl Publisher {
     /// Rebuild the snapshot from the store and publish it.
     pub async fn publish(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
         let mut version = self.lock.lock().await;
-        let mut snapshot = build(store, &self.token_secret).await?;
+        let mut snapshot = build(store, &self.issuer).await?;
         *version += 1;
         snapshot.version = *version;
         let snapshot = Arc::new(snapshot);
@@ -74,7 +82,50 @@ impl Publisher {
     }
 }
 
-async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError> {
+async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
+    let consumers = store.consumer_state().await?;
+    let plans: HashMap<&str, asyncgate_core::PlanLimits> = consumers
+        .plans
+        .iter()
+        .map(|p| (p.id.as_str(), p.limits))
+        .collect();
+    let usable: std::collections::HashSet<&str> =
+        consumers.apps.iter().map(|a| a.id.as_str()).collect();
+    let mut subscriptions: HashMap<&str, Vec<SnapshotSubscription>> = HashMap::new();
+    for s in &consumers.subscriptions {
+        if let (true, Some(plan)) = (
+            usable.contains(s.app_id.as_str()),
+            plans.get(s.plan_id.as_str()),
+        ) {
+            subscriptions
+                .entry(s.api_id.as_str())
+                .or_default()
+                .push(SnapshotSubscription {
+                    app_id: s.app_id.clone(),
+                    plan: *plan,
+                });
+        }
+    }
+    let mut app_keys: HashMap<&str, Vec<SnapshotAppKey>> = HashMap::new();
+    for k in &consumers.keys {
+        app_keys
+            .entry(k.app_id.as_str())
+            .or_default()
+            .push(SnapshotAppKey {
+                hash: k.hash.clone(),
+                environment: k.environment.clone(),
+            });
+    }
+    let apps = consumers
+        .apps
+        .iter()
+        .map(|a| SnapshotApp {
+            id: a.id.clone(),
+            org_id: a.org_id.clone(),
+            client_id: a.client_id.clone(),
+            keys: app_keys.remove(a.id.as_str()).unwrap_or_default(),
+        })
+        .collect();
     let mut keys: HashMap<String, Vec<String>> = HashMap::new();
     for k in store.active_keys().await? {
         keys.entry(k.api_id).or_default().push(k.hash);
@@ -146,6 +197,8 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
         }
         apis.push(SnapshotApi {
             key_hashes: keys.remove(&api.id).unwrap_or_default(),
+            subscriptions: subscriptions.remove(api.id.as_str()).unwrap_or_default(),
+            org_id: api.org_id,
             id: api.id,
             name: api.display_name.unwrap_or(api.design.name),
             lifecycle: api.lifecycle,
@@ -154,8 +207,9 @@ async fn build(store: &Store, token_secret: &str) -> Result<Snapshot, StoreError
     }
     Ok(Snapshot {
         version: 0,
-        token_issuer: TOKEN_ISSUER.to_string(),
-        token_secret: token_secret.to_string(),
+        token_issuer: issuer.to_string(),
+        signing_keys: crate::signing::public_keys(store).await?,
         apis,
+        apps,
     })
 }

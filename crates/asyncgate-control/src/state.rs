@@ -51,6 +51,8 @@ pub struct ControlConfig {
     pub test_token_ttl: Duration,
     /// Lifetime of a signed-in session.
     pub session_ttl: Duration,
+    /// Lifetime of OAuth2 access tokens.
+    pub access_token_ttl: Duration,
 }
 
 #[derive(Clone)]

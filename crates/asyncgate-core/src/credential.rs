@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 pub const API_KEY_PREFIX: &str = "agk_";
 /// Prefix of management (admin) tokens.
 pub const ADMIN_TOKEN_PREFIX: &str = "aga_";
-/// Issuer (`iss`) of tokens minted by the built-in key manager.
-pub const TOKEN_ISSUER: &str = "asyncgate";
+/// Prefix of applications' OAuth2 client secrets.
+pub const CLIENT_SECRET_PREFIX: &str = "ags_cs_";
 
 /// A fresh random secret: `prefix` followed by 32 random bytes in base64url.
 pub fn generate_secret(prefix: &str) -> String {
@@ -33,14 +33,25 @@ pub fn hash_secret(secret: &str) -> String {
     out
 }
 
-/// Claims of a bearer token that lets its holder connect to one API.
+/// Claims of a bearer token the platform issues: to an application (client credentials,
+/// RFC 6749 section 4.4; `client_id` set) or to the test console for one API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
-    /// Who the token was issued to (for test-console tokens: `test-console:<admin>`).
+    /// Who the token was issued to: the client id, or `test-console:<user>`.
     pub sub: String,
-    /// The API id the token is valid for.
+    /// What the token is valid for: an API id, or an organization id (every API the
+    /// application is subscribed to there).
     pub aud: String,
+    /// The application's OAuth2 client id (absent in test-console tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Space-separated scopes granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Unique id of the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     /// Restricts the token to one environment when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<String>,

@@ -14,4 +14,7 @@ pub use access::{OnExcess, Permission, PlanLimits, Role};
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::ApiLimits;
-pub use snapshot::{Snapshot, SnapshotApi, SnapshotChannel, SnapshotDeployment};
+pub use snapshot::{
+    Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
+    SnapshotSigningKey, SnapshotSubscription,
+};

@@ -103,6 +103,11 @@ impl LifecycleState {
         !matches!(self, LifecycleState::Blocked | LifecycleState::Retired)
     }
 
+    /// Whether applications may subscribe to APIs in this state.
+    pub fn accepts_subscriptions(self) -> bool {
+        self == LifecycleState::Published
+    }
+
     /// Whether the developer portal lists APIs in this state.
     pub fn listed_in_portal(self) -> bool {
         matches!(self, LifecycleState::Published | LifecycleState::Deprecated)

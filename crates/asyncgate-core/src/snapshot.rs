@@ -1,30 +1,71 @@
 //! The immutable configuration the control plane hands to the gateway.
 //!
 //! A snapshot holds everything the data plane needs to route and admit a connection and
-//! nothing it does not: no contract source, no secrets in clear except the token signing
-//! secret of the built-in key manager (see `docs/architecture.md`).
+//! nothing it does not: no contract source and no secret in clear — credentials as hashes,
+//! token signing keys as public keys only (see `docs/architecture.md`).
 
-use crate::{AccessMode, ApiLimits, LifecycleState};
+use crate::{AccessMode, ApiLimits, LifecycleState, PlanLimits};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Increases by one each time the control plane publishes.
     pub version: u64,
-    /// Issuer of bearer tokens minted by the platform's built-in key manager.
+    /// Issuer (`iss`) of bearer tokens minted by the platform's authorization server.
     pub token_issuer: String,
-    /// HS256 secret for those tokens (base64url).
-    pub token_secret: String,
+    /// Public keys those tokens are signed with (current and recent ones).
+    #[serde(default)]
+    pub signing_keys: Vec<SnapshotSigningKey>,
     pub apis: Vec<SnapshotApi>,
+    /// Applications whose credentials are accepted (blocked ones are left out).
+    #[serde(default)]
+    pub apps: Vec<SnapshotApp>,
+}
+
+/// An Ed25519 public key of the platform's authorization server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSigningKey {
+    pub kid: String,
+    /// The raw public key, base64url (a JWK's `x`).
+    pub x: String,
+}
+
+/// An application: its OAuth2 client id and the hashes of its API keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotApp {
+    pub id: String,
+    pub org_id: String,
+    pub client_id: String,
+    pub keys: Vec<SnapshotAppKey>,
+}
+
+/// An application's API key: valid in one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotAppKey {
+    /// SHA-256 (hex) of the key.
+    pub hash: String,
+    pub environment: String,
+}
+
+/// An application subscribed to an API, on a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSubscription {
+    pub app_id: String,
+    pub plan: PlanLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotApi {
     pub id: String,
+    #[serde(default)]
+    pub org_id: String,
     pub name: String,
     pub lifecycle: LifecycleState,
-    /// SHA-256 (hex) of every API key that may call this API.
+    /// SHA-256 (hex) of every API key made for this API alone (`api key create`).
     pub key_hashes: Vec<String>,
+    /// Applications subscribed to this API; their credentials work for it.
+    #[serde(default)]
+    pub subscriptions: Vec<SnapshotSubscription>,
     pub deployments: Vec<SnapshotDeployment>,
 }
 

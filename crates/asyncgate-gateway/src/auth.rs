@@ -5,8 +5,10 @@ use crate::error::GatewayError;
 use crate::route::Route;
 use crate::snapshot::Compiled;
 use asyncgate_core::credential::{hash_secret, AccessClaims};
+use asyncgate_core::PlanLimits;
 use http::{header, HeaderMap, StatusCode};
-use jsonwebtoken::{errors::ErrorKind, Algorithm, Validation};
+use jsonwebtoken::errors::ErrorKind;
+use std::sync::Arc;
 
 /// Request header carrying an API key.
 pub const API_KEY_HEADER: &str = "api-key";
@@ -113,28 +115,58 @@ fn header_text(v: &http::HeaderValue) -> Result<&str, GatewayError> {
     })
 }
 
-/// Prefix of the identity of a connection made with an API key (then the key's hash).
+/// Prefix of the identity of a connection made with an API key of one API (then the
+/// key's hash).
 pub const KEY_CREDENTIAL: &str = "key:";
+/// Prefix of the identity of a connection made with an application's credential: then
+/// the application id, `/`, and `key:<hash>` or `token`.
+pub const APP_CREDENTIAL: &str = "app:";
+
+/// The application a connection is made for, and the plan of its subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub app_id: Arc<str>,
+    pub plan: PlanLimits,
+}
 
 /// A credential that passed: who it identifies (for per-credential limits and for
-/// checking live connections again), and when it expires, if it does.
+/// checking live connections again), when it expires if it does, and the subscription
+/// it uses if it is an application's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub identity: String,
     /// Seconds since the Unix epoch (a bearer token's `exp`).
     pub expires_at: Option<u64>,
+    pub subscriber: Option<Subscriber>,
 }
 
-/// Check a credential against a route. Every failure is a 401 saying what was wrong.
+fn unauthorized(code: &'static str, msg: String) -> GatewayError {
+    GatewayError::client(StatusCode::UNAUTHORIZED, code, msg)
+        .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"asyncgate\"")
+}
+
+/// The subscription of `app_id` to the route's API, or 403.
+fn subscription(route: &Route, app_id: &Arc<str>) -> Result<Subscriber, GatewayError> {
+    match route.subscriptions.get(app_id) {
+        Some(plan) => Ok(Subscriber {
+            app_id: app_id.clone(),
+            plan: *plan,
+        }),
+        None => Err(GatewayError::client(
+            StatusCode::FORBIDDEN,
+            "not_subscribed",
+            format!("the application is not subscribed to {}", route.api_name),
+        )),
+    }
+}
+
+/// Check a credential against a route: 401 when it is not a valid credential, 403 when
+/// it is but its application is not subscribed to the route's API.
 pub fn verify(
     compiled: &Compiled,
     route: &Route,
     credential: Option<Presented>,
 ) -> Result<Verified, GatewayError> {
-    let unauthorized = |code, msg: String| {
-        GatewayError::client(StatusCode::UNAUTHORIZED, code, msg)
-            .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"asyncgate\"")
-    };
     match credential {
         None => Err(unauthorized(
             "missing_credentials",
@@ -143,40 +175,102 @@ pub fn verify(
         Some(Presented::ApiKey(key)) => {
             let hash = hash_secret(&key);
             if route.key_hashes.contains(&hash) {
-                Ok(Verified {
+                return Ok(Verified {
                     identity: format!("{KEY_CREDENTIAL}{hash}"),
                     expires_at: None,
-                })
-            } else {
-                Err(unauthorized("invalid_api_key", format!("the API key is not valid for {}", route.api_name)))
+                    subscriber: None,
+                });
             }
+            let Some(app_key) = compiled.app_keys.get(&hash) else {
+                return Err(unauthorized("invalid_api_key", format!("the API key is not valid for {}", route.api_name)));
+            };
+            if app_key.environment != route.environment {
+                return Err(unauthorized(
+                    "invalid_api_key",
+                    format!("the API key is for the {} environment, not {}", app_key.environment, route.environment),
+                ));
+            }
+            let subscriber = subscription(route, &app_key.app_id)?;
+            Ok(Verified {
+                identity: format!("{APP_CREDENTIAL}{}/{KEY_CREDENTIAL}{hash}", app_key.app_id),
+                expires_at: None,
+                subscriber: Some(subscriber),
+            })
         }
         Some(Presented::Bearer(token)) => {
-            let Some(key) = &compiled.token_key else {
-                return Err(unauthorized("invalid_token", "bearer tokens are not accepted: no key manager is configured".into()));
-            };
-            let mut validation = Validation::new(Algorithm::HS256);
-            validation.set_issuer(&[compiled.token_issuer.as_str()]);
-            validation.set_audience(&[route.api_id.as_str()]);
-            validation.leeway = 5;
-            let claims = jsonwebtoken::decode::<AccessClaims>(&token, key, &validation)
+            let kid = jsonwebtoken::decode_header(&token)
+                .map_err(|e| unauthorized("invalid_token", format!("the bearer token is not a JWT: {e}")))?
+                .kid;
+            let key = kid
+                .as_deref()
+                .and_then(|kid| compiled.token_keys.get(kid))
+                .ok_or_else(|| unauthorized("invalid_token", "the bearer token is not signed by a key of this platform".into()))?;
+            let claims = jsonwebtoken::decode::<AccessClaims>(&token, key, &compiled.token_validation)
                 .map_err(|e| match e.kind() {
                     ErrorKind::ExpiredSignature => unauthorized("token_expired", "the bearer token has expired".into()),
-                    ErrorKind::InvalidAudience => unauthorized("invalid_token", format!("the bearer token is not valid for {}", route.api_name)),
                     _ => unauthorized("invalid_token", format!("the bearer token is not valid: {e}")),
                 })?
                 .claims;
-            match claims.env {
-                Some(env) if env != route.environment => Err(unauthorized(
-                    "invalid_token",
-                    format!("the bearer token was issued for the {env} environment, not {}", route.environment),
-                )),
-                _ => Ok(Verified {
+            if claims.aud != route.api_id && claims.aud != route.org_id {
+                return Err(unauthorized("invalid_token", format!("the bearer token is not valid for {}", route.api_name)));
+            }
+            if let Some(env) = &claims.env {
+                if *env != route.environment {
+                    return Err(unauthorized(
+                        "invalid_token",
+                        format!("the bearer token was issued for the {env} environment, not {}", route.environment),
+                    ));
+                }
+            }
+            match &claims.client_id {
+                // An application's token: its application must be usable and subscribed.
+                Some(client_id) => {
+                    let app_id = compiled
+                        .apps_by_client
+                        .get(client_id)
+                        .ok_or_else(|| unauthorized("invalid_token", "the token's application is blocked or deleted".into()))?;
+                    let subscriber = subscription(route, app_id)?;
+                    Ok(Verified {
+                        identity: format!("{APP_CREDENTIAL}{app_id}/token"),
+                        expires_at: Some(claims.exp),
+                        subscriber: Some(subscriber),
+                    })
+                }
+                // A test-console token, minted for this one API by its publishers.
+                None if claims.aud == route.api_id => Ok(Verified {
                     identity: format!("token:{}", claims.sub),
                     expires_at: Some(claims.exp),
+                    subscriber: None,
                 }),
+                None => Err(unauthorized("invalid_token", "a token without a client_id is valid for one API only".into())),
             }
         }
+    }
+}
+
+/// Whether the credential a live connection was admitted with is still accepted for
+/// `route`, and if not why: the one rule for open connections, matching [`verify`].
+pub fn still_valid(compiled: &Compiled, route: &Route, identity: &str) -> Result<(), &'static str> {
+    if let Some(hash) = identity.strip_prefix(KEY_CREDENTIAL) {
+        return if route.key_hashes.contains(hash) {
+            Ok(())
+        } else {
+            Err("API key revoked")
+        };
+    }
+    let Some((app_id, how)) = identity
+        .strip_prefix(APP_CREDENTIAL)
+        .and_then(|r| r.split_once('/'))
+    else {
+        return Ok(());
+    };
+    if !route.subscriptions.contains_key(app_id) {
+        // Blocked or deleted applications are absent from the snapshot's subscriptions.
+        return Err("subscription ended or application blocked");
+    }
+    match how.strip_prefix(KEY_CREDENTIAL) {
+        Some(hash) if !compiled.app_keys.contains_key(hash) => Err("API key revoked"),
+        _ => Ok(()),
     }
 }
 

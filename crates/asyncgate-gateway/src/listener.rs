@@ -391,9 +391,7 @@ impl Gateway {
             &self.config.trusted_proxies,
         )?;
         let route = admission.matched.route.clone();
-        let slot = self
-            .live
-            .admit(&route, info.kind, &admission.credential.identity)?;
+        let slot = self.live.admit(&route, info.kind, &admission.credential)?;
         let dialed = upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,

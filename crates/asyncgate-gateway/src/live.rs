@@ -7,6 +7,7 @@
 //! each group shares one eviction signal, so checking a new snapshot costs a look per
 //! group, not per connection.
 
+use crate::auth::Verified;
 use crate::error::GatewayError;
 use crate::route::Route;
 use crate::snapshot::Compiled;
@@ -51,6 +52,8 @@ struct Group {
 struct Entry {
     count: u64,
     per_credential: HashMap<Arc<str>, u64>,
+    /// Connections per subscribed application (its plan's connection limit).
+    per_app: HashMap<Arc<str>, u64>,
     groups: HashMap<(ListenerKind, Arc<str>), Group>,
 }
 
@@ -68,6 +71,7 @@ pub struct LiveGuard {
     key: Arc<Key>,
     kind: ListenerKind,
     credential: Arc<str>,
+    app: Option<Arc<str>>,
     /// Becomes `Some` when the connection must be closed.
     pub evicted: watch::Receiver<Option<Eviction>>,
 }
@@ -78,13 +82,14 @@ impl Live {
     }
 
     /// Take a slot for a connection to `route` on a `kind` listener made with
-    /// `credential`, or refuse with 429.
+    /// `verified`, or refuse with 429 (the API's limits, then the subscription plan's).
     pub fn admit(
         self: &Arc<Self>,
         route: &Route,
         kind: ListenerKind,
-        credential: &str,
+        verified: &Verified,
     ) -> Result<LiveGuard, GatewayError> {
+        let credential = verified.identity.as_str();
         let key = Key {
             environment: route.environment.clone(),
             api_id: route.api_id.clone(),
@@ -97,6 +102,7 @@ impl Live {
         let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
             count: 0,
             per_credential: HashMap::new(),
+            per_app: HashMap::new(),
             groups: HashMap::new(),
         });
         let limits = &route.limits;
@@ -123,6 +129,25 @@ impl Live {
                 ),
             ));
         }
+        let app = match &verified.subscriber {
+            Some(sub) => {
+                let held = entry.per_app.get(&sub.app_id).copied().unwrap_or(0);
+                let max = sub.plan.max_connections;
+                if max > 0 && held >= max {
+                    return Err(GatewayError::client(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "plan_connection_limit",
+                        format!(
+                            "the application's plan allows {max} concurrent connections to {} in {}",
+                            route.api_name, route.environment
+                        ),
+                    ));
+                }
+                *entry.per_app.entry(sub.app_id.clone()).or_default() += 1;
+                Some(sub.app_id.clone())
+            }
+            None => None,
+        };
         entry.count += 1;
         let credential = match entry.per_credential.get_key_value(credential) {
             Some((shared, _)) => shared.clone(),
@@ -142,6 +167,7 @@ impl Live {
             key,
             kind,
             credential,
+            app,
             evicted: group.evict.subscribe(),
         })
     }
@@ -217,15 +243,12 @@ fn verdict(
     if !route.lifecycle.accepts_connections() {
         return unserved(format!("API {}", route.lifecycle.as_str().to_lowercase()));
     }
-    if let Some(hash) = credential.strip_prefix(crate::auth::KEY_CREDENTIAL) {
-        if !route.key_hashes.contains(hash) {
-            return Some(Eviction {
-                code: CREDENTIAL_CLOSE,
-                reason: "API key revoked".into(),
-            });
-        }
-    }
-    None
+    crate::auth::still_valid(compiled, route, credential)
+        .err()
+        .map(|reason| Eviction {
+            code: CREDENTIAL_CLOSE,
+            reason: reason.into(),
+        })
 }
 
 impl Drop for LiveGuard {
@@ -237,6 +260,14 @@ impl Drop for LiveGuard {
                 *n -= 1;
                 if *n == 0 {
                     entry.per_credential.remove(&self.credential);
+                }
+            }
+            if let Some(app) = &self.app {
+                if let Some(n) = entry.per_app.get_mut(app) {
+                    *n -= 1;
+                    if *n == 0 {
+                        entry.per_app.remove(app);
+                    }
                 }
             }
             let group_key = (self.kind, self.credential.clone());

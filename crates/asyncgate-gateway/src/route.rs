@@ -1,15 +1,17 @@
 //! Matching a request path to a deployed API and one of its channels, and the backend URL
 //! that path maps to.
 
-use asyncgate_core::{ApiLimits, LifecycleState};
+use asyncgate_core::{ApiLimits, LifecycleState, PlanLimits};
 use http::{HeaderName, HeaderValue};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// One API revision as served on one environment.
 #[derive(Debug)]
 pub struct Route {
     pub api_id: String,
+    /// The API's organization (a token whose audience is the organization is valid).
+    pub org_id: String,
     pub api_name: String,
     pub lifecycle: LifecycleState,
     pub environment: String,
@@ -19,6 +21,8 @@ pub struct Route {
     pub target: String,
     pub channels: Vec<ChannelPattern>,
     pub key_hashes: Arc<HashSet<String>>,
+    /// Applications subscribed to the API, with their plans.
+    pub subscriptions: Arc<HashMap<Arc<str>, PlanLimits>>,
     pub limits: ApiLimits,
     /// Extra headers for the backend, parsed once per snapshot.
     pub backend_headers: Vec<(HeaderName, HeaderValue)>,
@@ -165,6 +169,7 @@ mod tests {
     fn route(base: &str, target: &str, channels: &[&str]) -> Arc<Route> {
         Arc::new(Route {
             api_id: "a".into(),
+            org_id: "o".into(),
             api_name: "A".into(),
             lifecycle: LifecycleState::Created,
             environment: "development".into(),
@@ -173,6 +178,7 @@ mod tests {
             target: target.into(),
             channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
             key_hashes: Arc::default(),
+            subscriptions: Arc::default(),
             limits: ApiLimits::default(),
             backend_headers: Vec::new(),
         })

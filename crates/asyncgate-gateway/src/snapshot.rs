@@ -4,31 +4,68 @@
 use crate::route::{ChannelPattern, Route};
 use arc_swap::ArcSwap;
 use asyncgate_core::{ListenerKind, Snapshot};
-use base64::Engine as _;
 use http::{HeaderName, HeaderValue};
-use jsonwebtoken::DecodingKey;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// One snapshot compiled for lookups: routes per (environment, listener), longest base
-/// path first, and the token verification key decoded once.
+/// path first; the token verification keys decoded once; applications by client id and
+/// by API key hash.
 pub struct Compiled {
     pub version: u64,
     /// Per environment, the routes of its external and internal listeners (indexed by
     /// `slot`): looked up by `&str`, so a handshake allocates nothing to find its routes.
     routes: HashMap<String, [Vec<Arc<Route>>; 2]>,
-    pub token_key: Option<DecodingKey>,
-    pub token_issuer: String,
+    /// The platform's public keys by `kid`.
+    pub token_keys: HashMap<String, DecodingKey>,
+    /// How tokens are checked (issuer, algorithm, expiry), built once.
+    pub token_validation: Validation,
+    /// Usable applications by OAuth2 client id.
+    pub apps_by_client: HashMap<String, Arc<str>>,
+    /// Usable applications' API keys by hash.
+    pub app_keys: HashMap<String, AppKey>,
+}
+
+/// An application's API key.
+pub struct AppKey {
+    pub app_id: Arc<str>,
+    pub environment: String,
 }
 
 impl Compiled {
     pub fn new(snapshot: &Snapshot) -> Compiled {
+        let mut apps_by_client = HashMap::new();
+        let mut app_keys = HashMap::new();
+        let mut app_ids: HashMap<&str, Arc<str>> = HashMap::new();
+        for app in &snapshot.apps {
+            let id: Arc<str> = Arc::from(app.id.as_str());
+            app_ids.insert(&app.id, id.clone());
+            apps_by_client.insert(app.client_id.clone(), id.clone());
+            for k in &app.keys {
+                app_keys.insert(
+                    k.hash.clone(),
+                    AppKey {
+                        app_id: id.clone(),
+                        environment: k.environment.clone(),
+                    },
+                );
+            }
+        }
         let mut routes: HashMap<String, [Vec<Arc<Route>>; 2]> = HashMap::new();
         for api in &snapshot.apis {
             let keys: Arc<HashSet<String>> = Arc::new(api.key_hashes.iter().cloned().collect());
+            // Only usable applications' subscriptions count (blocked ones are absent).
+            let subscriptions: Arc<HashMap<Arc<str>, asyncgate_core::PlanLimits>> = Arc::new(
+                api.subscriptions
+                    .iter()
+                    .filter_map(|s| Some((app_ids.get(s.app_id.as_str())?.clone(), s.plan)))
+                    .collect(),
+            );
             for d in &api.deployments {
                 let route = Arc::new(Route {
                     api_id: api.id.clone(),
+                    org_id: api.org_id.clone(),
                     api_name: api.name.clone(),
                     lifecycle: api.lifecycle,
                     environment: d.environment.clone(),
@@ -41,6 +78,7 @@ impl Compiled {
                         .map(|c| ChannelPattern::new(&c.address))
                         .collect(),
                     key_hashes: keys.clone(),
+                    subscriptions: subscriptions.clone(),
                     limits: d.limits,
                     backend_headers: d
                         .backend_headers
@@ -64,16 +102,23 @@ impl Compiled {
         for list in routes.values_mut().flatten() {
             list.sort_by_key(|r| std::cmp::Reverse(r.base_path.len()));
         }
-        let token_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(&snapshot.token_secret)
-            .ok()
-            .filter(|k| !k.is_empty())
-            .map(|k| DecodingKey::from_secret(&k));
+        let token_keys = snapshot
+            .signing_keys
+            .iter()
+            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?)))
+            .collect();
+        let mut token_validation = Validation::new(Algorithm::EdDSA);
+        token_validation.set_issuer(&[snapshot.token_issuer.as_str()]);
+        // The audience (an API or its organization) is checked against the route.
+        token_validation.validate_aud = false;
+        token_validation.leeway = 5;
         Compiled {
             version: snapshot.version,
             routes,
-            token_key,
-            token_issuer: snapshot.token_issuer.clone(),
+            token_keys,
+            token_validation,
+            apps_by_client,
+            app_keys,
         }
     }
 

@@ -38,6 +38,11 @@ pub struct ServeConfig {
     pub test_token_ttl: Duration,
     /// Lifetime of a signed-in session (`session_ttl_seconds`, default 12 hours).
     pub session_ttl: Duration,
+    /// Lifetime of OAuth2 access tokens (`access_token_ttl_seconds`, default 1 hour).
+    pub access_token_ttl: Duration,
+    /// Age at which the token signing key is replaced at start
+    /// (`signing_key_rotation_days`, default 30).
+    pub signing_key_rotation: Duration,
     /// How long live connections get to close on shutdown.
     pub drain: Duration,
 }
@@ -67,6 +72,8 @@ impl ServeConfig {
             default_project: "default".into(),
             test_token_ttl: Duration::from_secs(900),
             session_ttl: Duration::from_secs(12 * 3600),
+            access_token_ttl: Duration::from_secs(3600),
+            signing_key_rotation: Duration::from_secs(30 * 86_400),
             drain: Duration::from_secs(10),
         }
     }
@@ -188,6 +195,12 @@ impl ServeConfig {
         if let Some(v) = file.session_ttl_seconds {
             self.session_ttl = Duration::from_secs(v);
         }
+        if let Some(v) = file.access_token_ttl_seconds {
+            self.access_token_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = file.signing_key_rotation_days {
+            self.signing_key_rotation = Duration::from_secs(v * 86_400);
+        }
         Ok(())
     }
 
@@ -268,6 +281,8 @@ struct FileConfig {
     gateway: Option<GatewayFile>,
     test_token_ttl_seconds: Option<u64>,
     session_ttl_seconds: Option<u64>,
+    access_token_ttl_seconds: Option<u64>,
+    signing_key_rotation_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

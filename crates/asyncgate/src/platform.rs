@@ -20,7 +20,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 const ADMIN_HASH_KEY: &str = "admin_token_hash";
-const TOKEN_SECRET_KEY: &str = "token_secret";
 
 /// A running platform. Dropping it without `shutdown` leaves its tasks running until the
 /// runtime ends.
@@ -75,9 +74,12 @@ impl Platform {
         store
             .ensure_default_plans(asyncgate_store::DEFAULT_ORG_ID)
             .await?;
-        let token_secret = store
-            .meta_or_insert(TOKEN_SECRET_KEY, || generate_secret(""))
-            .await?;
+        asyncgate_control::signing::ensure_current(
+            &store,
+            config.signing_key_rotation.as_secs() as i64,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("signing keys: {}", e.detail))?;
 
         // Bind everything before serving anything, so a taken port fails the start cleanly.
         let management = bind(config.management, "management").await?;
@@ -102,7 +104,8 @@ impl Platform {
             env_urls.insert(name.clone(), urls);
         }
 
-        let publisher = Arc::new(Publisher::new(token_secret));
+        let management_url = format!("http://{}", management.local_addr()?);
+        let publisher = Arc::new(Publisher::new(management_url.clone()));
         publisher.publish(&store).await?;
         let descriptors = asyncgate_gateway::intake::raise_descriptor_limit();
         tracing::debug!(descriptors, "file descriptor limit");
@@ -143,12 +146,12 @@ impl Platform {
                 default_project: config.default_project.clone(),
                 test_token_ttl: config.test_token_ttl,
                 session_ttl: config.session_ttl,
+                access_token_ttl: config.access_token_ttl,
             }),
             publisher,
             admin_token_hash: admin_hash.into(),
             login_limiter: asyncgate_control::state::login_limiter(),
         };
-        let management_url = format!("http://{}", management.local_addr()?);
         {
             let router = asyncgate_control::router(state);
             let mut stop = shutdown_rx.clone();

@@ -1,0 +1,143 @@
+//! The authorization server's signing keys: Ed25519 (EdDSA), generated here, kept in the
+//! store, rotated, and published as a JWKS. The newest key signs; keys retired less than
+//! [`RETIRED_KEPT`] ago are still served so that tokens they signed stay verifiable.
+
+use crate::auth::unix_now;
+use crate::error::{ApiError, ApiResult};
+use asyncgate_core::credential::new_id;
+use asyncgate_core::SnapshotSigningKey;
+use asyncgate_store::{SigningKeyRecord, Store, StoreError};
+use axum::http::StatusCode;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+
+/// How long a retired key stays in the JWKS: longer than any token lives.
+pub const RETIRED_KEPT: i64 = 24 * 3600;
+/// Algorithm name of the keys (JWA).
+pub const ALGORITHM: &str = "EdDSA";
+
+/// A JSON Web Key (RFC 8037, OKP) of a signing key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    pub x: String,
+    pub kid: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub usage: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+fn new_key() -> ApiResult<SigningKeyRecord> {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot generate a signing key",
+        )
+    })?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read a generated signing key",
+        )
+    })?;
+    Ok(SigningKeyRecord {
+        kid: new_id("k"),
+        algorithm: ALGORITHM.into(),
+        private_key: STANDARD.encode(pkcs8.as_ref()),
+        public_key: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+        created_at: unix_now(),
+        retired_at: None,
+    })
+}
+
+/// Make a new signing key the current one and retire the others (they stay in the JWKS
+/// for [`RETIRED_KEPT`]). Returns the new key's id.
+pub async fn rotate(store: &Store) -> ApiResult<String> {
+    let key = new_key()?;
+    store.insert_signing_key(&key).await?;
+    store
+        .retire_signing_keys_except(&key.kid, unix_now())
+        .await?;
+    Ok(key.kid)
+}
+
+/// Make sure a current key exists and is younger than `max_age_seconds` (rotating if
+/// not); called at start.
+pub async fn ensure_current(store: &Store, max_age_seconds: i64) -> ApiResult<()> {
+    let current = live_keys(store)
+        .await?
+        .into_iter()
+        .find(|k| k.retired_at.is_none());
+    match current {
+        Some(k) if unix_now() - k.created_at < max_age_seconds => Ok(()),
+        _ => rotate(store).await.map(|_| ()),
+    }
+}
+
+/// Keys to publish: the current one and those retired less than [`RETIRED_KEPT`] ago.
+async fn live_keys(store: &Store) -> Result<Vec<SigningKeyRecord>, StoreError> {
+    store.signing_keys(unix_now() - RETIRED_KEPT).await
+}
+
+/// The public keys, as the gateway's snapshot carries them.
+pub async fn public_keys(store: &Store) -> Result<Vec<SnapshotSigningKey>, StoreError> {
+    Ok(live_keys(store)
+        .await?
+        .into_iter()
+        .map(|k| SnapshotSigningKey {
+            kid: k.kid,
+            x: k.public_key,
+        })
+        .collect())
+}
+
+/// The JWKS document.
+pub async fn jwks(store: &Store) -> ApiResult<Jwks> {
+    Ok(Jwks {
+        keys: public_keys(store)
+            .await?
+            .into_iter()
+            .map(|k| Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: k.x,
+                kid: k.kid,
+                alg: ALGORITHM.into(),
+                usage: "sig".into(),
+            })
+            .collect(),
+    })
+}
+
+/// Sign `claims` with the current key.
+pub async fn sign(store: &Store, claims: &impl Serialize) -> ApiResult<String> {
+    let key = live_keys(store)
+        .await?
+        .into_iter()
+        .find(|k| k.retired_at.is_none())
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no current signing key"))?;
+    let der = STANDARD.decode(&key.private_key).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the signing key is unreadable: {e}"),
+        )
+    })?;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key.kid);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der)).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("signing the token failed: {e}"),
+        )
+    })
+}
