@@ -520,3 +520,54 @@ pub async fn plans(
             .collect(),
     ))
 }
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanRequest {
+    pub name: String,
+    /// Concurrent connections per subscription and environment (0 = no limit).
+    #[serde(default)]
+    pub max_connections: u64,
+    /// Frames of either direction per minute, per subscription and environment (0 = no limit).
+    #[serde(default)]
+    pub messages_per_minute: u64,
+    /// Payload bytes of either direction per minute (0 = no limit).
+    #[serde(default)]
+    pub bytes_per_minute: u64,
+    /// `close` (1008) or `drop` (the message is not forwarded and is counted).
+    #[serde(default = "default_excess")]
+    #[schema(value_type = String)]
+    pub on_excess: asyncgate_core::OnExcess,
+}
+
+fn default_excess() -> asyncgate_core::OnExcess {
+    asyncgate_core::OnExcess::Close
+}
+
+#[utoipa::path(post, path = "/api/v1/plans", tag = "applications", request_body = PlanRequest,
+    responses((status = 201, body = PlanView), (status = 409, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn create_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<PlanRequest>,
+) -> ApiResult<(StatusCode, Json<PlanView>)> {
+    caller.require(Permission::ManageOrganization, "creating plans")?;
+    let plan = PlanRecord {
+        id: new_id("pln_"),
+        org_id: caller.org.id.clone(),
+        name: crate::fields::line(&req.name, "name", crate::fields::MAX_NAME)?,
+        limits: PlanLimits {
+            max_connections: req.max_connections,
+            messages_per_minute: req.messages_per_minute,
+            bytes_per_minute: req.bytes_per_minute,
+            on_excess: req.on_excess,
+        },
+        created_at: now(),
+    };
+    state.store.create_plan(&plan).await?;
+    state
+        .store
+        .audit(&caller.actor(), "plan.create", &plan.id, None, &plan.name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(plan.into())))
+}

@@ -112,7 +112,11 @@ pub fn router(state: AppState) -> Router {
             "/applications/{app}/keys/{key}/regenerate",
             post(applications::regenerate_key),
         )
-        .route("/plans", get(applications::plans))
+        .route(
+            "/plans",
+            get(applications::plans).post(applications::create_plan),
+        )
+        .route("/signing-keys/rotate", post(signing::rotate_now))
         .route("/me", get(sessions::me))
         .route("/logout", post(sessions::logout))
         .route(

@@ -47,30 +47,47 @@ pub struct OAuthError {
     pub error_description: String,
 }
 
-fn refuse(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
-    let mut resp = (
+/// A refused token request: its status and RFC 6749 error code.
+struct Refusal {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+fn refuse(status: StatusCode, error: &'static str, description: impl Into<String>) -> Refusal {
+    Refusal {
         status,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(OAuthError {
-            error: error.into(),
-            error_description: description.into(),
-        }),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"asyncgate\""),
-        );
+        error,
+        description: description.into(),
     }
-    resp
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(OAuthError {
+                error: self.error.into(),
+                error_description: self.description,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"asyncgate\""),
+            );
+        }
+        resp
+    }
 }
 
 /// Client credentials from HTTP Basic (preferred by RFC 6749) or the form.
 fn client_credentials(
     headers: &HeaderMap,
     form: &TokenRequest,
-) -> Result<(String, String), Response> {
+) -> Result<(String, String), Refusal> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -117,59 +134,70 @@ pub async fn token(
     headers: HeaderMap,
     Form(form): Form<TokenRequest>,
 ) -> Response {
+    match issue(&state, &headers, &form).await {
+        Ok(issued) => ([(header::CACHE_CONTROL, "no-store")], Json(issued)).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &TokenRequest,
+) -> Result<TokenResponse, Refusal> {
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
         Some(other) => {
-            return refuse(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 format!("grant type `{other}` is not supported: use client_credentials"),
-            )
+            ))
         }
         None => {
-            return refuse(
+            return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "grant_type is missing",
-            )
+            ))
         }
     }
-    let (client_id, secret) = match client_credentials(&headers, &form) {
-        Ok(pair) => pair,
-        Err(resp) => return resp,
-    };
-    let app = match state.store.app_by_client_id(&client_id).await {
-        Ok(app) => app,
-        Err(e) => {
-            return refuse(
+    let (client_id, secret) = client_credentials(headers, form)?;
+    let app = state
+        .store
+        .app_by_client_id(&client_id)
+        .await
+        .map_err(|e| {
+            refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 e.to_string(),
             )
-        }
-    };
+        })?;
     let app = match app {
         Some(a) if a.secret_hash == hash_secret(&secret) && a.blocked_at.is_none() => a,
         _ => {
-            return refuse(
+            return Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "unknown client, wrong secret, or a blocked application",
-            )
+            ))
         }
     };
     let aud = match &form.audience {
         None => app.org_id.clone(),
-        Some(key) => match crate::apis::find_in(&state, Some(&app.org_id), key).await {
-            Ok(api) => api.id,
-            Err(_) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_target",
-                    format!("no API `{key}` in the application's organization"),
-                )
-            }
-        },
+        Some(key) => {
+            crate::apis::find_in(state, Some(&app.org_id), key)
+                .await
+                .map_err(|_| {
+                    refuse(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_target",
+                        format!("no API `{key}` in the application's organization"),
+                    )
+                })?
+                .id
+        }
     };
     let ttl = state.config.access_token_ttl.as_secs();
     let iat = unix_now() as u64;
@@ -184,19 +212,15 @@ pub async fn token(
         iat,
         exp: iat + ttl,
     };
-    match signing::sign(&state.store, &claims).await {
-        Ok(token) => (
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(TokenResponse {
-                access_token: token,
-                token_type: "Bearer".into(),
-                expires_in: ttl,
-                scope: claims.scope,
-            }),
-        )
-            .into_response(),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.detail),
-    }
+    let token = signing::sign(&state.store, &claims)
+        .await
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.detail))?;
+    Ok(TokenResponse {
+        access_token: token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        scope: claims.scope,
+    })
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "oauth2", responses((status = 200, body = Jwks)))]

@@ -141,3 +141,37 @@ pub async fn sign(store: &Store, claims: &impl Serialize) -> ApiResult<String> {
         )
     })
 }
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Rotated {
+    /// Id of the new current key.
+    pub kid: String,
+}
+
+/// Replace the signing key now (the operator's): new tokens are signed with a new key;
+/// tokens signed with the previous one stay valid until they expire.
+#[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "oauth2", responses((status = 201, body = Rotated), (status = 403, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn rotate_now(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    auth: crate::auth::Authenticated,
+) -> ApiResult<(StatusCode, axum::Json<Rotated>)> {
+    if !matches!(auth.principal, crate::auth::Principal::Operator) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "rotating the platform's signing key takes the admin token (the operator's)",
+        ));
+    }
+    let kid = rotate(&state.store).await?;
+    state
+        .store
+        .audit(
+            &auth.actor(asyncgate_store::DEFAULT_ORG_ID),
+            "signing_key.rotate",
+            &kid,
+            None,
+            "",
+        )
+        .await?;
+    state.publisher.publish(&state.store).await?;
+    Ok((StatusCode::CREATED, axum::Json(Rotated { kid })))
+}

@@ -1,0 +1,473 @@
+//! Consumers at the gateway, over real sockets: applications subscribed on a plan, their
+//! API keys per environment and their OAuth2 tokens (client credentials, verified against
+//! the JWKS), the order of the gateway's checks, key rotation, plan limits, and live
+//! connections closed when a key, a subscription, an application or a user goes.
+
+use asyncgate::client::Client;
+use asyncgate_testkit::{Backend, TestPlatform, WsClient, SAMPLE_CONTRACT};
+use serde_json::{json, Value};
+
+struct Setup {
+    gw: TestPlatform,
+    _echo: Backend,
+    /// development external URL of the sample API
+    url: String,
+    app: Value,
+}
+
+/// The sample API deployed to development and published; an application subscribed to
+/// it on `plan`.
+async fn setup(plan: &str) -> anyhow::Result<Setup> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    gw.import_sample(&echo.url).await?;
+    let url = gw.deploy("chat-api", "development", "external").await?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let app = gw
+        .client
+        .post("/applications", &json!({ "name": "Chat App" }))
+        .await?;
+    // Not yet published: no subscriptions.
+    let e = gw
+        .client
+        .post(
+            &format!(
+                "/applications/{}/subscriptions",
+                app["id"].as_str().unwrap_or_default()
+            ),
+            &json!({ "api": "chat-api" }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("HTTP 409") && e.contains("Published"), "{e}");
+    gw.client
+        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
+        .await?;
+    let sub = gw
+        .client
+        .post(
+            &format!(
+                "/applications/{}/subscriptions",
+                app["id"].as_str().unwrap_or_default()
+            ),
+            &json!({ "api": "chat-api", "plan": plan }),
+        )
+        .await?;
+    assert_eq!(sub["plan"], plan);
+    Ok(Setup {
+        gw,
+        _echo: echo,
+        url,
+        app,
+    })
+}
+
+fn id(v: &Value) -> &str {
+    v["id"].as_str().unwrap_or_default()
+}
+
+async fn app_key(gw: &TestPlatform, app: &Value, env: &str) -> anyhow::Result<Value> {
+    gw.client
+        .post(
+            &format!("/applications/{}/keys", id(app)),
+            &json!({ "environment": env }),
+        )
+        .await
+}
+
+/// An access token by the client-credentials grant, with HTTP Basic client authentication.
+async fn token(gw: &TestPlatform, client_id: &str, secret: &str) -> anyhow::Result<(u16, Value)> {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", gw.management()))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "chat")])
+        .send()
+        .await?;
+    Ok((resp.status().as_u16(), resp.json().await?))
+}
+
+#[tokio::test]
+async fn an_application_connects_with_its_key_or_its_token_and_only_where_subscribed(
+) -> anyhow::Result<()> {
+    let s = setup("Unlimited").await?;
+    let (gw, url) = (&s.gw, &s.url);
+    let key = app_key(gw, &s.app, "development").await?;
+    let key = key["key"].as_str().unwrap_or_default().to_string();
+    assert!(key.starts_with("agk_"));
+
+    // The key works in its environment, in a header or the query; never reaches the backend.
+    for (u, headers) in [
+        (url.clone(), vec![("api-key", key.as_str())]),
+        (format!("{url}?apikey={key}"), vec![]),
+    ] {
+        let mut c = WsClient::connect(&u, &headers).await?;
+        let seen = c.recv_json().await?;
+        assert!(!seen.to_string().contains(&key), "{seen}");
+        c.send_text("hello").await?;
+        assert_eq!(c.recv_text().await?, "hello");
+        c.close().await;
+    }
+
+    // The OAuth2 token: issued for the client credentials, verifiable with the JWKS.
+    let (status, issued) = token(
+        gw,
+        s.app["clientId"].as_str().unwrap_or_default(),
+        s.app["clientSecret"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    assert_eq!(status, 200, "{issued}");
+    assert_eq!(issued["token_type"], "Bearer");
+    let access = issued["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let discovery: Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        gw.management()
+    ))
+    .await?
+    .json()
+    .await?;
+    assert_eq!(discovery["issuer"], gw.management());
+    let jwks: Value = reqwest::get(discovery["jwks_uri"].as_str().unwrap_or_default())
+        .await?
+        .json()
+        .await?;
+    let header = jsonwebtoken::decode_header(&access)?;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    let jwk = jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .expect("the token's key is in the JWKS");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&[gw.management()]);
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Value>(
+        &access,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk)?,
+        &validation,
+    )?
+    .claims;
+    assert_eq!(claims["client_id"], s.app["clientId"]);
+    assert_eq!(claims["scope"], "chat");
+    assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
+    for (u, headers) in [
+        (
+            url.clone(),
+            vec![("authorization", format!("Bearer {access}"))],
+        ),
+        (format!("{url}?access_token={access}"), vec![]),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut c = WsClient::connect(&u, &headers).await?;
+        let seen = c.recv_json().await?;
+        assert!(!seen.to_string().contains(&access), "{seen}");
+        c.close().await;
+    }
+
+    // Refusals, each before any upgrade and saying what was wrong.
+    let prod_key = app_key(gw, &s.app, "production").await?;
+    let other = gw
+        .client
+        .post("/applications", &json!({ "name": "Unsubscribed" }))
+        .await?;
+    let other_key = app_key(gw, &other, "development").await?;
+    let (_, other_token) = token(
+        gw,
+        other["clientId"].as_str().unwrap_or_default(),
+        other["clientSecret"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    let other_token = format!(
+        "Bearer {}",
+        other_token["access_token"].as_str().unwrap_or_default()
+    );
+    let tampered = format!("Bearer {}x", access.trim_end_matches(|c: char| c != '.'));
+    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+        (
+            vec![("api-key", prod_key["key"].as_str().unwrap_or_default())],
+            401,
+            "production environment",
+        ),
+        (
+            vec![("api-key", other_key["key"].as_str().unwrap_or_default())],
+            403,
+            "not subscribed",
+        ),
+        (
+            vec![("authorization", other_token.as_str())],
+            403,
+            "not subscribed",
+        ),
+        (
+            vec![("authorization", tampered.as_str())],
+            401,
+            "invalid_token",
+        ),
+    ];
+    for (headers, status, says) in cases {
+        let r = WsClient::refused(url, &headers).await?;
+        assert_eq!(r.status, status, "{headers:?}: {}", r.body);
+        assert!(r.body.contains(says), "{}", r.body);
+    }
+    // Wrong client secrets get RFC 6749 errors.
+    let (status, e) = token(gw, s.app["clientId"].as_str().unwrap_or_default(), "wrong").await?;
+    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_client")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotated_keys_keep_issued_tokens_valid_and_sign_new_ones() -> anyhow::Result<()> {
+    let s = setup("Unlimited").await?;
+    let (client_id, secret) = (
+        s.app["clientId"].as_str().unwrap_or_default(),
+        s.app["clientSecret"].as_str().unwrap_or_default(),
+    );
+    let old = token(&s.gw, client_id, secret).await?.1["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let rotated = s.gw.client.post("/signing-keys/rotate", &json!({})).await?;
+    let new = token(&s.gw, client_id, secret).await?.1["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        jsonwebtoken::decode_header(&new)?.kid.as_deref(),
+        rotated["kid"].as_str()
+    );
+    assert_ne!(
+        jsonwebtoken::decode_header(&old)?.kid,
+        jsonwebtoken::decode_header(&new)?.kid
+    );
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", s.gw.management()))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        jwks["keys"].as_array().map(Vec::len),
+        Some(2),
+        "current and previous: {jwks}"
+    );
+    assert!(
+        !jwks.to_string().contains("\"d\""),
+        "no private part in the JWKS"
+    );
+    for t in [&old, &new] {
+        let bearer = format!("Bearer {t}");
+        WsClient::connect(&s.url, &[("authorization", &bearer)])
+            .await?
+            .close()
+            .await;
+    }
+    // Only the operator rotates.
+    let sue = s.gw.client.post("/users", &json!({ "email": "sue@example.org", "password": "sue's long password", "role": "admin" })).await?;
+    assert_eq!(sue["role"], "admin");
+    let session = Client::new(s.gw.management(), "")
+        .post(
+            "/login",
+            &json!({ "email": "sue@example.org", "password": "sue's long password" }),
+        )
+        .await?;
+    let sue = Client::new(
+        s.gw.management(),
+        session["token"].as_str().unwrap_or_default(),
+    );
+    assert!(sue
+        .post("/signing-keys/rotate", &json!({}))
+        .await
+        .unwrap_err()
+        .to_string()
+        .starts_with("HTTP 403"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn live_connections_close_when_their_key_subscription_application_or_user_goes(
+) -> anyhow::Result<()> {
+    let s = setup("Unlimited").await?;
+    let gw = &s.gw;
+    // An application owned by a subscriber, to block the user.
+    gw.client.post("/users", &json!({ "email": "dev@example.org", "password": "dev's long password", "role": "subscriber" })).await?;
+    let session = Client::new(gw.management(), "")
+        .post(
+            "/login",
+            &json!({ "email": "dev@example.org", "password": "dev's long password" }),
+        )
+        .await?;
+    let dev = Client::new(
+        gw.management(),
+        session["token"].as_str().unwrap_or_default(),
+    );
+    let devs_app = dev
+        .post("/applications", &json!({ "name": "Dev's App" }))
+        .await?;
+    dev.post(
+        &format!("/applications/{}/subscriptions", id(&devs_app)),
+        &json!({ "api": "chat-api" }),
+    )
+    .await?;
+    let devs_key = dev
+        .post(
+            &format!("/applications/{}/keys", id(&devs_app)),
+            &json!({ "environment": "development" }),
+        )
+        .await?;
+
+    let key = app_key(gw, &s.app, "development").await?;
+    let spare = app_key(gw, &s.app, "development").await?;
+    let connect = |k: &Value| {
+        let k = k["key"].as_str().unwrap_or_default().to_string();
+        let url = s.url.clone();
+        async move {
+            let mut c = WsClient::with_key(&url, &k).await?;
+            c.recv_json().await?;
+            anyhow::Ok(c)
+        }
+    };
+    let refused = |k: &Value| {
+        let k = k["key"].as_str().unwrap_or_default().to_string();
+        let url = s.url.clone();
+        async move { anyhow::Ok(WsClient::refused(&url, &[("api-key", &k)]).await?.status) }
+    };
+
+    // A revoked key: its connection closes with 1008, the application's other key lives on.
+    let (mut revoked, mut kept) = (connect(&key).await?, connect(&spare).await?);
+    gw.client
+        .delete(&format!("/applications/{}/keys/{}", id(&s.app), id(&key)))
+        .await?;
+    assert_eq!(
+        revoked.recv_close().await?,
+        (1008, "API key revoked".into())
+    );
+    assert_eq!(refused(&key).await?, 401);
+    kept.send_text("still here").await?;
+    assert_eq!(kept.recv_text().await?, "still here");
+
+    // The subscription deleted: every connection of the application closes.
+    gw.client
+        .delete(&format!(
+            "/applications/{}/subscriptions/chat-api",
+            id(&s.app)
+        ))
+        .await?;
+    assert_eq!(
+        kept.recv_close().await?,
+        (1008, "subscription ended or application blocked".into())
+    );
+    assert_eq!(refused(&spare).await?, 403);
+
+    // The user who owns an application blocked: closed, and refused from then on.
+    let mut devs = connect(&devs_key).await?;
+    gw.client
+        .patch("/users/dev@example.org", &json!({ "blocked": true }))
+        .await?;
+    assert_eq!(devs.recv_close().await?.0, 1008);
+    assert_eq!(refused(&devs_key).await?, 401);
+    gw.client
+        .patch("/users/dev@example.org", &json!({ "blocked": false }))
+        .await?;
+    let mut devs = connect(&devs_key).await?;
+    // The application blocked by an admin: the same.
+    gw.client
+        .patch(
+            &format!("/applications/{}", id(&devs_app)),
+            &json!({ "blocked": true }),
+        )
+        .await?;
+    assert_eq!(devs.recv_close().await?.0, 1008);
+    assert_eq!(refused(&devs_key).await?, 401);
+    // A subscriber cannot unblock their own application.
+    let e = dev
+        .patch(
+            &format!("/applications/{}", id(&devs_app)),
+            &json!({ "blocked": false }),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().starts_with("HTTP 403"), "{e}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plans_connection_limit_refuses_with_429_per_subscription() -> anyhow::Result<()> {
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    let plan = gw
+        .client
+        .post("/plans", &json!({ "name": "Two", "maxConnections": 2 }))
+        .await?;
+    assert_eq!(plan["limits"]["maxConnections"], 2);
+    let e = gw
+        .client
+        .post("/plans", &json!({ "name": "Two" }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("HTTP 409"), "{e}");
+    let api = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": SAMPLE_CONTRACT, "target": echo.url }),
+        )
+        .await?;
+    let url = gw.deploy("chat-api", "development", "external").await?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    gw.client
+        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
+        .await?;
+    let mut keys = Vec::new();
+    for name in ["A", "B"] {
+        let app = gw
+            .client
+            .post("/applications", &json!({ "name": name }))
+            .await?;
+        let e = gw
+            .client
+            .post(
+                &format!("/applications/{}/subscriptions", id(&app)),
+                &json!({ "api": "chat-api", "plan": "Platinum" }),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no plan `Platinum`") && e.contains("Two"), "{e}");
+        gw.client
+            .post(
+                &format!("/applications/{}/subscriptions", id(&app)),
+                &json!({ "api": "chat-api", "plan": "Two" }),
+            )
+            .await?;
+        keys.push(
+            app_key(&gw, &app, "development").await?["key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        open.push(WsClient::with_key(&url, &keys[0]).await?);
+    }
+    let r = WsClient::refused(&url, &[("api-key", &keys[0])]).await?;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("plan_connection_limit"), "{}", r.body);
+    // Another subscription has its own count; a closed connection frees its slot.
+    open.push(WsClient::with_key(&url, &keys[1]).await?);
+    open.remove(0).close().await;
+    asyncgate_testkit::eventually("the slot is freed", || {
+        gw.platform.gateway().live().count("development", id(&api)) == 2
+    })
+    .await?;
+    WsClient::with_key(&url, &keys[0]).await?.close().await;
+    Ok(())
+}
