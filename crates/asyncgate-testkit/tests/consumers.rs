@@ -189,7 +189,8 @@ async fn an_application_connects_with_its_key_or_its_token_and_only_where_subscr
         other_token["access_token"].as_str().unwrap_or_default()
     );
     let tampered = format!("Bearer {}x", access.trim_end_matches(|c: char| c != '.'));
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("api-key", prod_key["key"].as_str().unwrap_or_default())],
             401,
