@@ -237,6 +237,124 @@ async fn every_route_with_an_id_is_closed_to_other_organizations_and_to_roles_wi
             }
         }
     }
+    // Applications: their owner and the organization's admins; nobody else sees them.
+    w.pete
+        .post(
+            &format!("/apis/{api}/lifecycle"),
+            &json!({ "action": "publish" }),
+        )
+        .await?;
+    let app = w
+        .sue
+        .post("/applications", &json!({ "name": "Sue's App" }))
+        .await?;
+    let app = app["id"].as_str().unwrap_or_default().to_string();
+    let sub_path = format!("/applications/{app}/subscriptions");
+    w.sue.post(&sub_path, &json!({ "api": api })).await?;
+    let app_key = w
+        .sue
+        .post(
+            &format!("/applications/{app}/keys"),
+            &json!({ "environment": "development" }),
+        )
+        .await?;
+    let app_key = app_key["id"].as_str().unwrap_or_default().to_string();
+    // (method, path, body, the answers to the admin, the publisher (not the owner) and the
+    // owner; the publisher and the owner call first, so a change the owner made is gone
+    // for the admin)
+    let app_routes: Vec<(&str, String, Value, [u16; 3])> = vec![
+        (
+            "GET",
+            format!("/applications/{app}"),
+            json!({}),
+            [200, 404, 200],
+        ),
+        (
+            "PATCH",
+            format!("/applications/{app}"),
+            json!({ "blocked": false }),
+            [200, 404, 403],
+        ),
+        (
+            "POST",
+            format!("/applications/{app}/secret"),
+            json!({}),
+            [201, 404, 201],
+        ),
+        (
+            "POST",
+            sub_path.clone(),
+            json!({ "api": api }),
+            [409, 404, 409],
+        ),
+        (
+            "POST",
+            format!("/applications/{app}/keys"),
+            json!({ "environment": "development" }),
+            [201, 404, 201],
+        ),
+        (
+            "POST",
+            format!("/applications/{app}/keys/{app_key}/regenerate"),
+            json!({}),
+            [404, 404, 201],
+        ),
+        (
+            "DELETE",
+            format!("/applications/{app}/subscriptions/{api}"),
+            json!({}),
+            [404, 404, 204],
+        ),
+    ];
+    for (method, path, body, expected) in &app_routes {
+        assert_eq!(
+            status(&w.bob, method, path, body).await?,
+            404,
+            "bob: {method} {path}"
+        );
+        let got = [
+            status(&w.pete, method, path, body).await?,
+            status(&w.sue, method, path, body).await?,
+        ];
+        let admin = status(&w.alice, method, path, body).await?;
+        assert_eq!([admin, got[0], got[1]], *expected, "{method} {path}");
+    }
+    assert_eq!(status(&w.bob, "GET", "/plans", &json!({})).await?, 200);
+    assert_eq!(
+        status(&w.sue, "POST", "/plans", &json!({ "name": "Free" })).await?,
+        403
+    );
+    assert_eq!(
+        status(
+            &w.bob,
+            "DELETE",
+            &format!("/applications/{app}"),
+            &json!({})
+        )
+        .await?,
+        404
+    );
+    assert_eq!(
+        status(
+            &w.pete,
+            "DELETE",
+            &format!("/applications/{app}"),
+            &json!({})
+        )
+        .await?,
+        404
+    );
+    assert_eq!(
+        status(
+            &w.sue,
+            "DELETE",
+            &format!("/applications/{app}"),
+            &json!({})
+        )
+        .await?,
+        204
+    );
+
     // Destructive routes last, each checked the same way.
     let destructive: Vec<(&str, String, [bool; 3])> = vec![
         (

@@ -106,6 +106,27 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Applications: OAuth2 clients, their subscriptions and API keys.
+    App {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Subscription plans of the organization.
+    Plan {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// The platform's token signing keys (admin token only).
+    SigningKey {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
     /// The organization's audit log: who did what, when, from where.
     Audit {
         #[command(flatten)]
@@ -219,6 +240,116 @@ pub enum TokenCommand {
     },
     /// Revoke a personal access token by id.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an application; prints its client id and secret (shown once).
+    Create {
+        name: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Your applications (every one of the organization's, for an admin).
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// An application with its subscriptions and keys.
+    Show {
+        app: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Subscribe an application to a published API on a plan.
+    Subscribe {
+        app: String,
+        api: String,
+        #[arg(long, default_value = "Unlimited")]
+        plan: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// End a subscription (live connections using it close).
+    Unsubscribe { app: String, api: String },
+    /// Make a new client secret (the old one stops working; shown once).
+    Secret {
+        app: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Block an application: its credentials are refused, its connections closed.
+    Block { app: String },
+    /// Unblock an application.
+    Unblock { app: String },
+    /// Delete an application with its subscriptions and keys.
+    Delete { app: String },
+    /// An application's API keys.
+    Key {
+        #[command(subcommand)]
+        command: AppKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppKeyCommand {
+    /// Create an API key for one environment (shown once).
+    Create {
+        app: String,
+        #[arg(long = "env")]
+        environment: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// The application's keys, by their first characters.
+    List {
+        app: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Revoke a key (live connections using it close).
+    Revoke { app: String, key_id: String },
+    /// Revoke a key and make a new one for the same environment (shown once).
+    Regenerate {
+        app: String,
+        key_id: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// The organization's plans and their limits.
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Create a plan (0 = no limit).
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        max_connections: u64,
+        #[arg(long, default_value_t = 0)]
+        messages_per_minute: u64,
+        #[arg(long, default_value_t = 0)]
+        bytes_per_minute: u64,
+        /// `close` the connection (1008) or `drop` the message, when over a rate.
+        #[arg(long, default_value = "close", value_parser = parse_excess)]
+        on_excess: asyncgate_core::OnExcess,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+fn parse_excess(s: &str) -> Result<asyncgate_core::OnExcess, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// Replace the current signing key; tokens it signed stay valid until they expire.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

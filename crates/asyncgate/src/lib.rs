@@ -3,6 +3,7 @@
 //! guided demo.
 
 pub mod access_cmd;
+pub mod app_cmd;
 pub mod chat_backend;
 pub mod cli;
 pub mod client;

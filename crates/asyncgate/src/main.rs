@@ -3,7 +3,7 @@
 use asyncgate::cli::{self, Cli, Command};
 use asyncgate::config::{ConfigError, EXIT_CONFIG};
 use asyncgate::platform::Platform;
-use asyncgate::{access_cmd, commands};
+use asyncgate::{access_cmd, app_cmd, commands};
 use clap::Parser;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -79,6 +79,9 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         Command::Logout { conn } => access_cmd::logout(&conn).await,
         Command::Whoami { conn, output } => access_cmd::whoami(&conn, output).await,
         Command::Token { conn, command } => access_cmd::run_token(&conn, command).await,
+        Command::App { conn, command } => app_cmd::run_app(&conn, command).await,
+        Command::Plan { conn, command } => app_cmd::run_plan(&conn, command).await,
+        Command::SigningKey { conn, command } => app_cmd::run_signing_key(&conn, command).await,
         Command::Audit {
             conn,
             api,

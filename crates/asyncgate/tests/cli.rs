@@ -540,3 +540,186 @@ fn a_gateway_short_of_file_descriptors_leaves_the_management_api_up() {
     assert!(listed.contains("chat-api"), "{listed}");
     drop(held);
 }
+
+/// A `serve` process on a fresh data folder; returns it once its endpoints are written.
+fn serve(data: &Path) -> Proc {
+    let serve = Proc(
+        Command::new(BIN)
+            .args(["serve", "--ephemeral-ports", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&data.join("endpoints.json"));
+    serve
+}
+
+#[test]
+fn organizations_users_and_applications_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _serve = serve(&data);
+
+    // The operator (admin token) creates the organization; its admin signs in.
+    let org = json(&cli(
+        &data,
+        &["org", "create", "Stark Industries", "-o", "json"],
+        None,
+    ));
+    assert_eq!(org["handle"], "stark-industries");
+    let added = json(&cli(
+        &data,
+        &[
+            "user",
+            "add",
+            "tony@stark.example",
+            "--org",
+            "stark-industries",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "-o",
+            "json",
+        ],
+        Some("iron man suit 42\n"),
+    ));
+    assert_eq!(added["role"], "admin");
+    let out = cli(
+        &data,
+        &["login", "--email", "tony@stark.example", "--password-stdin"],
+        Some("wrong password\n"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong email or password"));
+    let me = json(&cli(
+        &data,
+        &[
+            "login",
+            "--email",
+            "tony@stark.example",
+            "--password-stdin",
+            "-o",
+            "json",
+        ],
+        Some("iron man suit 42\n"),
+    ));
+    assert_eq!(me["organizations"][0]["handle"], "stark-industries");
+    let session = std::fs::read_to_string(data.join("cli-session")).unwrap();
+    assert!(session.starts_with("ags_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("cli-session"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the session file is its owner's alone");
+    }
+
+    // Signed in, commands act as tony in his organization.
+    let who = json(&cli(&data, &["whoami", "-o", "json"], None));
+    assert_eq!(who["email"], "tony@stark.example");
+    let api = json(&cli(
+        &data,
+        &[
+            "api",
+            "import",
+            "--file",
+            sample().to_str().unwrap(),
+            "--target",
+            "ws://127.0.0.1:9",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(api["basePath"], "/stark-industries/chat-api/v1.0.0");
+    deploy_to_development(&data);
+    ok(&cli(
+        &data,
+        &["api", "lifecycle", "chat-api", "publish"],
+        None,
+    ));
+    let app = json(&cli(
+        &data,
+        &["app", "create", "Chat App", "-o", "json"],
+        None,
+    ));
+    for field in ["id", "clientId", "clientSecret"] {
+        assert!(app[field].as_str().is_some_and(|v| !v.is_empty()), "{app}");
+    }
+    let sub = json(&cli(
+        &data,
+        &[
+            "app",
+            "subscribe",
+            "Chat App",
+            "chat-api",
+            "--plan",
+            "Gold",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(sub["plan"], "Gold");
+    let key = json(&cli(
+        &data,
+        &[
+            "app",
+            "key",
+            "create",
+            "Chat App",
+            "--env",
+            "production",
+            "-o",
+            "json",
+        ],
+        None,
+    ));
+    assert!(key["key"].as_str().unwrap().starts_with("agk_"));
+    let shown = json(&cli(
+        &data,
+        &["app", "show", "Chat App", "-o", "json"],
+        None,
+    ));
+    assert_eq!(shown["subscriptions"][0]["plan"], "Gold");
+    let plans = json(&cli(&data, &["plan", "list", "-o", "json"], None));
+    assert_eq!(plans.as_array().map(Vec::len), Some(4));
+
+    // The audit log names tony, and holds none of the secrets shown above.
+    let audit = cli(
+        &data,
+        &["audit", "--user", "tony@stark.example", "-o", "json"],
+        None,
+    );
+    let audit_text = ok(&audit);
+    let entries: Value = serde_json::from_str(&audit_text).unwrap();
+    assert!(entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "app.subscribe"));
+    for secret in [
+        "iron man suit 42",
+        app["clientSecret"].as_str().unwrap(),
+        key["key"].as_str().unwrap(),
+        session.trim(),
+    ] {
+        assert!(!audit_text.contains(secret));
+    }
+
+    // Signed out, the CLI falls back to the admin token, which acts in the default org.
+    ok(&cli(&data, &["logout"], None));
+    assert!(!data.join("cli-session").exists());
+    let apis = json(&cli(&data, &["api", "list", "-o", "json"], None));
+    assert_eq!(apis.as_array().map(Vec::len), Some(0));
+    let apis = json(&cli(
+        &data,
+        &["api", "list", "--org", "stark-industries", "-o", "json"],
+        None,
+    ));
+    assert_eq!(apis.as_array().map(Vec::len), Some(1));
+}
