@@ -83,6 +83,51 @@ pub struct UpdateRequest {
     /// Extra headers sent to the backend; replaces the whole set (`{}` removes them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_headers: Option<BTreeMap<String, String>>,
+    /// Admission settings to change; omitted ones keep their values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityPatch>,
+}
+
+/// Partial change of who may connect (see `ApiSecurity`).
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityPatch {
+    /// Require a credential (true) or let anyone connect (false, only when said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Header carrying an API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_header: Option<String>,
+    /// Origins browsers may connect from; replaces the list (`[]`: any origin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl SecurityPatch {
+    fn apply(&self, security: &mut asyncgate_core::ApiSecurity) -> ApiResult<()> {
+        if let Some(v) = self.enabled {
+            security.enabled = v;
+        }
+        if let Some(name) = &self.api_key_header {
+            let lower = name.trim().to_ascii_lowercase();
+            let single = BTreeMap::from([(lower.clone(), String::new())]);
+            check_backend_headers(&single)?;
+            if lower == "authorization" || lower == "origin" || lower == "cookie" {
+                return Err(ApiError::bad_request(format!(
+                    "`{name}` cannot carry API keys: the gateway reads it for other things"
+                )));
+            }
+            security.api_key_header = lower;
+        }
+        if let Some(origins) = &self.allowed_origins {
+            security.allowed_origins = origins
+                .iter()
+                .map(|o| asyncgate_core::security::check_origin(o))
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::bad_request)?;
+        }
+        Ok(())
+    }
 }
 
 /// Partial change of an API's limits (see `ApiLimits` for meanings and defaults).
@@ -369,6 +414,7 @@ async fn create(
             },
             contract,
             limits: Default::default(),
+            security: Default::default(),
             backend_headers: Default::default(),
         },
         contract_source: source,
@@ -447,6 +493,9 @@ pub async fn update(
     }
     if let Some(headers) = &req.backend_headers {
         d.backend_headers = check_backend_headers(headers)?;
+    }
+    if let Some(patch) = &req.security {
+        patch.apply(&mut d.security)?;
     }
     api.updated_at = now();
     state.store.update_api(&api).await?;

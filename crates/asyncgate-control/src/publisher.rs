@@ -192,6 +192,7 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
                     })
                     .collect(),
                 limits: rev.design.limits,
+                security: rev.design.security.clone(),
                 backend_headers: rev.design.backend_headers.clone().into_iter().collect(),
             });
         }

@@ -28,6 +28,9 @@ pub struct ApiView {
     pub latest_revision: Option<u32>,
     #[schema(value_type = Object)]
     pub limits: asyncgate_core::ApiLimits,
+    /// Who may connect: credentials required, the API-key header, allowed origins.
+    #[schema(value_type = Object)]
+    pub security: asyncgate_core::ApiSecurity,
     /// Names of the extra headers sent to the backend (values are not shown).
     pub backend_header_names: Vec<String>,
     pub created_at: String,
@@ -195,6 +198,7 @@ pub async fn api_view(
         deployments,
         latest_revision: revisions.last().map(|r| r.number),
         limits: design.limits,
+        security: design.security.clone(),
         backend_header_names: design.backend_headers.keys().cloned().collect(),
         created_at: api.created_at.clone(),
         updated_at: api.updated_at.clone(),

@@ -8,12 +8,14 @@ pub mod domain;
 pub mod lifecycle;
 pub mod limits;
 pub mod routes;
+pub mod security;
 pub mod snapshot;
 
 pub use access::{OnExcess, Permission, PlanLimits, Role};
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::ApiLimits;
+pub use security::ApiSecurity;
 pub use snapshot::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
     SnapshotSigningKey, SnapshotSubscription,

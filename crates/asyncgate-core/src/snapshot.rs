@@ -4,7 +4,7 @@
 //! nothing it does not: no contract source and no secret in clear — credentials as hashes,
 //! token signing keys as public keys only (see `docs/architecture.md`).
 
-use crate::{AccessMode, ApiLimits, LifecycleState, PlanLimits};
+use crate::{AccessMode, ApiLimits, ApiSecurity, LifecycleState, PlanLimits};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -82,6 +82,8 @@ pub struct SnapshotDeployment {
     pub channels: Vec<SnapshotChannel>,
     #[serde(default)]
     pub limits: ApiLimits,
+    #[serde(default)]
+    pub security: ApiSecurity,
     /// Extra headers sent to the backend (for example a backend API key).
     #[serde(default)]
     pub backend_headers: Vec<(String, String)>,

@@ -16,6 +16,11 @@ pub const API_KEY_HEADER: &str = "api-key";
 pub const API_KEY_QUERY: &str = "apikey";
 /// Query parameter carrying a bearer token (for clients that cannot set headers).
 pub const TOKEN_QUERY: &str = "access_token";
+/// Prefix of a `Sec-WebSocket-Protocol` entry carrying a bearer token (browsers can set
+/// no header but this one): `access_token.<token>`.
+pub const TOKEN_PROTOCOL: &str = "access_token.";
+/// Prefix of a `Sec-WebSocket-Protocol` entry carrying an API key: `apikey.<key>`.
+pub const API_KEY_PROTOCOL: &str = "apikey.";
 
 /// Headers that carry client credentials: read here, never forwarded.
 pub const CREDENTIAL_HEADERS: [&str; 2] = ["authorization", API_KEY_HEADER];
@@ -36,16 +41,29 @@ pub struct Credentials {
     /// The query without credential parameters, as the client wrote the rest; `None`
     /// when nothing is left.
     pub backend_query: Option<String>,
+    /// When the client offered a credential as a subprotocol: that entry (answered back
+    /// when the backend chooses none, as browsers require an offered one), and the
+    /// offer the backend may see (`None`: nothing else was offered).
+    pub protocol: Option<ProtocolCarrier>,
 }
 
-/// Read the credentials of a request: the `api-key` header, `Authorization: Bearer`, and
-/// the `apikey` and `access_token` query parameters. Parameter names are compared after
+/// A credential carried in `Sec-WebSocket-Protocol`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProtocolCarrier {
+    pub entry: String,
+    pub backend_offer: Option<String>,
+}
+
+/// Read the credentials of a request: the `api-key` header (and `key_header`, an API's
+/// own), `Authorization: Bearer`, the `apikey` and `access_token` query parameters, and
+/// `apikey.` / `access_token.` entries of `Sec-WebSocket-Protocol`. Parameter names are compared after
 /// percent-decoding and without regard to case, so no spelling of them reaches the
 /// backend. The same credential given more than once counts once; two different ones
 /// are refused (400), never chosen between.
 pub fn read_credentials(
     headers: &HeaderMap,
     query: Option<&str>,
+    key_header: Option<&http::HeaderName>,
 ) -> Result<Credentials, GatewayError> {
     let mut found: Option<Presented> = None;
     let mut add = |p: Presented| -> Result<(), GatewayError> {
@@ -64,6 +82,48 @@ pub fn read_credentials(
     };
     for v in headers.get_all(API_KEY_HEADER) {
         add(Presented::ApiKey(header_text(v)?.trim().to_string()))?;
+    }
+    if let Some(name) = key_header {
+        for v in headers.get_all(name) {
+            add(Presented::ApiKey(header_text(v)?.trim().to_string()))?;
+        }
+    }
+    let mut protocol = None;
+    let offers = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL);
+    if offers.iter().any(|v| {
+        v.as_bytes()
+            .windows(API_KEY_PROTOCOL.len())
+            .any(|w| w.eq_ignore_ascii_case(API_KEY_PROTOCOL.as_bytes()))
+            || v.as_bytes()
+                .windows(TOKEN_PROTOCOL.len())
+                .any(|w| w.eq_ignore_ascii_case(TOKEN_PROTOCOL.as_bytes()))
+    }) {
+        let mut kept: Vec<&str> = Vec::new();
+        let mut entry = None;
+        for v in offers {
+            for p in header_text(v)?
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                let starts = |prefix: &str| {
+                    p.len() > prefix.len() && p[..prefix.len()].eq_ignore_ascii_case(prefix)
+                };
+                if starts(TOKEN_PROTOCOL) {
+                    add(Presented::Bearer(p[TOKEN_PROTOCOL.len()..].to_string()))?;
+                    entry.get_or_insert(p);
+                } else if starts(API_KEY_PROTOCOL) {
+                    add(Presented::ApiKey(p[API_KEY_PROTOCOL.len()..].to_string()))?;
+                    entry.get_or_insert(p);
+                } else {
+                    kept.push(p);
+                }
+            }
+        }
+        protocol = entry.map(|e| ProtocolCarrier {
+            entry: e.to_string(),
+            backend_offer: (!kept.is_empty()).then(|| kept.join(", ")),
+        });
     }
     for v in headers.get_all(header::AUTHORIZATION) {
         let v = header_text(v)?.trim();
@@ -94,6 +154,7 @@ pub fn read_credentials(
     Ok(Credentials {
         presented: found,
         backend_query: (!kept.is_empty()).then(|| kept.join("&")),
+        protocol,
     })
 }
 
@@ -121,6 +182,9 @@ pub const KEY_CREDENTIAL: &str = "key:";
 /// Prefix of the identity of a connection made with an application's credential: then
 /// the application id, `/`, and `key:<hash>` or `token`.
 pub const APP_CREDENTIAL: &str = "app:";
+
+/// The identity of a connection to an API whose security is off.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// The application a connection is made for, and the plan of its subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +315,13 @@ pub fn verify(
 /// Whether the credential a live connection was admitted with is still accepted for
 /// `route`, and if not why: the one rule for open connections, matching [`verify`].
 pub fn still_valid(compiled: &Compiled, route: &Route, identity: &str) -> Result<(), &'static str> {
+    if identity == ANONYMOUS {
+        return if route.security.enabled {
+            Err("the API now requires credentials")
+        } else {
+            Ok(())
+        };
+    }
     if let Some(hash) = identity.strip_prefix(KEY_CREDENTIAL) {
         return if route.key_hashes.contains(hash) {
             Ok(())
@@ -286,7 +357,7 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        read_credentials(&h, query).map_err(|e| e.code.to_string())
+        read_credentials(&h, query, None).map_err(|e| e.code.to_string())
     }
 
     fn key(k: &str) -> Option<Presented> {
@@ -366,6 +437,37 @@ mod tests {
                 .unwrap()
                 .presented,
             key("a")
+        );
+    }
+
+    #[test]
+    fn a_credential_offered_as_a_subprotocol_is_read_and_kept_from_the_backend() {
+        let c = read(
+            &[("sec-websocket-protocol", "chat, access_token.a.b.c")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.presented, Some(Presented::Bearer("a.b.c".into())));
+        let p = c.protocol.unwrap();
+        assert_eq!(p.entry, "access_token.a.b.c");
+        assert_eq!(p.backend_offer.as_deref(), Some("chat"));
+        let c = read(&[("sec-websocket-protocol", "apikey.agk_x")], None).unwrap();
+        assert_eq!(c.presented, key("agk_x"));
+        assert_eq!(c.protocol.unwrap().backend_offer, None);
+        // Without a credential entry, the offer is left alone.
+        assert_eq!(
+            read(&[("sec-websocket-protocol", "chat, superchat")], None)
+                .unwrap()
+                .protocol,
+            None
+        );
+        assert_eq!(
+            read(
+                &[("sec-websocket-protocol", "apikey.a"), ("api-key", "b")],
+                None
+            )
+            .map(|_| ()),
+            Err("ambiguous_credentials".to_string())
         );
     }
 }

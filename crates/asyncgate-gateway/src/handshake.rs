@@ -28,6 +28,9 @@ pub struct Admission {
     pub backend_request: Request<()>,
     /// Who the credential identifies, and until when.
     pub credential: auth::Verified,
+    /// A credential the client offered as a subprotocol: answered back when the backend
+    /// chooses none.
+    pub credential_protocol: Option<HeaderValue>,
 }
 
 /// Headers never forwarded to the backend as the client sent them: hop-by-hop ones, the
@@ -67,7 +70,7 @@ pub fn admit<B>(
     let client_key = check_upgrade(req)?;
     let routes = compiled.routes(&listener.environment, listener.kind);
     let path = req.uri().path();
-    let credentials = auth::read_credentials(req.headers(), req.uri().query())?;
+    let mut credentials = auth::read_credentials(req.headers(), req.uri().query(), None)?;
     // The backend gets the query without credential parameters.
     let matched = route::find(routes, path, credentials.backend_query.as_deref()).map_err(|miss| match miss {
         Miss::NoApi => GatewayError::client(
@@ -103,9 +106,53 @@ pub fn admit<B>(
             ),
         ));
     }
-    let credential = auth::verify(compiled, route, credentials.presented)?;
+    if route.api_key_header.is_some() {
+        credentials = auth::read_credentials(
+            req.headers(),
+            req.uri().query(),
+            route.api_key_header.as_ref(),
+        )?;
+    }
+    let credential = if route.security.enabled {
+        auth::verify(compiled, route, credentials.presented)?
+    } else {
+        auth::Verified {
+            identity: auth::ANONYMOUS.into(),
+            expires_at: None,
+            subscriber: None,
+        }
+    };
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !route.security.allows_origin(origin) {
+            return Err(GatewayError::client(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                format!(
+                    "{} does not accept connections from the origin {}",
+                    route.api_name,
+                    origin.escape_default()
+                ),
+            ));
+        }
+    }
 
     let mut backend_request = backend_request(req.headers(), &matched.backend_url, peer, trusted)?;
+    let headers = backend_request.headers_mut();
+    if let Some(name) = &route.api_key_header {
+        headers.remove(name);
+    }
+    let mut credential_protocol = None;
+    if let Some(carrier) = credentials.protocol {
+        headers.remove(header::SEC_WEBSOCKET_PROTOCOL);
+        if let Some(offer) = carrier
+            .backend_offer
+            .and_then(|o| HeaderValue::from_str(&o).ok())
+        {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, offer);
+        }
+        credential_protocol = HeaderValue::from_str(&carrier.entry).ok();
+    }
     for (name, value) in &route.backend_headers {
         backend_request
             .headers_mut()
@@ -116,6 +163,7 @@ pub fn admit<B>(
         client_key,
         backend_request,
         credential,
+        credential_protocol,
     })
 }
 

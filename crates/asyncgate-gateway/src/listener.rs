@@ -400,7 +400,10 @@ impl Gateway {
         .await?;
         let answer = request::switching_protocols(
             &derive_accept_key(admission.client_key.as_bytes()),
-            dialed.protocol.as_ref(),
+            dialed
+                .protocol
+                .as_ref()
+                .or(admission.credential_protocol.as_ref()),
         );
         let settings = pump::Settings {
             timing: pump::Timing {

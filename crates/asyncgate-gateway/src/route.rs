@@ -1,7 +1,7 @@
 //! Matching a request path to a deployed API and one of its channels, and the backend URL
 //! that path maps to.
 
-use asyncgate_core::{ApiLimits, LifecycleState, PlanLimits};
+use asyncgate_core::{ApiLimits, ApiSecurity, LifecycleState, PlanLimits};
 use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +21,10 @@ pub struct Route {
     pub target: String,
     pub channels: Vec<ChannelPattern>,
     pub key_hashes: Arc<HashSet<String>>,
+    /// Who may connect: credentials required, API-key header, origins.
+    pub security: ApiSecurity,
+    /// The API's own API-key header, when it is not the default `api-key`.
+    pub api_key_header: Option<HeaderName>,
     /// Applications subscribed to the API, with their plans.
     pub subscriptions: Arc<HashMap<Arc<str>, PlanLimits>>,
     pub limits: ApiLimits,
@@ -179,6 +183,8 @@ mod tests {
             channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
             key_hashes: Arc::default(),
             subscriptions: Arc::default(),
+            security: ApiSecurity::default(),
+            api_key_header: None,
             limits: ApiLimits::default(),
             backend_headers: Vec::new(),
         })

@@ -79,6 +79,11 @@ impl Compiled {
                         .collect(),
                     key_hashes: keys.clone(),
                     subscriptions: subscriptions.clone(),
+                    api_key_header: (d.security.api_key_header
+                        != asyncgate_core::security::DEFAULT_API_KEY_HEADER)
+                        .then(|| HeaderName::from_bytes(d.security.api_key_header.as_bytes()).ok())
+                        .flatten(),
+                    security: d.security.clone(),
                     limits: d.limits,
                     backend_headers: d
                         .backend_headers

@@ -496,6 +496,7 @@ mod tests {
                 description: None,
                 contract,
                 limits: Default::default(),
+                security: Default::default(),
                 backend_headers: Default::default(),
             },
             contract_source: CONTRACT.into(),

@@ -1,7 +1,7 @@
 //! The records the store keeps, as plain data.
 
 use asyncgate_contract::Contract;
-use asyncgate_core::{AccessMode, ApiLimits, LifecycleState};
+use asyncgate_core::{AccessMode, ApiLimits, ApiSecurity, LifecycleState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -19,6 +19,9 @@ pub struct ApiDesign {
     pub contract: Contract,
     #[serde(default)]
     pub limits: ApiLimits,
+    /// Who may connect: credentials required or not, the API-key header, origins.
+    #[serde(default)]
+    pub security: ApiSecurity,
     /// Extra headers the gateway sends to the backend.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backend_headers: BTreeMap<String, String>,
@@ -37,6 +40,7 @@ impl ApiDesign {
             description,
             contract: _,
             limits,
+            security,
             backend_headers,
         } = self;
         (
@@ -47,6 +51,7 @@ impl ApiDesign {
             target,
             description,
             limits,
+            security,
             backend_headers,
         ) == (
             &other.name,
@@ -56,6 +61,7 @@ impl ApiDesign {
             &other.target,
             &other.description,
             &other.limits,
+            &other.security,
             &other.backend_headers,
         )
     }

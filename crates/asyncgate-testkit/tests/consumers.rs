@@ -472,3 +472,146 @@ async fn a_plans_connection_limit_refuses_with_429_per_subscription() -> anyhow:
     WsClient::with_key(&url, &keys[0]).await?.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_gateway_checks_in_order_and_takes_credentials_where_browsers_can_send_them(
+) -> anyhow::Result<()> {
+    let s = setup("Unlimited").await?;
+    let (gw, url) = (&s.gw, &s.url);
+    let (client_id, secret) = (
+        s.app["clientId"].as_str().unwrap_or_default(),
+        s.app["clientSecret"].as_str().unwrap_or_default(),
+    );
+    let access = token(gw, client_id, secret).await?.1["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let key = app_key(gw, &s.app, "development").await?["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let other = gw
+        .client
+        .post("/applications", &json!({ "name": "Unsubscribed" }))
+        .await?;
+    let other_key = app_key(gw, &other, "development").await?["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // The API's own key header, allowed origins; applied by the next deploy.
+    gw.client
+        .patch("/apis/chat-api", &json!({ "security": { "apiKeyHeader": "X-Chat-Key", "allowedOrigins": ["https://chat.example.com"] } }))
+        .await?;
+    let e = gw
+        .client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "allowedOrigins": ["chat.example.com/x"] } }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an origin"), "{e}");
+    let e = gw
+        .client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "apiKeyHeader": "Host" } }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("set by the gateway"), "{e}");
+    gw.deploy("chat-api", "development", "external").await?;
+
+    // Each check in its order: route 404, credential 401, subscription 403, origin 403.
+    let missing = format!(
+        "{}/nowhere",
+        url.rsplit_once('/').map(|(a, _)| a).unwrap_or(url)
+    );
+    let bad_origin = ("origin", "https://evil.example.com");
+    type Check<'a> = (String, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Check> = vec![
+        (missing, vec![bad_origin], 404, "no_"),
+        (url.clone(), vec![bad_origin], 401, "missing_credentials"),
+        (
+            url.clone(),
+            vec![("x-chat-key", &other_key), bad_origin],
+            403,
+            "not_subscribed",
+        ),
+        (
+            url.clone(),
+            vec![("x-chat-key", &key), bad_origin],
+            403,
+            "origin_not_allowed",
+        ),
+    ];
+    for (u, headers, status, code) in cases {
+        let r = WsClient::refused(&u, &headers).await?;
+        assert_eq!(
+            (r.status, r.body.contains(code)),
+            (status, true),
+            "{u} {headers:?}: {}",
+            r.body
+        );
+    }
+    // The API's own header and the default both carry keys; neither reaches the backend.
+    for name in ["x-chat-key", "api-key"] {
+        let mut c =
+            WsClient::connect(url, &[(name, &key), ("origin", "https://chat.example.com")]).await?;
+        let seen = c.recv_json().await?;
+        assert!(!seen.to_string().contains(&key), "{seen}");
+        c.close().await;
+    }
+    // Clients that are not browsers send no Origin and are not affected by the list.
+    WsClient::connect(url, &[("x-chat-key", &key)])
+        .await?
+        .close()
+        .await;
+
+    // A browser's carrier: the credential as a subprotocol. The backend sees only the
+    // other offers; the client gets the backend's choice, or its credential entry back.
+    let offer = format!("chat, access_token.{access}");
+    let mut c = WsClient::connect(url, &[("sec-websocket-protocol", &offer)]).await?;
+    assert_eq!(c.protocol.as_deref(), Some("chat"));
+    let seen = c.recv_json().await?;
+    assert_eq!(seen["headers"]["sec-websocket-protocol"], "chat");
+    assert!(!seen.to_string().contains(&access));
+    c.close().await;
+    let only = format!("apikey.{key}");
+    let mut c = WsClient::connect(url, &[("sec-websocket-protocol", &only)]).await?;
+    assert_eq!(c.protocol.as_deref(), Some(only.as_str()));
+    let seen = c.recv_json().await?;
+    assert!(
+        seen["headers"].get("sec-websocket-protocol").is_none(),
+        "{seen}"
+    );
+    c.close().await;
+
+    // Security off, only when said: anyone may connect; switched on again, the open
+    // connections without a credential close.
+    gw.client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "enabled": false } }),
+        )
+        .await?;
+    gw.deploy("chat-api", "development", "external").await?;
+    let mut open = WsClient::connect(url, &[]).await?;
+    open.recv_json().await?;
+    gw.client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "enabled": true } }),
+        )
+        .await?;
+    gw.deploy("chat-api", "development", "external").await?;
+    assert_eq!(
+        open.recv_close().await?,
+        (1008, "the API now requires credentials".into())
+    );
+    assert_eq!(WsClient::refused(url, &[]).await?.status, 401);
+    Ok(())
+}

@@ -5,7 +5,7 @@ use crate::client::{segment, Client};
 use crate::config::{parse_addr, ConfigError, ServeConfig, DEFAULT_DATA_DIR};
 use crate::console::{self, ConsoleOptions};
 use anyhow::{anyhow, Context};
-use asyncgate_control::apis::{ImportRequest, LimitsPatch, UpdateRequest};
+use asyncgate_control::apis::{ImportRequest, LimitsPatch, SecurityPatch, UpdateRequest};
 use asyncgate_control::keys::{TestToken, TestTokenRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -47,7 +47,7 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
         #[command(subcommand)]
-        command: ApiCommand,
+        command: Box<ApiCommand>,
     },
     /// Work with AsyncAPI contracts locally.
     Contract {
@@ -497,6 +497,51 @@ pub struct LimitArgs {
     pub clear_backend_headers: bool,
 }
 
+/// Who may connect to an API (see docs/gateway.md).
+#[derive(Debug, Clone, Args)]
+pub struct SecurityArgs {
+    /// Require a credential (`on`, the default) or let anyone connect (`off`).
+    #[arg(long, value_parser = parse_on_off)]
+    pub security: Option<bool>,
+    /// Header that carries an API key (default `api-key`).
+    #[arg(long)]
+    pub api_key_header: Option<String>,
+    /// Origin browsers may connect from, https://host[:port] (repeatable; replaces the list).
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Let browsers of any origin connect again.
+    #[arg(long, conflicts_with = "allowed_origins")]
+    pub clear_allowed_origins: bool,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("`{other}`: use on or off")),
+    }
+}
+
+impl SecurityArgs {
+    /// The change asked for, as the server's type, if any.
+    fn patch(&self) -> Option<SecurityPatch> {
+        let origins = if self.clear_allowed_origins {
+            Some(Vec::new())
+        } else {
+            (!self.allowed_origins.is_empty()).then(|| self.allowed_origins.clone())
+        };
+        let patch = SecurityPatch {
+            enabled: self.security,
+            api_key_header: self.api_key_header.clone(),
+            allowed_origins: origins,
+        };
+        let empty = patch.enabled.is_none()
+            && patch.api_key_header.is_none()
+            && patch.allowed_origins.is_none();
+        (!empty).then_some(patch)
+    }
+}
+
 impl LimitArgs {
     /// The limits to change, as the server's type.
     fn patch(&self) -> Option<LimitsPatch> {
@@ -547,8 +592,12 @@ impl Overrides {
         }
     }
 
-    /// An update request carrying these overrides and `limits`.
-    pub fn update_request(&self, limits: &LimitArgs) -> anyhow::Result<UpdateRequest> {
+    /// An update request carrying these overrides, `limits` and `security`.
+    pub fn update_request(
+        &self,
+        limits: &LimitArgs,
+        security: &SecurityArgs,
+    ) -> anyhow::Result<UpdateRequest> {
         let i = self.import_request();
         Ok(UpdateRequest {
             name: i.name,
@@ -559,6 +608,7 @@ impl Overrides {
             description: i.description,
             limits: limits.patch(),
             backend_headers: limits.backend_headers()?,
+            security: security.patch(),
         })
     }
 }
@@ -628,6 +678,8 @@ pub enum ApiCommand {
         overrides: Overrides,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        security: SecurityArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },

@@ -183,9 +183,10 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             api,
             overrides,
             limits,
+            security,
             output,
         } => {
-            let body = overrides.update_request(&limits)?;
+            let body = overrides.update_request(&limits, &security)?;
             let v: ApiView = c.patch_as(&api_path(&api), &body).await?;
             print(output, &v, |v| {
                 format!("updated (deploy to apply)\n{}", api_text(v))

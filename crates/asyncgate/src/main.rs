@@ -66,7 +66,7 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             until_signal(asyncgate::echo_backend::run, listener).await
         }
         Command::Demo(demo) => asyncgate::demo::run(demo).await,
-        Command::Api { conn, command } => commands::run_api(&conn, command).await,
+        Command::Api { conn, command } => commands::run_api(&conn, *command).await,
         Command::Env { conn, output } => commands::run_env(&conn, output).await,
         Command::Org { conn, command } => access_cmd::run_org(&conn, command).await,
         Command::User { conn, command } => access_cmd::run_user(&conn, command).await,

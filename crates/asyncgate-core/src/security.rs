@@ -1,0 +1,89 @@
+//! How an API admits clients: whether a credential is required, which header carries an
+//! API key, and which browser origins may connect. Frozen into each revision.
+
+use serde::{Deserialize, Serialize};
+
+/// Header carrying an API key unless an API names another.
+pub const DEFAULT_API_KEY_HEADER: &str = "api-key";
+
+/// An API's admission settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ApiSecurity {
+    /// A credential is required (default). Switched off only explicitly; then anyone
+    /// who reaches the listener may connect.
+    pub enabled: bool,
+    /// Request header carrying an API key (lower case). Default `api-key`.
+    pub api_key_header: String,
+    /// Origins (`https://app.example.com`) whose browsers may connect; empty: any. A
+    /// request with another `Origin` is refused with 403; one without `Origin` (not a
+    /// browser) is not affected.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ApiSecurity {
+    fn default() -> Self {
+        ApiSecurity {
+            enabled: true,
+            api_key_header: DEFAULT_API_KEY_HEADER.to_string(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl ApiSecurity {
+    /// Whether a browser from `origin` may connect (the one rule, compared without
+    /// regard to case as origins are).
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.is_empty()
+            || self
+                .allowed_origins
+                .iter()
+                .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+}
+
+/// Check an origin as an allow-list entry: `*`, or `scheme://host[:port]` with nothing
+/// after it. The message says what is wrong.
+pub fn check_origin(origin: &str) -> Result<String, String> {
+    if origin == "*" {
+        return Ok(origin.into());
+    }
+    let lower = origin.trim().to_ascii_lowercase();
+    let Some((scheme, rest)) = lower.split_once("://") else {
+        return Err(format!("`{origin}` is not an origin: write scheme://host[:port], for example https://app.example.com"));
+    };
+    let host_ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !matches!(scheme, "http" | "https") || !host_ok {
+        return Err(format!(
+            "`{origin}` is not an origin: write http(s)://host[:port], with no path"
+        ));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_and_matched() {
+        assert_eq!(
+            check_origin("HTTPS://App.Example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert!(check_origin("https://app.example.com/path").is_err());
+        assert!(check_origin("app.example.com").is_err());
+        assert!(check_origin("ftp://x").is_err());
+        let s = ApiSecurity {
+            allowed_origins: vec!["https://app.example.com".into()],
+            ..Default::default()
+        };
+        assert!(s.allows_origin("https://APP.example.com"));
+        assert!(!s.allows_origin("https://evil.example.com"));
+        assert!(ApiSecurity::default().allows_origin("https://anything"));
+    }
+}
