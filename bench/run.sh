@@ -126,6 +126,25 @@ key=$("$bin/asyncgate" api key create bench -o json | json key)
 "$bin/asyncgate" api update bcast --idle-timeout 3600 -o json > /dev/null
 gw_bcast_url=$("$bin/asyncgate" api deploy bcast --env development --access external -o json | json url)
 bcast_key=$("$bin/asyncgate" api key create bcast -o json | json key)
+# What a credential costs per handshake: the same API with security off, and with an
+# application's OAuth2 token (client credentials) instead of the API key.
+"$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier open --target "ws://127.0.0.1:$backend_port" -o json > /dev/null
+"$bin/asyncgate" api update open --security off -o json > /dev/null
+gw_open_url=$("$bin/asyncgate" api deploy open --env development --access external -o json | json url)
+"$bin/asyncgate" api lifecycle bench publish > /dev/null
+app_json=$("$bin/asyncgate" app create bench-client -o json)
+client_id=$(echo "$app_json" | json clientId); client_secret=$(echo "$app_json" | json clientSecret)
+"$bin/asyncgate" app subscribe bench-client bench > /dev/null
+management=$(python3 -c "import json; print(json.load(open('$data/endpoints.json'))['management'])")
+jwt=$(python3 - "$management/oauth2/token" "$client_id" "$client_secret" <<'PY'
+import base64, json, sys, urllib.request
+url, cid, secret = sys.argv[1:4]
+req = urllib.request.Request(url, data=b"grant_type=client_credentials", headers={
+    "Authorization": "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode(),
+    "Content-Type": "application/x-www-form-urlencoded"})
+print(json.load(urllib.request.urlopen(req))["access_token"])
+PY
+)
 sleep 0.5
 
 nginx_pid=$(pgrep -f "nginx: worker process" | head -1 || true)
@@ -143,16 +162,18 @@ url_of() { # target [fanout]
   fi
   case $1 in
     direct) echo "ws://127.0.0.1:$backend_port/" ;;
-    asyncgate) echo "$gw_url" ;;
+    asyncgate|asyncgate-jwt) echo "$gw_url" ;;
+    asyncgate-open) echo "$gw_open_url" ;;
     nginx) echo "ws://127.0.0.1:$nginx_port/" ;;
     haproxy) echo "ws://127.0.0.1:$haproxy_port/" ;;
   esac
 }
-pid_of() { case $1 in asyncgate) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
-headers_of() { # target [fanout]
-  if [ "$1" = asyncgate ]; then
-    if [ "${2:-}" = fanout ]; then echo "--header api-key:$bcast_key"; else echo "--header api-key:$key"; fi
-  fi
+pid_of() { case $1 in asyncgate|asyncgate-open|asyncgate-jwt) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
+headers_of() { # target [fanout]; one argument per line
+  case $1 in
+    asyncgate-jwt) printf '%s\n' --header "authorization:Bearer $jwt" ;;
+    asyncgate) if [ "${2:-}" = fanout ]; then printf '%s\n' --header "api-key:$bcast_key"; else printf '%s\n' --header "api-key:$key"; fi ;;
+  esac
 }
 cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" || echo 0; }
 rss_kb() { [ -n "$1" ] && awk '/VmRSS/{print $2}' "/proc/$1/status" || echo 0; }
@@ -163,7 +184,8 @@ run_point() { # rep target label args...
   local before; before=$(cpu_ticks "$pid")
   # shellcheck disable=SC2046
   local kind=""; [ "$1" = fanout ] && kind=fanout
-  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" $(headers_of "$target" "$kind"))
+  local hdr; mapfile -t hdr < <(headers_of "$target" "$kind")
+  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" "${hdr[@]}")
   local after; after=$(cpu_ticks "$pid")
   python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(rep=int(sys.argv[2]), target=sys.argv[3], point=sys.argv[4], proxy_cpu_s=(int(sys.argv[6])-int(sys.argv[5]))/100); print(json.dumps(d))" \
     "$out" "$rep" "$target" "$label" "$before" "$after" >> "$results"
@@ -182,7 +204,9 @@ for rep in $(seq 1 "$reps"); do
   for point in "${points[@]}"; do
     label=${point%%|*}; args=${point#*|}
     selected "$label" || continue
-    for target in "${targets[@]}"; do
+    point_targets=("${targets[@]}")
+    [ "$label" = handshakes ] && point_targets+=(asyncgate-open asyncgate-jwt)
+    for target in "${point_targets[@]}"; do
       # shellcheck disable=SC2086
       run_point "$rep" "$target" "$label" $args
     done
@@ -194,7 +218,8 @@ done
 selected idle && for target in asyncgate nginx haproxy; do
   pid=$(pid_of "$target")
   before=$(rss_kb "$pid")
-  taskset -c 0 "$bin/asyncgate-bench" idle --count "$idle_count" --hold 4 --url "$(url_of "$target")" $(headers_of "$target") > "$work/idle-$target.out" &
+  mapfile -t hdr < <(headers_of "$target")
+  taskset -c 0 "$bin/asyncgate-bench" idle --count "$idle_count" --hold 4 --url "$(url_of "$target")" "${hdr[@]}" > "$work/idle-$target.out" &
   holder=$!
   for _ in $(seq 1 600); do grep -q open "$work/idle-$target.out" 2>/dev/null && break; sleep 0.1; done
   sleep 1

@@ -6,7 +6,9 @@
 //! as soon as it is read, never gathered into a message.
 
 use crate::frame::{self, OpCode, Violation};
+use crate::meter::PlanMeter;
 use crate::utf8::Utf8Stream;
+use asyncgate_core::OnExcess;
 
 /// Payload of the gateway's own keepalive pings; pongs carrying it stop at the gateway.
 pub const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
@@ -14,6 +16,12 @@ pub const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
 const INVALID_UTF8: Violation = Violation {
     code: frame::INVALID_PAYLOAD,
     reason: "invalid UTF-8 in a text message",
+};
+
+/// A data frame over the subscription plan's message or byte rate.
+pub const OVER_PLAN: Violation = Violation {
+    code: frame::POLICY_VIOLATION,
+    reason: "over the plan's message or byte rate",
 };
 
 /// Why reading this direction stopped.
@@ -49,6 +57,8 @@ enum State {
         mask: Option<[u8; 4]>,
         text: bool,
         fin: bool,
+        /// The frame is dropped (over the plan's rate): its payload is passed over.
+        dropped: bool,
     },
 }
 
@@ -95,6 +105,13 @@ impl Direction {
     /// Read `buf` (what was carried, then what was just read). Forwarded frames are moved
     /// to the front of `buf`; whatever cannot be handled yet is kept in `carry`.
     pub fn process(&mut self, buf: &mut [u8]) -> Processed {
+        self.process_metered(buf, None)
+    }
+
+    /// [`Direction::process`], with every data frame counted against a subscription
+    /// plan's rates when `meter` is given (the connection holds it once for both
+    /// directions).
+    pub fn process_metered(&mut self, buf: &mut [u8], meter: Option<&PlanMeter>) -> Processed {
         let mut kept = 0;
         // Where this call kept the header of the data frame under way: until written, a
         // frame that breaks the rules can be taken back whole.
@@ -112,10 +129,12 @@ impl Direction {
                     mask,
                     text,
                     fin,
+                    dropped,
                 } => {
                     let n = usize::try_from(remaining)
                         .unwrap_or(usize::MAX)
                         .min(buf.len() - pos);
+                    let discarding = discarding || dropped;
                     if !discarding {
                         if text && !self.check_text(&mut buf[pos..pos + n], mask, offset) {
                             let whole = retract(&mut kept, frame_kept);
@@ -132,6 +151,7 @@ impl Direction {
                             mask,
                             text,
                             fin,
+                            dropped,
                         };
                     } else {
                         self.state = State::Header;
@@ -227,6 +247,32 @@ impl Direction {
                         self.skip_payload(header.payload_len);
                         break Some(stop);
                     }
+                    if let Some(meter) = meter {
+                        if !meter.admit(header.payload_len) {
+                            // A message in one frame may be dropped whole; a fragment
+                            // of one under way goes on (dropping it would break the
+                            // message), counted but not refused.
+                            let whole = header.fin() && opcode != OpCode::Continuation;
+                            match meter.on_excess {
+                                OnExcess::Close => {
+                                    let stop = self.breach(buf, pos + header.len, OVER_PLAN, true);
+                                    self.skip_payload(header.payload_len);
+                                    break Some(stop);
+                                }
+                                OnExcess::Drop if whole => {
+                                    meter.count_dropped();
+                                    self.message = None;
+                                    pos += header.len;
+                                    self.skip_payload(header.payload_len);
+                                    if let State::Payload { dropped, .. } = &mut self.state {
+                                        *dropped = true;
+                                    }
+                                    continue;
+                                }
+                                OnExcess::Drop => {}
+                            }
+                        }
+                    }
                     frame_kept = Some(kept);
                     keep(buf, &mut kept, pos, header.len);
                     pos += header.len;
@@ -242,6 +288,7 @@ impl Direction {
                             mask: header.mask,
                             text: self.message == Some(true),
                             fin: header.fin(),
+                            dropped: false,
                         };
                     }
                 }
@@ -280,6 +327,7 @@ impl Direction {
                 mask: None,
                 text: false,
                 fin: true,
+                dropped: false,
             }
         };
     }
@@ -671,5 +719,45 @@ mod tests {
         let mut half_header = vec![0x82];
         d.process(&mut half_header);
         assert!(d.at_boundary(), "nothing of that frame was forwarded");
+    }
+
+    #[test]
+    fn frames_over_a_plans_rate_close_the_sender_or_are_dropped_whole() {
+        let plan = |on_excess| asyncgate_core::PlanLimits {
+            max_connections: 0,
+            messages_per_minute: 2,
+            bytes_per_minute: 0,
+            on_excess,
+        };
+        let mut wire = Vec::new();
+        for text in [&b"one"[..], b"two", b"three", b"four"] {
+            wire.extend(frame(OpCode::Text, text, KEY));
+        }
+        let first_two =
+            frame(OpCode::Text, b"one", KEY).len() + frame(OpCode::Text, b"two", KEY).len();
+
+        let close = PlanMeter::new(&plan(OnExcess::Close)).unwrap();
+        let mut d = Direction::new(true, 100);
+        let p = d.process_metered(&mut wire.clone(), Some(&close));
+        assert_eq!(p.forward, first_two);
+        assert_eq!(p.stop, Some(Stop::Violation(OVER_PLAN)));
+
+        let drop = PlanMeter::new(&plan(OnExcess::Drop)).unwrap();
+        let mut d = Direction::new(true, 100);
+        let mut buf = wire.clone();
+        let p = d.process_metered(&mut buf, Some(&drop));
+        assert_eq!((p.forward, p.stop), (first_two, None));
+        assert_eq!(&buf[..first_two], &wire[..first_two]);
+        assert_eq!(drop.dropped(), 2);
+        assert!(d.at_boundary());
+        // A dropped frame cut across reads is passed over to its end, and what follows
+        // is read as usual: a ping still goes on.
+        let mut big = frame(OpCode::Binary, &[7; 50], KEY);
+        big.extend(frame(OpCode::Ping, b"p", KEY));
+        let (head, tail) = big.split_at_mut(20);
+        assert_eq!(d.process_metered(head, Some(&drop)).forward, 0);
+        let p = d.process_metered(tail, Some(&drop));
+        assert_eq!(p.forward, frame(OpCode::Ping, b"p", KEY).len());
+        assert_eq!(drop.dropped(), 3);
     }
 }

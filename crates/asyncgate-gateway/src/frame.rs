@@ -100,6 +100,7 @@ pub struct Violation {
 pub const PROTOCOL_ERROR: u16 = 1002;
 pub const INVALID_PAYLOAD: u16 = 1007;
 pub const TOO_BIG: u16 = 1009;
+pub const POLICY_VIOLATION: u16 = 1008;
 
 /// The reason given for a length written in a longer form than it needs.
 pub const NON_MINIMAL: &str = "frame length not in its shortest form";

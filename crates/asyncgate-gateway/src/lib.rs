@@ -16,6 +16,7 @@ pub mod handshake;
 pub mod intake;
 pub mod listener;
 pub mod live;
+pub mod meter;
 pub mod pump;
 pub mod request;
 pub mod route;

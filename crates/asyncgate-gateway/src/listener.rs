@@ -419,6 +419,7 @@ impl Gateway {
             },
             max_message_bytes: route.limits.max_message_bytes,
             read_bytes: self.config.read_buffer_bytes,
+            meter: slot.meter.clone(),
         };
         Ok((answer, dialed.leg, settings, slot, route))
     }

@@ -9,6 +9,7 @@
 
 use crate::auth::Verified;
 use crate::error::GatewayError;
+use crate::meter::PlanMeter;
 use crate::route::Route;
 use crate::snapshot::Compiled;
 use asyncgate_core::ListenerKind;
@@ -52,8 +53,9 @@ struct Group {
 struct Entry {
     count: u64,
     per_credential: HashMap<Arc<str>, u64>,
-    /// Connections per subscribed application (its plan's connection limit).
-    per_app: HashMap<Arc<str>, u64>,
+    /// Per subscribed application: its connections (for its plan's connection limit) and
+    /// the meter of its plan's rates, shared by those connections.
+    per_app: HashMap<Arc<str>, (u64, Option<Arc<PlanMeter>>)>,
     groups: HashMap<(ListenerKind, Arc<str>), Group>,
 }
 
@@ -72,6 +74,8 @@ pub struct LiveGuard {
     kind: ListenerKind,
     credential: Arc<str>,
     app: Option<Arc<str>>,
+    /// The plan's rate meter, when the subscription's plan meters.
+    pub meter: Option<Arc<PlanMeter>>,
     /// Becomes `Some` when the connection must be closed.
     pub evicted: watch::Receiver<Option<Eviction>>,
 }
@@ -129,9 +133,9 @@ impl Live {
                 ),
             ));
         }
-        let app = match &verified.subscriber {
+        let (app, meter) = match &verified.subscriber {
             Some(sub) => {
-                let held = entry.per_app.get(&sub.app_id).copied().unwrap_or(0);
+                let held = entry.per_app.get(&sub.app_id).map(|(n, _)| *n).unwrap_or(0);
                 let max = sub.plan.max_connections;
                 if max > 0 && held >= max {
                     return Err(GatewayError::client(
@@ -143,10 +147,14 @@ impl Live {
                         ),
                     ));
                 }
-                *entry.per_app.entry(sub.app_id.clone()).or_default() += 1;
-                Some(sub.app_id.clone())
+                let (n, meter) = entry
+                    .per_app
+                    .entry(sub.app_id.clone())
+                    .or_insert_with(|| (0, PlanMeter::new(&sub.plan).map(Arc::new)));
+                *n += 1;
+                (Some(sub.app_id.clone()), meter.clone())
             }
-            None => None,
+            None => (None, None),
         };
         entry.count += 1;
         let credential = match entry.per_credential.get_key_value(credential) {
@@ -168,8 +176,28 @@ impl Live {
             kind,
             credential,
             app,
+            meter,
             evicted: group.evict.subscribe(),
         })
+    }
+
+    /// Messages dropped for being over their plan's rates, on connections open now to an
+    /// API in an environment.
+    pub fn dropped(&self, environment: &str, api_id: &str) -> u64 {
+        let key = Key {
+            environment: environment.to_string(),
+            api_id: api_id.to_string(),
+        };
+        self.lock()
+            .get(&key)
+            .map(|e| {
+                e.per_app
+                    .values()
+                    .filter_map(|(_, m)| m.as_ref())
+                    .map(|m| m.dropped())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Connections open to an API in an environment.
@@ -263,7 +291,7 @@ impl Drop for LiveGuard {
                 }
             }
             if let Some(app) = &self.app {
-                if let Some(n) = entry.per_app.get_mut(app) {
+                if let Some((n, _)) = entry.per_app.get_mut(app) {
                     *n -= 1;
                     if *n == 0 {
                         entry.per_app.remove(app);

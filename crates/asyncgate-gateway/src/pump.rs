@@ -48,6 +48,8 @@ pub enum Ended {
     BackendSilent,
     TimeLimit,
     CredentialExpired,
+    /// A frame of either side went over the subscription plan's rates.
+    OverPlan,
     Evicted,
     Shutdown,
 }
@@ -81,12 +83,14 @@ pub struct Leg<S> {
 }
 
 /// The bounds of one connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub timing: Timing,
     pub max_message_bytes: u64,
     /// Bytes read per system call.
     pub read_bytes: usize,
+    /// The subscription plan's rates, when it meters any (both directions count).
+    pub meter: Option<std::sync::Arc<crate::meter::PlanMeter>>,
 }
 
 /// Whether a side was heard from since the last keepalive check, and whether the gateway
@@ -276,6 +280,7 @@ fn read_once<A, B>(
     to: &mut Side<B>,
     scratch: &mut Vec<u8>,
     read_bytes: usize,
+    meter: Option<&crate::meter::PlanMeter>,
 ) -> Read
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -312,7 +317,7 @@ where
         carry.clear();
         dir.carry = carry;
     }
-    let done = dir.process(&mut scratch[..carried + n]);
+    let done = dir.process_metered(&mut scratch[..carried + n], meter);
     if !to.sent_close {
         to.send(cx, &scratch[..done.forward]);
     }
@@ -339,6 +344,8 @@ struct Relay<C, B> {
     /// Backend to client.
     down: Direction,
     read_bytes: usize,
+    /// The subscription plan's rates, when it meters any (both directions count).
+    meter: Option<std::sync::Arc<crate::meter::PlanMeter>>,
     ended: Option<Ended>,
 }
 
@@ -403,6 +410,7 @@ where
                 &mut self.backend,
                 scratch,
                 self.read_bytes,
+                self.meter.as_deref(),
             ),
             Who::Backend => read_once(
                 cx,
@@ -411,6 +419,7 @@ where
                 &mut self.client,
                 scratch,
                 self.read_bytes,
+                self.meter.as_deref(),
             ),
         };
         match read {
@@ -456,6 +465,14 @@ where
     /// `who` broke the protocol or a limit: it gets the code that says so, the other side
     /// a close, and the breaker is read on for its answer.
     fn violation(&mut self, who: Who, v: frame::Violation) {
+        if v == crate::direction::OVER_PLAN {
+            // The plan is the client's, whichever side sent the frame: the client is
+            // told why (1008), the backend that the client is going.
+            self.ended.get_or_insert(Ended::OverPlan);
+            self.client.close(&self.down, v.code, v.reason);
+            self.backend.close(&self.up, 1001, "client went away");
+            return;
+        }
         let too_big = v.code == frame::TOO_BIG;
         match who {
             Who::Client => {
@@ -563,6 +580,7 @@ where
         up: Direction::new(true, settings.max_message_bytes),
         down: Direction::new(false, settings.max_message_bytes),
         read_bytes: settings.read_bytes,
+        meter: settings.meter,
         ended: None,
     };
     // Bytes read past a handshake are processed before the first read; an empty buffer
@@ -694,6 +712,7 @@ mod tests {
             },
             max_message_bytes: 1 << 20,
             read_bytes: 32 << 10,
+            meter: None,
         };
         let pump = run(
             Leg {

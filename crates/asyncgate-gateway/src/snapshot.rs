@@ -3,11 +3,12 @@
 
 use crate::route::{ChannelPattern, Route};
 use arc_swap::ArcSwap;
+use asyncgate_core::credential::AccessClaims;
 use asyncgate_core::{ListenerKind, Snapshot};
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One snapshot compiled for lookups: routes per (environment, listener), longest base
 /// path first; the token verification keys decoded once; applications by client id and
@@ -25,7 +26,14 @@ pub struct Compiled {
     pub apps_by_client: HashMap<String, Arc<str>>,
     /// Usable applications' API keys by hash.
     pub app_keys: HashMap<String, AppKey>,
+    /// Tokens whose signature this snapshot's keys verified, with their claims: a client
+    /// that opens many connections with one token pays for the signature once. Dropped
+    /// with the snapshot (so a key removed from it verifies nothing more).
+    verified: Mutex<HashMap<Box<str>, Arc<AccessClaims>>>,
 }
+
+/// Most tokens remembered as verified; beyond it the memory starts over.
+const VERIFIED_TOKENS: usize = 8192;
 
 /// An application's API key.
 pub struct AppKey {
@@ -116,7 +124,7 @@ impl Compiled {
         token_validation.set_issuer(&[snapshot.token_issuer.as_str()]);
         // The audience (an API or its organization) is checked against the route.
         token_validation.validate_aud = false;
-        token_validation.leeway = 5;
+        token_validation.leeway = crate::auth::TOKEN_LEEWAY;
         Compiled {
             version: snapshot.version,
             routes,
@@ -124,6 +132,22 @@ impl Compiled {
             token_validation,
             apps_by_client,
             app_keys,
+            verified: Mutex::default(),
+        }
+    }
+
+    /// The claims of `token` if this snapshot verified it before.
+    pub fn verified_claims(&self, token: &str) -> Option<Arc<AccessClaims>> {
+        self.verified.lock().ok()?.get(token).cloned()
+    }
+
+    /// Remember that `token` verified, with its claims.
+    pub fn remember_verified(&self, token: &str, claims: Arc<AccessClaims>) {
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+            verified.insert(token.into(), claims);
         }
     }
 

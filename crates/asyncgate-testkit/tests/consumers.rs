@@ -615,3 +615,99 @@ async fn the_gateway_checks_in_order_and_takes_credentials_where_browsers_can_se
     assert_eq!(WsClient::refused(url, &[]).await?.status, 401);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_plans_message_rate_closes_the_connection_or_drops_messages_as_the_plan_says(
+) -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::Message;
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    // Three frames a minute, either direction: a burst of ten is over it however slowly
+    // the test runs (the bucket refills one frame every 20 seconds).
+    gw.client
+        .post(
+            "/plans",
+            &json!({ "name": "Strict", "messagesPerMinute": 3 }),
+        )
+        .await?;
+    gw.client
+        .post(
+            "/plans",
+            &json!({ "name": "Lenient", "messagesPerMinute": 3, "onExcess": "drop" }),
+        )
+        .await?;
+    let api = gw
+        .client
+        .post(
+            "/apis/import",
+            &json!({ "contract": SAMPLE_CONTRACT, "target": echo.url }),
+        )
+        .await?;
+    let url = gw.deploy("chat-api", "development", "external").await?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    gw.client
+        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
+        .await?;
+    let mut keys = Vec::new();
+    for plan in ["Strict", "Lenient"] {
+        let app = gw
+            .client
+            .post("/applications", &json!({ "name": plan }))
+            .await?;
+        gw.client
+            .post(
+                &format!("/applications/{}/subscriptions", id(&app)),
+                &json!({ "api": "chat-api", "plan": plan }),
+            )
+            .await?;
+        keys.push(
+            app_key(&gw, &app, "development").await?["key"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+
+    // Close: the client is told which limit with 1008.
+    let mut strict = WsClient::with_key(&url, &keys[0]).await?;
+    for i in 0..10 {
+        if strict.send_text(&format!("message {i}")).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        strict.recv_close().await?,
+        (1008, "over the plan's message or byte rate".into())
+    );
+
+    // Drop: messages over the rate are not forwarded and are counted; the connection
+    // stays open (control frames are not metered: a ping still gets its pong).
+    let mut lenient = WsClient::with_key(&url, &keys[1]).await?;
+    for i in 0..10 {
+        lenient.send_text(&format!("message {i}")).await?;
+    }
+    asyncgate_testkit::eventually("messages over the rate are dropped", || {
+        gw.platform
+            .gateway()
+            .live()
+            .dropped("development", id(&api))
+            >= 6
+    })
+    .await?;
+    lenient
+        .send(Message::Ping(b"still there?".to_vec().into()))
+        .await?;
+    loop {
+        match lenient.next_any().await? {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], b"still there?");
+                break;
+            }
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => continue,
+        }
+    }
+    Ok(())
+}
