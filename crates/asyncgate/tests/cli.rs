@@ -541,14 +541,17 @@ fn a_gateway_short_of_file_descriptors_leaves_the_management_api_up() {
     drop(held);
 }
 
-/// A `serve` process on a fresh data folder; returns it once its endpoints are written.
-fn serve(data: &Path) -> Proc {
+/// A `serve` process on a fresh data folder logging at debug level to `log`; returned
+/// once its endpoints are written.
+fn serve(data: &Path, log: &Path) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
     let serve = Proc(
         Command::new(BIN)
             .args(["serve", "--ephemeral-ports", "--data-dir"])
             .arg(data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("ASYNCGATE_LOG", "debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
@@ -560,7 +563,8 @@ fn serve(data: &Path) -> Proc {
 fn organizations_users_and_applications_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let _serve = serve(&data);
+    let serve_log = dir.path().join("serve.log");
+    let serve = serve(&data, &serve_log);
 
     // The operator (admin token) creates the organization; its admin signs in.
     let org = json(&cli(
@@ -702,12 +706,13 @@ fn organizations_users_and_applications_from_the_command_line() {
         .unwrap()
         .iter()
         .any(|e| e["action"] == "app.subscribe"));
-    for secret in [
+    let secrets = [
         "iron man suit 42",
         app["clientSecret"].as_str().unwrap(),
         key["key"].as_str().unwrap(),
         session.trim(),
-    ] {
+    ];
+    for secret in secrets {
         assert!(!audit_text.contains(secret));
     }
 
@@ -722,4 +727,18 @@ fn organizations_users_and_applications_from_the_command_line() {
         None,
     ));
     assert_eq!(apis.as_array().map(Vec::len), Some(1));
+
+    // Nothing secret in what serve logged (at debug level), nor in an export.
+    let export = ok(&cli(
+        &data,
+        &["api", "export", "chat-api", "--org", "stark-industries"],
+        None,
+    ));
+    drop(serve);
+    let log = std::fs::read_to_string(&serve_log).unwrap();
+    assert!(log.contains("DEBUG"), "the log was captured at debug level");
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret is in the log");
+        assert!(!export.contains(secret), "a secret is in the export");
+    }
 }
