@@ -236,7 +236,7 @@ pub(crate) async fn load_contract(
     let policy = &state.config.import;
     let mut loader = fetch::GuardedLoader::new(policy, files);
     let (root_url, text) = match (url, contract, files) {
-        (Some(url), None, None) => (bundle_url(url)?, fetch::fetch_contract(url, policy).await?),
+        (Some(url), None, None) => (bundle_url(url)?, fetch::fetch_document(url, policy).await?),
         (None, Some(text), None) => (loader.location("asyncapi.yaml")?, text.to_string()),
         (None, None, Some(files)) => {
             let name = fetch::root_of(files, root)?;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 const MAX_REDIRECTS: usize = 3;
 
 /// Loads the documents a contract refers to: files of the uploaded bundle, or http(s)
-/// URLs through `fetch_contract` and its guards.
+/// URLs through `fetch_document` and its guards.
 pub struct GuardedLoader<'a> {
     policy: &'a ImportPolicy,
     files: std::collections::HashMap<String, String>,
@@ -60,7 +60,7 @@ impl asyncgate_contract::bundle::Loader for GuardedLoader<'_> {
             }),
             _ => tokio::time::timeout_at(
                 self.deadline,
-                fetch_contract(location.as_str(), self.policy),
+                fetch_document(location.as_str(), self.policy),
             )
             .await
             .map_err(|_| {
@@ -103,7 +103,10 @@ pub fn root_of(
     }
 }
 
-pub async fn fetch_contract(url: &str, policy: &ImportPolicy) -> Result<String, ApiError> {
+/// Fetch a text document (a contract, a JWKS) through the guards: http(s) only, every
+/// address the host resolves to checked, redirects followed and checked, size and time
+/// bounded by `policy`.
+pub async fn fetch_document(url: &str, policy: &ImportPolicy) -> Result<String, ApiError> {
     let mut current = parse(url)?;
     for _ in 0..=MAX_REDIRECTS {
         let host = current
@@ -184,7 +187,7 @@ fn parse(url: &str) -> Result<url::Url, ApiError> {
     match parsed.scheme() {
         "http" | "https" => Ok(parsed),
         other => Err(ApiError::bad_request(format!(
-            "contracts can be imported from http(s) URLs only, not {other}:"
+            "documents are fetched from http(s) URLs only, not {other}:"
         ))),
     }
 }
@@ -332,7 +335,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_import_refused_by_default() {
-        let err = fetch_contract("http://127.0.0.1:1/x.yaml", &ImportPolicy::default())
+        let err = fetch_document("http://127.0.0.1:1/x.yaml", &ImportPolicy::default())
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::FORBIDDEN);
@@ -341,7 +344,7 @@ mod tests {
             "{}",
             err.detail
         );
-        let err = fetch_contract("file:///etc/passwd", &ImportPolicy::default())
+        let err = fetch_document("file:///etc/passwd", &ImportPolicy::default())
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);

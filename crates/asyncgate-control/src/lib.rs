@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod passwords;
 pub mod portal;
+pub mod providers;
 pub mod publisher;
 pub mod sessions;
 pub mod signing;
@@ -117,6 +118,14 @@ pub fn router(state: AppState) -> Router {
             get(applications::plans).post(applications::create_plan),
         )
         .route("/signing-keys/rotate", post(signing::rotate_now))
+        .route(
+            "/identity-providers",
+            get(providers::list).post(providers::create),
+        )
+        .route(
+            "/identity-providers/{provider}",
+            axum::routing::delete(providers::delete),
+        )
         .route("/me", get(sessions::me))
         .route("/logout", post(sessions::logout))
         .route(

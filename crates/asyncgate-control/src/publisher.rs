@@ -3,7 +3,7 @@
 use asyncgate_core::routes::{self, Routes};
 use asyncgate_core::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
-    SnapshotSubscription,
+    SnapshotIdentityProvider, SnapshotSubscription,
 };
 use asyncgate_store::{Store, StoreError};
 use std::collections::HashMap;
@@ -122,6 +122,7 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
         .map(|a| SnapshotApp {
             id: a.id.clone(),
             org_id: a.org_id.clone(),
+            name: a.name.clone(),
             client_id: a.client_id.clone(),
             keys: app_keys.remove(a.id.as_str()).unwrap_or_default(),
         })
@@ -212,5 +213,18 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
         signing_keys: crate::signing::public_keys(store).await?,
         apis,
         apps,
+        identity_providers: store
+            .identity_providers(None)
+            .await?
+            .into_iter()
+            .map(|p| SnapshotIdentityProvider {
+                id: p.id,
+                org_id: p.org_id,
+                issuer: p.issuer,
+                audience: p.audience,
+                app_claim: p.app_claim,
+                jwks: p.jwks,
+            })
+            .collect(),
     })
 }

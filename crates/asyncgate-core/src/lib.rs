@@ -18,5 +18,5 @@ pub use limits::ApiLimits;
 pub use security::ApiSecurity;
 pub use snapshot::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
-    SnapshotSigningKey, SnapshotSubscription,
+    SnapshotIdentityProvider, SnapshotSigningKey, SnapshotSubscription,
 };

@@ -20,6 +20,23 @@ pub struct Snapshot {
     /// Applications whose credentials are accepted (blocked ones are left out).
     #[serde(default)]
     pub apps: Vec<SnapshotApp>,
+    /// External identity providers organizations trust.
+    #[serde(default)]
+    pub identity_providers: Vec<SnapshotIdentityProvider>,
+}
+
+/// An organization's external identity provider: tokens signed by a key of its JWKS,
+/// with its issuer and audience, are accepted for the organization's APIs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotIdentityProvider {
+    pub id: String,
+    pub org_id: String,
+    pub issuer: String,
+    pub audience: String,
+    /// The claim whose value names the application (its client id or name).
+    pub app_claim: String,
+    /// The provider's JWKS document, as last fetched (public keys only).
+    pub jwks: String,
 }
 
 /// An Ed25519 public key of the platform's authorization server.
@@ -35,6 +52,9 @@ pub struct SnapshotSigningKey {
 pub struct SnapshotApp {
     pub id: String,
     pub org_id: String,
+    /// The application's name (an external provider's claim may name it so).
+    #[serde(default)]
+    pub name: String,
     pub client_id: String,
     pub keys: Vec<SnapshotAppKey>,
 }

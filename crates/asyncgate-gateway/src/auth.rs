@@ -235,7 +235,34 @@ fn unix_now() -> u64 {
 }
 
 /// Verify a token's signature with the platform's key it names, and its issuer and times.
-fn verify_signature(compiled: &Compiled, token: &str) -> Result<AccessClaims, GatewayError> {
+fn token_error(e: jsonwebtoken::errors::Error) -> GatewayError {
+    match e.kind() {
+        ErrorKind::ExpiredSignature => {
+            unauthorized("token_expired", "the bearer token has expired".into())
+        }
+        _ => unauthorized(
+            "invalid_token",
+            format!("the bearer token is not valid: {e}"),
+        ),
+    }
+}
+
+/// What signed a token that was not verified before.
+enum Signed {
+    /// The platform: its claims.
+    Platform(AccessClaims),
+    /// One of the organization's identity providers: the credential it proves.
+    External(Verified),
+}
+
+/// Verify a token's signature with the key it names: the platform's (then its issuer and
+/// times), or one of the route organization's identity providers' (then theirs, and the
+/// application the provider's claim names).
+fn verify_signature(
+    compiled: &Compiled,
+    route: &Route,
+    token: &str,
+) -> Result<Signed, GatewayError> {
     let kid = jsonwebtoken::decode_header(token)
         .map_err(|e| {
             unauthorized(
@@ -243,27 +270,71 @@ fn verify_signature(compiled: &Compiled, token: &str) -> Result<AccessClaims, Ga
                 format!("the bearer token is not a JWT: {e}"),
             )
         })?
-        .kid;
-    let key = kid
-        .as_deref()
-        .and_then(|kid| compiled.token_keys.get(kid))
+        .kid
+        .unwrap_or_default();
+    if let Some(key) = compiled.token_keys.get(&kid) {
+        return jsonwebtoken::decode::<AccessClaims>(token, key, &compiled.token_validation)
+            .map(|t| Signed::Platform(t.claims))
+            .map_err(token_error);
+    }
+    let providers = compiled
+        .identity_providers
+        .get(&route.org_id)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let Some((provider, (key, validation))) =
+        providers.iter().find_map(|p| Some((p, p.keys.get(&kid)?)))
+    else {
+        // Perhaps a provider rotated its keys: ask for them again (a full queue means
+        // a refresh is already asked for).
+        if let Some(refresh) = &compiled.key_refresh {
+            for p in providers {
+                let _ = refresh.try_send(p.id.clone());
+            }
+        }
+        return Err(unauthorized(
+            "invalid_token",
+            if providers.is_empty() {
+                "the bearer token is not signed by a key of this platform".into()
+            } else {
+                "the bearer token is signed by a key neither this platform nor the organization's identity providers have (their keys are being fetched again: retry shortly)".into()
+            },
+        ));
+    };
+    let claims =
+        jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, key, validation)
+            .map_err(token_error)?
+            .claims;
+    let named = claims
+        .get(&provider.app_claim)
+        .and_then(|v| v.as_str())
         .ok_or_else(|| {
             unauthorized(
                 "invalid_token",
-                "the bearer token is not signed by a key of this platform".into(),
+                format!(
+                    "the token has no `{}` claim naming its application",
+                    provider.app_claim
+                ),
             )
         })?;
-    jsonwebtoken::decode::<AccessClaims>(token, key, &compiled.token_validation)
-        .map(|t| t.claims)
-        .map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => {
-                unauthorized("token_expired", "the bearer token has expired".into())
-            }
-            _ => unauthorized(
+    let app_id = compiled
+        .apps_by_org
+        .get(&route.org_id)
+        .and_then(|apps| apps.get(named))
+        .ok_or_else(|| {
+            unauthorized(
                 "invalid_token",
-                format!("the bearer token is not valid: {e}"),
-            ),
-        })
+                format!(
+                    "the token's `{}` names no usable application of this organization",
+                    provider.app_claim
+                ),
+            )
+        })?;
+    Ok(Signed::External(Verified {
+        identity: format!("{APP_CREDENTIAL}{app_id}/token"),
+        expires_at: claims.get("exp").and_then(|v| v.as_u64()),
+        subscriber: Some(subscription(route, app_id)?),
+    }))
 }
 
 /// Check a credential against a route: 401 when it is not a valid credential, 403 when
@@ -312,11 +383,14 @@ pub fn verify(
                     }
                     claims
                 }
-                None => {
-                    let claims = Arc::new(verify_signature(compiled, &token)?);
-                    compiled.remember_verified(&token, claims.clone());
-                    claims
-                }
+                None => match verify_signature(compiled, route, &token)? {
+                    Signed::Platform(claims) => {
+                        let claims = Arc::new(claims);
+                        compiled.remember_verified(&token, claims.clone());
+                        claims
+                    }
+                    Signed::External(verified) => return Ok(verified),
+                },
             };
             if claims.aud != route.api_id && claims.aud != route.org_id {
                 return Err(unauthorized("invalid_token", format!("the bearer token is not valid for {}", route.api_name)));

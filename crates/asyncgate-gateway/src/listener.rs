@@ -120,6 +120,12 @@ impl Gateway {
     }
 
     /// Versions of the snapshots this gateway has applied, as they are applied.
+    /// Requests to fetch identity providers' keys again (see
+    /// [`SnapshotHandle::key_refresh_requests`]); taken once.
+    pub fn key_refresh_requests(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.snapshot.key_refresh_requests()
+    }
+
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
     }

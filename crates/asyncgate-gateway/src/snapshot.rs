@@ -26,6 +26,14 @@ pub struct Compiled {
     pub apps_by_client: HashMap<String, Arc<str>>,
     /// Usable applications' API keys by hash.
     pub app_keys: HashMap<String, AppKey>,
+    /// Per organization, the external identity providers it trusts.
+    pub identity_providers: HashMap<String, Vec<ExternalIssuer>>,
+    /// Per organization, its usable applications by client id and by name (the names an
+    /// external provider's claim may use).
+    pub apps_by_org: HashMap<String, HashMap<String, Arc<str>>>,
+    /// Where to ask for a provider's keys to be fetched again (a token named a key the
+    /// snapshot does not have); set by the handle.
+    pub key_refresh: Option<tokio::sync::mpsc::Sender<String>>,
     /// Tokens whose signature this snapshot's keys verified, with their claims: a client
     /// that opens many connections with one token pays for the signature once. Dropped
     /// with the snapshot (so a key removed from it verifies nothing more).
@@ -34,6 +42,64 @@ pub struct Compiled {
 
 /// Most tokens remembered as verified; beyond it the memory starts over.
 const VERIFIED_TOKENS: usize = 8192;
+
+/// An external identity provider, compiled: its keys by `kid`, each with how tokens it
+/// signs are checked (the asymmetric algorithms of the key's family only, the provider's
+/// issuer and audience).
+pub struct ExternalIssuer {
+    pub id: String,
+    pub keys: HashMap<String, (DecodingKey, Arc<Validation>)>,
+    /// The claim naming the application.
+    pub app_claim: String,
+}
+
+impl ExternalIssuer {
+    fn new(p: &asyncgate_core::SnapshotIdentityProvider) -> ExternalIssuer {
+        use jsonwebtoken::jwk::AlgorithmParameters as Params;
+        let validation = |algorithms: Vec<Algorithm>| {
+            let mut v = Validation::new(algorithms[0]);
+            v.algorithms = algorithms;
+            v.set_issuer(&[p.issuer.as_str()]);
+            v.set_audience(&[p.audience.as_str()]);
+            v.leeway = crate::auth::TOKEN_LEEWAY;
+            Arc::new(v)
+        };
+        // Never a shared-secret algorithm: a public key must not verify an HMAC.
+        let rsa = validation(vec![
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ]);
+        let ec = validation(vec![Algorithm::ES256, Algorithm::ES384]);
+        let okp = validation(vec![Algorithm::EdDSA]);
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(&p.jwks).unwrap_or(jsonwebtoken::jwk::JwkSet { keys: Vec::new() });
+        let keys = set
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let family = match &k.algorithm {
+                    Params::RSA(_) => rsa.clone(),
+                    Params::EllipticCurve(_) => ec.clone(),
+                    Params::OctetKeyPair(_) => okp.clone(),
+                    Params::OctetKey(_) => return None,
+                };
+                Some((
+                    k.common.key_id.clone()?,
+                    (DecodingKey::from_jwk(k).ok()?, family),
+                ))
+            })
+            .collect();
+        ExternalIssuer {
+            id: p.id.clone(),
+            keys,
+            app_claim: p.app_claim.clone(),
+        }
+    }
+}
 
 /// An application's API key.
 pub struct AppKey {
@@ -46,10 +112,14 @@ impl Compiled {
         let mut apps_by_client = HashMap::new();
         let mut app_keys = HashMap::new();
         let mut app_ids: HashMap<&str, Arc<str>> = HashMap::new();
+        let mut apps_by_org: HashMap<String, HashMap<String, Arc<str>>> = HashMap::new();
         for app in &snapshot.apps {
             let id: Arc<str> = Arc::from(app.id.as_str());
             app_ids.insert(&app.id, id.clone());
             apps_by_client.insert(app.client_id.clone(), id.clone());
+            let named = apps_by_org.entry(app.org_id.clone()).or_default();
+            named.insert(app.client_id.clone(), id.clone());
+            named.insert(app.name.clone(), id.clone());
             for k in &app.keys {
                 app_keys.insert(
                     k.hash.clone(),
@@ -132,6 +202,18 @@ impl Compiled {
             token_validation,
             apps_by_client,
             app_keys,
+            identity_providers: snapshot.identity_providers.iter().fold(
+                HashMap::new(),
+                |mut by_org: HashMap<String, Vec<ExternalIssuer>>, p| {
+                    by_org
+                        .entry(p.org_id.clone())
+                        .or_default()
+                        .push(ExternalIssuer::new(p));
+                    by_org
+                },
+            ),
+            apps_by_org,
+            key_refresh: None,
             verified: Mutex::default(),
         }
     }
@@ -177,12 +259,18 @@ fn slot(kind: ListenerKind) -> usize {
 /// The current compiled snapshot, readable without locks from every handshake.
 pub struct SnapshotHandle {
     current: ArcSwap<Compiled>,
+    /// Requests to fetch an identity provider's keys again, for whoever follows them.
+    key_refresh: tokio::sync::mpsc::Sender<String>,
+    key_refresh_rx: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
 }
 
 impl Default for SnapshotHandle {
     fn default() -> Self {
+        let (key_refresh, rx) = tokio::sync::mpsc::channel(64);
         SnapshotHandle {
             current: ArcSwap::from_pointee(Compiled::new(&Snapshot::default())),
+            key_refresh,
+            key_refresh_rx: Mutex::new(Some(rx)),
         }
     }
 }
@@ -193,6 +281,14 @@ impl SnapshotHandle {
     }
 
     pub fn apply(&self, snapshot: &Snapshot) {
-        self.current.store(Arc::new(Compiled::new(snapshot)));
+        let mut compiled = Compiled::new(snapshot);
+        compiled.key_refresh = Some(self.key_refresh.clone());
+        self.current.store(Arc::new(compiled));
+    }
+
+    /// The ids of identity providers whose keys a handshake found missing (a token named
+    /// an unknown key): the control plane fetches them again. Taken once.
+    pub fn key_refresh_requests(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.key_refresh_rx.lock().ok()?.take()
     }
 }

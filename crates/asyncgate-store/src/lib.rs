@@ -5,6 +5,7 @@
 
 mod access;
 mod consumers;
+mod providers;
 mod records;
 
 pub use access::{
@@ -13,6 +14,7 @@ pub use access::{
 pub use consumers::{
     AppKeyRecord, AppRecord, ConsumerState, PlanRecord, SigningKeyRecord, SubscriptionRecord,
 };
+pub use providers::IdentityProviderRecord;
 pub use records::{
     Actor, ApiDesign, ApiRecord, AuditEntry, AuditFilter, Deployed, DeploymentRecord, KeyRecord,
     RevisionRecord,

@@ -701,6 +701,8 @@ impl WsClient {
 pub struct FileServer {
     pub url: String,
     stop: watch::Sender<bool>,
+    /// What a server made by [`FileServer::changing`] answers now.
+    body: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl FileServer {
@@ -734,6 +736,28 @@ impl FileServer {
             })
         })
         .await
+    }
+
+    /// Answers every request with `body` until [`FileServer::set`] changes it (a JWKS
+    /// whose keys rotate, for example).
+    pub async fn changing(path: &str, body: String) -> anyhow::Result<FileServer> {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(body));
+        let read = shared.clone();
+        let mut server = Self::start(path, move |_| {
+            ok_yaml(&read.lock().map(|b| b.clone()).unwrap_or_default())
+        })
+        .await?;
+        server.body = Some(shared);
+        Ok(server)
+    }
+
+    /// What a [`FileServer::changing`] server answers from now on.
+    pub fn set(&self, body: String) {
+        if let Some(shared) = &self.body {
+            if let Ok(mut b) = shared.lock() {
+                *b = body;
+            }
+        }
     }
 
     /// Answers every request with `response` (head and body).
@@ -772,7 +796,11 @@ impl FileServer {
                 }
             }
         });
-        Ok(FileServer { url, stop })
+        Ok(FileServer {
+            url,
+            stop,
+            body: None,
+        })
     }
 }
 

@@ -355,6 +355,42 @@ async fn every_route_with_an_id_is_closed_to_other_organizations_and_to_roles_wi
         204
     );
 
+    // Identity providers: the organization's admins only.
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let raw = pair.public_key_raw();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "k", "x": b64(&raw[1..33]), "y": b64(&raw[33..]) }] });
+    let jwks_server = asyncgate_testkit::FileServer::serve("/jwks", jwks.to_string()).await?;
+    let idp_body = json!({ "name": "Corp", "issuer": "https://idp.example", "jwksUrl": jwks_server.url, "audience": "a" });
+    assert_eq!(
+        status(&w.pete, "POST", "/identity-providers", &idp_body).await?,
+        403
+    );
+    let idp = w.alice.post("/identity-providers", &idp_body).await?;
+    let idp_path = format!(
+        "/identity-providers/{}",
+        idp["id"].as_str().unwrap_or_default()
+    );
+    assert_eq!(status(&w.bob, "DELETE", &idp_path, &json!({})).await?, 404);
+    assert_eq!(status(&w.pete, "DELETE", &idp_path, &json!({})).await?, 403);
+    assert_eq!(
+        status(&w.sue, "GET", "/identity-providers", &json!({})).await?,
+        403
+    );
+    assert_eq!(
+        w.bob
+            .get("/identity-providers")
+            .await?
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        status(&w.alice, "DELETE", &idp_path, &json!({})).await?,
+        204
+    );
+
     // Destructive routes last, each checked the same way.
     let destructive: Vec<(&str, String, [bool; 3])> = vec![
         (

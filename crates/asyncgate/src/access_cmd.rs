@@ -1,11 +1,12 @@
 //! The commands of who may do what: `org`, `user`, `login`, `logout`, `whoami`, `token`
 //! and `audit`. The server's request and view types go out and come back.
 
-use crate::cli::{ConnArgs, OrgCommand, Output, TokenCommand, UserCommand};
+use crate::cli::{ConnArgs, IdpCommand, OrgCommand, Output, TokenCommand, UserCommand};
 use crate::client::{segment, Client, SESSION_FILE};
 use crate::commands::{print, shown};
 use anyhow::{anyhow, Context};
 use asyncgate_control::orgs::{OrgRequest, OrgView};
+use asyncgate_control::providers::{ProviderRequest, ProviderView};
 use asyncgate_control::sessions::{
     LoginRequest, Me, Session, TokenCreated, TokenRequest, TokenView,
 };
@@ -275,5 +276,50 @@ pub async fn audit(conn: &ConnArgs, args: AuditArgs, output: Output) -> anyhow::
             })
             .collect()
     });
+    Ok(())
+}
+
+pub async fn run_idp(conn: &ConnArgs, command: IdpCommand) -> anyhow::Result<()> {
+    let c = Client::discover(conn)?;
+    let text = |p: &ProviderView| {
+        format!(
+            "{:<20} {} issuer {} audience {} claim {} keys {}\n",
+            p.id,
+            shown(&p.name),
+            shown(&p.issuer),
+            shown(&p.audience),
+            shown(&p.application_claim),
+            shown(&p.key_ids.join(","))
+        )
+    };
+    match command {
+        IdpCommand::Add {
+            name,
+            issuer,
+            jwks_url,
+            audience,
+            application_claim,
+            output,
+        } => {
+            let req = ProviderRequest {
+                name,
+                issuer,
+                jwks_url,
+                audience,
+                application_claim: Some(application_claim),
+            };
+            let v: ProviderView = c.post_as("/identity-providers", &req).await?;
+            print(output, &v, |v| text(v));
+        }
+        IdpCommand::List { output } => {
+            let v: Vec<ProviderView> = c.get_as("/identity-providers").await?;
+            print(output, &v, |v| v.iter().map(text).collect());
+        }
+        IdpCommand::Remove { provider } => {
+            c.delete(&format!("/identity-providers/{}", segment(&provider)))
+                .await?;
+            println!("removed {}", shown(&provider));
+        }
+    }
     Ok(())
 }

@@ -120,6 +120,13 @@ pub enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
+    /// External identity providers whose tokens the organization's APIs accept.
+    Idp {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: IdpCommand,
+    },
     /// The platform's token signing keys (admin token only).
     SigningKey {
         #[command(flatten)]
@@ -344,6 +351,35 @@ pub enum PlanCommand {
 
 fn parse_excess(s: &str) -> Result<asyncgate_core::OnExcess, String> {
     s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Trust a provider: its JWKS is fetched now (public addresses only unless allowed).
+    Add {
+        name: String,
+        /// `iss` of its tokens.
+        #[arg(long)]
+        issuer: String,
+        /// http(s) URL of its JWKS.
+        #[arg(long)]
+        jwks_url: String,
+        /// `aud` its tokens must carry.
+        #[arg(long)]
+        audience: String,
+        /// Claim naming the application (its client id or name).
+        #[arg(long, default_value = "client_id")]
+        application_claim: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// The organization's providers and the key ids last fetched.
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Stop trusting a provider.
+    Remove { provider: String },
 }
 
 #[derive(Debug, Subcommand)]

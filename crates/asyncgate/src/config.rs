@@ -43,6 +43,9 @@ pub struct ServeConfig {
     /// Age at which the token signing key is replaced at start
     /// (`signing_key_rotation_days`, default 30).
     pub signing_key_rotation: Duration,
+    /// How often identity providers' keys are fetched again
+    /// (`provider_refresh_seconds`, default 1 hour).
+    pub provider_refresh: Duration,
     /// How long live connections get to close on shutdown.
     pub drain: Duration,
 }
@@ -74,6 +77,7 @@ impl ServeConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             access_token_ttl: Duration::from_secs(3600),
             signing_key_rotation: Duration::from_secs(30 * 86_400),
+            provider_refresh: Duration::from_secs(3600),
             drain: Duration::from_secs(10),
         }
     }
@@ -201,6 +205,9 @@ impl ServeConfig {
         if let Some(v) = file.signing_key_rotation_days {
             self.signing_key_rotation = Duration::from_secs(v * 86_400);
         }
+        if let Some(v) = file.provider_refresh_seconds {
+            self.provider_refresh = Duration::from_secs(v.max(1));
+        }
         Ok(())
     }
 
@@ -283,6 +290,7 @@ struct FileConfig {
     session_ttl_seconds: Option<u64>,
     access_token_ttl_seconds: Option<u64>,
     signing_key_rotation_days: Option<u64>,
+    provider_refresh_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

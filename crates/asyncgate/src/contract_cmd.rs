@@ -15,7 +15,7 @@ pub async fn validate(source: &str, allow_private: bool, output: Output) -> anyh
             allow_private_addresses: allow_private,
             ..ImportPolicy::default()
         };
-        asyncgate_control::fetch::fetch_contract(source, &policy)
+        asyncgate_control::fetch::fetch_document(source, &policy)
             .await
             .map_err(|e| anyhow!("cannot fetch {source}: {}", e.detail))?
     } else {

@@ -80,6 +80,7 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         Command::Whoami { conn, output } => access_cmd::whoami(&conn, output).await,
         Command::Token { conn, command } => access_cmd::run_token(&conn, command).await,
         Command::App { conn, command } => app_cmd::run_app(&conn, command).await,
+        Command::Idp { conn, command } => access_cmd::run_idp(&conn, command).await,
         Command::Plan { conn, command } => app_cmd::run_plan(&conn, command).await,
         Command::SigningKey { conn, command } => app_cmd::run_signing_key(&conn, command).await,
         Command::Audit {

@@ -152,6 +152,16 @@ impl Platform {
             admin_token_hash: admin_hash.into(),
             login_limiter: asyncgate_control::state::login_limiter(),
         };
+        if let Some(requests) = gateway.key_refresh_requests() {
+            let (state, every) = (state.clone(), config.provider_refresh);
+            let mut stop = shutdown_rx.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = asyncgate_control::providers::follow(state, requests, every) => {}
+                    _ = stop.changed() => {}
+                }
+            });
+        }
         {
             let router = asyncgate_control::router(state);
             let mut stop = shutdown_rx.clone();
