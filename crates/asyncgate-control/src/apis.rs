@@ -101,12 +101,18 @@ pub struct SecurityPatch {
     /// Origins browsers may connect from; replaces the list (`[]`: any origin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+    /// Send the backend a signed `X-JWT-Assertion` naming the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_jwt: Option<bool>,
 }
 
 impl SecurityPatch {
     fn apply(&self, security: &mut asyncgate_core::ApiSecurity) -> ApiResult<()> {
         if let Some(v) = self.enabled {
             security.enabled = v;
+        }
+        if let Some(v) = self.backend_jwt {
+            security.backend_jwt = v;
         }
         if let Some(name) = &self.api_key_header {
             let lower = name.trim().to_ascii_lowercase();

@@ -154,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route(oauth2::TOKEN_PATH, post(oauth2::token))
         .route(oauth2::JWKS_PATH, get(oauth2::jwks))
+        .route("/.well-known/backend-jwks.json", get(signing::backend_jwks))
         .route(
             "/.well-known/openid-configuration",
             get(oauth2::openid_configuration),

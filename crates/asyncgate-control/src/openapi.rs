@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         crate::applications::delete, crate::applications::regenerate_secret, crate::applications::subscribe,
         crate::applications::unsubscribe, crate::applications::create_key, crate::applications::revoke_key,
         crate::applications::regenerate_key, crate::applications::plans, crate::applications::create_plan,
-        crate::signing::rotate_now, crate::providers::create, crate::providers::list, crate::providers::delete,
+        crate::signing::rotate_now, crate::signing::backend_jwks, crate::providers::create, crate::providers::list, crate::providers::delete,
         crate::oauth2::token, crate::oauth2::jwks, crate::oauth2::openid_configuration,
     ),
     components(schemas(crate::error::Problem)),

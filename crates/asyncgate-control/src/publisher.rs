@@ -83,6 +83,9 @@ impl Publisher {
 }
 
 async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
+    let assertion = crate::signing::assertion_key(store)
+        .await
+        .map_err(|e| StoreError::Corrupt(e.detail))?;
     let consumers = store.consumer_state().await?;
     let plans: HashMap<&str, asyncgate_core::PlanLimits> = consumers
         .plans
@@ -213,6 +216,10 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
         signing_keys: crate::signing::public_keys(store).await?,
         apis,
         apps,
+        caller_assertion_key: Some(asyncgate_core::SnapshotAssertionKey {
+            kid: assertion.kid,
+            private_key: assertion.private_key,
+        }),
         identity_providers: store
             .identity_providers(None)
             .await?

@@ -175,3 +175,57 @@ pub async fn rotate_now(
     state.publisher.publish(&state.store).await?;
     Ok((StatusCode::CREATED, axum::Json(Rotated { kid })))
 }
+
+/// Meta key of the gateway's caller-assertion key.
+const ASSERTION_KEY: &str = "caller_assertion_key";
+
+/// The key the gateway signs caller assertions for backends with: made once, kept in
+/// the store, never among the keys that sign (or verify) access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssertionKey {
+    pub kid: String,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
+    /// Raw public key, base64url.
+    pub public_key: String,
+}
+
+pub async fn assertion_key(store: &Store) -> ApiResult<AssertionKey> {
+    let stored = match store.meta(ASSERTION_KEY).await? {
+        Some(text) => text,
+        None => {
+            let k = new_key()?;
+            let made = AssertionKey {
+                kid: k.kid,
+                private_key: k.private_key,
+                public_key: k.public_key,
+            };
+            let text = serde_json::to_string(&made).unwrap_or_default();
+            store.meta_or_insert(ASSERTION_KEY, || text).await?
+        }
+    };
+    serde_json::from_str(&stored).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the caller-assertion key is unreadable: {e}"),
+        )
+    })
+}
+
+/// The JWKS backends verify caller assertions with.
+#[utoipa::path(get, path = "/.well-known/backend-jwks.json", tag = "oauth2", responses((status = 200, body = Jwks)))]
+pub async fn backend_jwks(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+) -> ApiResult<axum::Json<Jwks>> {
+    let k = assertion_key(&state.store).await?;
+    Ok(axum::Json(Jwks {
+        keys: vec![Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: k.public_key,
+            kid: k.kid,
+            alg: ALGORITHM.into(),
+            usage: "sig".into(),
+        }],
+    }))
+}

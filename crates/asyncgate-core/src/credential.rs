@@ -59,6 +59,29 @@ pub struct AccessClaims {
     pub exp: u64,
 }
 
+/// Header carrying [`CallerAssertion`] to the backend; a client's own is always removed.
+pub const CALLER_ASSERTION_HEADER: &str = "x-jwt-assertion";
+
+/// What the backend learns of a caller when an API asks for it: a JWT signed by the
+/// gateway's own key (published at `/.well-known/backend-jwks.json`, never accepted from
+/// clients).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallerAssertion {
+    pub iss: String,
+    /// The API id.
+    pub aud: String,
+    /// Who called: the application id, a token's subject, or `anonymous`.
+    pub sub: String,
+    /// The application, when the credential is an application's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// `api-key`, `token` or `none`.
+    pub credential: String,
+    pub environment: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
 /// A new random identifier: `prefix` followed by 16 hex digits.
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];

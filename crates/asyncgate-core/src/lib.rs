@@ -17,6 +17,6 @@ pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::ApiLimits;
 pub use security::ApiSecurity;
 pub use snapshot::{
-    Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
-    SnapshotIdentityProvider, SnapshotSigningKey, SnapshotSubscription,
+    Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotAssertionKey, SnapshotChannel,
+    SnapshotDeployment, SnapshotIdentityProvider, SnapshotSigningKey, SnapshotSubscription,
 };

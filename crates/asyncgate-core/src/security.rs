@@ -19,6 +19,9 @@ pub struct ApiSecurity {
     /// request with another `Origin` is refused with 403; one without `Origin` (not a
     /// browser) is not affected.
     pub allowed_origins: Vec<String>,
+    /// Tell the backend who called: a signed JWT in `X-JWT-Assertion` (see
+    /// [`crate::credential::CallerAssertion`]). Default off.
+    pub backend_jwt: bool,
 }
 
 impl Default for ApiSecurity {
@@ -27,6 +30,7 @@ impl Default for ApiSecurity {
             enabled: true,
             api_key_header: DEFAULT_API_KEY_HEADER.to_string(),
             allowed_origins: Vec::new(),
+            backend_jwt: false,
         }
     }
 }

@@ -23,6 +23,18 @@ pub struct Snapshot {
     /// External identity providers organizations trust.
     #[serde(default)]
     pub identity_providers: Vec<SnapshotIdentityProvider>,
+    /// The key the gateway signs caller assertions for backends with (its own, distinct
+    /// from the keys that sign access tokens: it can mint nothing a gateway accepts).
+    #[serde(default)]
+    pub caller_assertion_key: Option<SnapshotAssertionKey>,
+}
+
+/// An Ed25519 key for caller assertions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotAssertionKey {
+    pub kid: String,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
 }
 
 /// An organization's external identity provider: tokens signed by a key of its JWKS,

@@ -204,6 +204,35 @@ pub struct Verified {
     pub subscriber: Option<Subscriber>,
 }
 
+impl Verified {
+    /// Who called, as a backend is told: the subject, the application if any, and the
+    /// kind of credential (`api-key`, `token` or `none`). Read from the identity, which
+    /// holds all of it.
+    pub fn caller(&self) -> (&str, Option<&str>, &'static str) {
+        if let Some(rest) = self.identity.strip_prefix(APP_CREDENTIAL) {
+            let (app, how) = rest.split_once('/').unwrap_or((rest, ""));
+            let kind = if how.starts_with(KEY_CREDENTIAL) {
+                "api-key"
+            } else {
+                "token"
+            };
+            return (app, Some(app), kind);
+        }
+        if let Some(hash) = self.identity.strip_prefix(KEY_CREDENTIAL) {
+            // A key of the API's own: named by the start of its hash, never the key.
+            return (
+                &self.identity[..KEY_CREDENTIAL.len() + hash.len().min(12)],
+                None,
+                "api-key",
+            );
+        }
+        if let Some(sub) = self.identity.strip_prefix("token:") {
+            return (sub, None, "token");
+        }
+        (ANONYMOUS, None, "none")
+    }
+}
+
 fn unauthorized(code: &'static str, msg: String) -> GatewayError {
     GatewayError::client(StatusCode::UNAUTHORIZED, code, msg)
         .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"asyncgate\"")

@@ -36,7 +36,7 @@ pub struct Admission {
 /// Headers never forwarded to the backend as the client sent them: hop-by-hop ones, the
 /// handshake's own (the gateway makes a new handshake), client credentials
 /// ([`auth::CREDENTIAL_HEADERS`]) and forwarding headers ([`forwarded::FORWARDING_HEADERS`]).
-const NOT_FORWARDED: [&str; 15] = [
+const NOT_FORWARDED: [&str; 16] = [
     "connection",
     "upgrade",
     "keep-alive",
@@ -52,6 +52,8 @@ const NOT_FORWARDED: [&str; 15] = [
     "sec-websocket-version",
     "sec-websocket-accept",
     "sec-websocket-extensions",
+    // Only the gateway says who called (a client's own would be a forgery).
+    asyncgate_core::credential::CALLER_ASSERTION_HEADER,
 ];
 
 fn forwarded_as_is(name: &str) -> bool {
@@ -142,6 +144,11 @@ pub fn admit<B>(
     if let Some(name) = &route.api_key_header {
         headers.remove(name);
     }
+    if route.security.backend_jwt {
+        if let Some(value) = caller_assertion(compiled, route, &credential) {
+            headers.insert(asyncgate_core::credential::CALLER_ASSERTION_HEADER, value);
+        }
+    }
     let mut credential_protocol = None;
     if let Some(carrier) = credentials.protocol {
         headers.remove(header::SEC_WEBSOCKET_PROTOCOL);
@@ -165,6 +172,37 @@ pub fn admit<B>(
         credential,
         credential_protocol,
     })
+}
+
+/// A JWT naming the caller for the backend, signed with the gateway's assertion key
+/// (valid for a minute: it is read during the handshake).
+fn caller_assertion(
+    compiled: &Compiled,
+    route: &crate::route::Route,
+    credential: &auth::Verified,
+) -> Option<HeaderValue> {
+    let (kid, key) = compiled.caller_signer.as_ref()?;
+    let (sub, application, kind) = credential.caller();
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = asyncgate_core::credential::CallerAssertion {
+        iss: compiled.issuer.clone(),
+        aud: route.api_id.clone(),
+        sub: sub.to_string(),
+        application: application.map(str::to_string),
+        credential: kind.to_string(),
+        environment: route.environment.clone(),
+        iat,
+        exp: iat + 60,
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, key)
+        .map_err(|e| tracing::error!(error = %e, "signing a caller assertion failed"))
+        .ok()?;
+    HeaderValue::from_str(&token).ok()
 }
 
 /// RFC 6455 section 4.2.1: what makes a request an opening handshake.

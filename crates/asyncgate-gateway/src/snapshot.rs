@@ -6,7 +6,7 @@ use arc_swap::ArcSwap;
 use asyncgate_core::credential::AccessClaims;
 use asyncgate_core::{ListenerKind, Snapshot};
 use http::{HeaderName, HeaderValue};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +34,10 @@ pub struct Compiled {
     /// Where to ask for a provider's keys to be fetched again (a token named a key the
     /// snapshot does not have); set by the handle.
     pub key_refresh: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The key caller assertions for backends are signed with (`kid`, key), and the
+    /// issuer they name.
+    pub caller_signer: Option<(String, EncodingKey)>,
+    pub issuer: String,
     /// Tokens whose signature this snapshot's keys verified, with their claims: a client
     /// that opens many connections with one token pays for the signature once. Dropped
     /// with the snapshot (so a key removed from it verifies nothing more).
@@ -214,6 +218,14 @@ impl Compiled {
             ),
             apps_by_org,
             key_refresh: None,
+            caller_signer: snapshot.caller_assertion_key.as_ref().and_then(|k| {
+                use base64::Engine as _;
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(&k.private_key)
+                    .ok()?;
+                Some((k.kid.clone(), EncodingKey::from_ed_der(&der)))
+            }),
+            issuer: snapshot.token_issuer.clone(),
             verified: Mutex::default(),
         }
     }

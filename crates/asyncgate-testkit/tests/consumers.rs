@@ -711,3 +711,68 @@ async fn a_plans_message_rate_closes_the_connection_or_drops_messages_as_the_pla
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_backend_learns_who_called_from_a_signed_assertion_only_when_asked(
+) -> anyhow::Result<()> {
+    let s = setup("Unlimited").await?;
+    let (gw, url) = (&s.gw, &s.url);
+    let key = app_key(gw, &s.app, "development").await?["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let forged = ("x-jwt-assertion", "forged.by.client");
+    // Off (the default): nothing is sent, and a client's own is removed.
+    let mut c = WsClient::connect(url, &[("api-key", &key), forged]).await?;
+    let seen = c.recv_json().await?;
+    assert!(seen["headers"].get("x-jwt-assertion").is_none(), "{seen}");
+    c.close().await;
+
+    gw.client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "backendJwt": true } }),
+        )
+        .await?;
+    gw.deploy("chat-api", "development", "external").await?;
+    let mut c = WsClient::connect(url, &[("api-key", &key), forged]).await?;
+    let seen = c.recv_json().await?;
+    c.close().await;
+    let assertion = seen["headers"]["x-jwt-assertion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(assertion, "forged.by.client");
+    // Verifiable with the backend JWKS, and with nothing the gateway accepts from clients.
+    let jwks: Value = reqwest::get(format!("{}/.well-known/backend-jwks.json", gw.management()))
+        .await?
+        .json()
+        .await?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_issuer(&[gw.management()]);
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Value>(
+        &assertion,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk)?,
+        &validation,
+    )?
+    .claims;
+    assert_eq!(claims["application"], s.app["id"]);
+    assert_eq!(claims["credential"], "api-key");
+    assert_eq!(claims["environment"], "development");
+    let api_id = gw.client.get("/apis/chat-api").await?["id"].clone();
+    assert_eq!(claims["aud"], api_id);
+    assert!(!assertion.contains(&key));
+    let client_keys: Value = reqwest::get(format!("{}/.well-known/jwks.json", gw.management()))
+        .await?
+        .json()
+        .await?;
+    assert!(!client_keys
+        .to_string()
+        .contains(jwk.common.key_id.as_deref().unwrap_or("-")));
+    // Presented by a client, the assertion is no credential.
+    let r = WsClient::refused(url, &[("authorization", &format!("Bearer {assertion}"))]).await?;
+    assert_eq!(r.status, 401, "{}", r.body);
+    Ok(())
+}

@@ -548,6 +548,9 @@ pub struct SecurityArgs {
     /// Let browsers of any origin connect again.
     #[arg(long, conflicts_with = "allowed_origins")]
     pub clear_allowed_origins: bool,
+    /// Send the backend a signed X-JWT-Assertion naming the caller (`on`/`off`).
+    #[arg(long, value_parser = parse_on_off)]
+    pub backend_jwt: Option<bool>,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -570,10 +573,12 @@ impl SecurityArgs {
             enabled: self.security,
             api_key_header: self.api_key_header.clone(),
             allowed_origins: origins,
+            backend_jwt: self.backend_jwt,
         };
         let empty = patch.enabled.is_none()
             && patch.api_key_header.is_none()
-            && patch.allowed_origins.is_none();
+            && patch.allowed_origins.is_none()
+            && patch.backend_jwt.is_none();
         (!empty).then_some(patch)
     }
 }
