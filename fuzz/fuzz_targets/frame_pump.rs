@@ -116,6 +116,7 @@ fn through_the_pump(client: Vec<u8>, backend: Vec<u8>, max_message: u64, seed: u
             },
             max_message_bytes: max_message,
             read_bytes: 64 + usize::from(seed) * 4,
+            meter: None,
         };
         let pump = tokio::spawn(pump::run(
             Leg {
