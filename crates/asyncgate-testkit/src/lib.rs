@@ -189,6 +189,51 @@ impl TestPlatform {
             .await
     }
 
+    /// Import the sample contract pointed at `target`, deploy it to development (External)
+    /// and publish it: returns the API id and the client URL.
+    pub async fn publish_sample(&self, target: &str) -> anyhow::Result<(String, String)> {
+        let api = self.import_sample(target).await?;
+        let deployed = self.deploy("chat-api", "development", "external").await?;
+        self.client
+            .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
+            .await?;
+        let field = |v: &Value, name: &str| {
+            v[name]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("no {name} in {v}"))
+        };
+        Ok((field(&api, "id")?, field(&deployed, "url")?))
+    }
+
+    /// An application subscribed to the sample API on `plan`, and an API key of it for
+    /// development: the application as created (with its client secret) and the key.
+    pub async fn subscribed_app(&self, name: &str, plan: &str) -> anyhow::Result<(Value, String)> {
+        let app = self
+            .client
+            .post("/applications", &json!({ "name": name }))
+            .await?;
+        let path = format!("/applications/{}", app["id"].as_str().unwrap_or_default());
+        self.client
+            .post(
+                &format!("{path}/subscriptions"),
+                &json!({ "api": "chat-api", "plan": plan }),
+            )
+            .await?;
+        let key = self
+            .client
+            .post(
+                &format!("{path}/keys"),
+                &json!({ "environment": "development" }),
+            )
+            .await?;
+        let key = key["key"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no key in {key}"))?;
+        Ok((app, key))
+    }
+
     pub async fn create_key(&self, api: &str) -> anyhow::Result<String> {
         let v = self
             .client

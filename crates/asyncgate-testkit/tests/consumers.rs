@@ -4,7 +4,7 @@
 //! connections closed when a key, a subscription, an application or a user goes.
 
 use asyncgate::client::Client;
-use asyncgate_testkit::{Backend, TestPlatform, WsClient, SAMPLE_CONTRACT};
+use asyncgate_testkit::{Backend, TestPlatform, WsClient};
 use serde_json::{json, Value};
 
 struct Setup {
@@ -412,49 +412,25 @@ async fn a_plans_connection_limit_refuses_with_429_per_subscription() -> anyhow:
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("HTTP 409"), "{e}");
-    let api = gw
+    let (api, url) = gw.publish_sample(&echo.url).await?;
+    let other = gw
+        .client
+        .post("/applications", &json!({ "name": "Other" }))
+        .await?;
+    let e = gw
         .client
         .post(
-            "/apis/import",
-            &json!({ "contract": SAMPLE_CONTRACT, "target": echo.url }),
+            &format!("/applications/{}/subscriptions", id(&other)),
+            &json!({ "api": "chat-api", "plan": "Platinum" }),
         )
-        .await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap_or_default()
+        .await
+        .unwrap_err()
         .to_string();
-    gw.client
-        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
-        .await?;
-    let mut keys = Vec::new();
-    for name in ["A", "B"] {
-        let app = gw
-            .client
-            .post("/applications", &json!({ "name": name }))
-            .await?;
-        let e = gw
-            .client
-            .post(
-                &format!("/applications/{}/subscriptions", id(&app)),
-                &json!({ "api": "chat-api", "plan": "Platinum" }),
-            )
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no plan `Platinum`") && e.contains("Two"), "{e}");
-        gw.client
-            .post(
-                &format!("/applications/{}/subscriptions", id(&app)),
-                &json!({ "api": "chat-api", "plan": "Two" }),
-            )
-            .await?;
-        keys.push(
-            app_key(&gw, &app, "development").await?["key"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
+    assert!(e.contains("no plan `Platinum`") && e.contains("Two"), "{e}");
+    let keys = [
+        gw.subscribed_app("A", "Two").await?.1,
+        gw.subscribed_app("B", "Two").await?.1,
+    ];
     let mut open = Vec::new();
     for _ in 0..2 {
         open.push(WsClient::with_key(&url, &keys[0]).await?);
@@ -466,7 +442,7 @@ async fn a_plans_connection_limit_refuses_with_429_per_subscription() -> anyhow:
     open.push(WsClient::with_key(&url, &keys[1]).await?);
     open.remove(0).close().await;
     asyncgate_testkit::eventually("the slot is freed", || {
-        gw.platform.gateway().live().count("development", id(&api)) == 2
+        gw.platform.gateway().live().count("development", &api) == 2
     })
     .await?;
     WsClient::with_key(&url, &keys[0]).await?.close().await;
@@ -636,39 +612,11 @@ async fn a_plans_message_rate_closes_the_connection_or_drops_messages_as_the_pla
             &json!({ "name": "Lenient", "messagesPerMinute": 3, "onExcess": "drop" }),
         )
         .await?;
-    let api = gw
-        .client
-        .post(
-            "/apis/import",
-            &json!({ "contract": SAMPLE_CONTRACT, "target": echo.url }),
-        )
-        .await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    gw.client
-        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
-        .await?;
-    let mut keys = Vec::new();
-    for plan in ["Strict", "Lenient"] {
-        let app = gw
-            .client
-            .post("/applications", &json!({ "name": plan }))
-            .await?;
-        gw.client
-            .post(
-                &format!("/applications/{}/subscriptions", id(&app)),
-                &json!({ "api": "chat-api", "plan": plan }),
-            )
-            .await?;
-        keys.push(
-            app_key(&gw, &app, "development").await?["key"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
+    let (api, url) = gw.publish_sample(&echo.url).await?;
+    let keys = [
+        gw.subscribed_app("Strict", "Strict").await?.1,
+        gw.subscribed_app("Lenient", "Lenient").await?.1,
+    ];
 
     // Close: the client is told which limit with 1008.
     let mut strict = WsClient::with_key(&url, &keys[0]).await?;
@@ -689,11 +637,7 @@ async fn a_plans_message_rate_closes_the_connection_or_drops_messages_as_the_pla
         lenient.send_text(&format!("message {i}")).await?;
     }
     asyncgate_testkit::eventually("messages over the rate are dropped", || {
-        gw.platform
-            .gateway()
-            .live()
-            .dropped("development", id(&api))
-            >= 6
+        gw.platform.gateway().live().dropped("development", &api) >= 6
     })
     .await?;
     lenient

@@ -54,27 +54,8 @@ async fn an_identity_providers_tokens_are_accepted_for_subscribed_applications(
 ) -> anyhow::Result<()> {
     let echo = Backend::echo().await?;
     let gw = TestPlatform::start().await?;
-    gw.import_sample(&echo.url).await?;
-    let url = gw.deploy("chat-api", "development", "external").await?["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    gw.client
-        .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))
-        .await?;
-    let app = gw
-        .client
-        .post("/applications", &json!({ "name": "Corp App" }))
-        .await?;
-    gw.client
-        .post(
-            &format!(
-                "/applications/{}/subscriptions",
-                app["id"].as_str().unwrap_or_default()
-            ),
-            &json!({ "api": "chat-api" }),
-        )
-        .await?;
+    let (_, url) = gw.publish_sample(&echo.url).await?;
+    let (app, _) = gw.subscribed_app("Corp App", "Unlimited").await?;
     gw.client
         .post("/applications", &json!({ "name": "Unsubscribed App" }))
         .await?;
