@@ -182,7 +182,7 @@ impl LimitsPatch {
 }
 
 /// Header names the gateway manages itself and will not take as extra backend headers.
-const RESERVED_BACKEND_HEADERS: [&str; 14] = [
+const RESERVED_BACKEND_HEADERS: [&str; 15] = [
     "host",
     "connection",
     "upgrade",
@@ -197,6 +197,7 @@ const RESERVED_BACKEND_HEADERS: [&str; 14] = [
     "sec-websocket-extensions",
     "sec-websocket-protocol",
     "proxy-connection",
+    asyncgate_core::credential::CALLER_ASSERTION_HEADER,
 ];
 
 fn check_backend_headers(

@@ -11,7 +11,7 @@ pub const API_KEY_PREFIX: &str = "agk_";
 /// Prefix of management (admin) tokens.
 pub const ADMIN_TOKEN_PREFIX: &str = "aga_";
 /// Prefix of applications' OAuth2 client secrets.
-pub const CLIENT_SECRET_PREFIX: &str = "ags_cs_";
+pub const CLIENT_SECRET_PREFIX: &str = "agc_";
 
 /// A fresh random secret: `prefix` followed by 32 random bytes in base64url.
 pub fn generate_secret(prefix: &str) -> String {

@@ -56,9 +56,9 @@ pub struct ProtocolCarrier {
 
 /// Read the credentials of a request: the `api-key` header (and `key_header`, an API's
 /// own), `Authorization: Bearer`, the `apikey` and `access_token` query parameters, and
-/// `apikey.` / `access_token.` entries of `Sec-WebSocket-Protocol`. Parameter names are compared after
-/// percent-decoding and without regard to case, so no spelling of them reaches the
-/// backend. The same credential given more than once counts once; two different ones
+/// `apikey.` / `access_token.` entries of `Sec-WebSocket-Protocol`. Parameter names are
+/// compared after percent-decoding and without regard to case, so no spelling of them
+/// reaches the backend. The same credential given more than once counts once; two different ones
 /// are refused (400), never chosen between.
 pub fn read_credentials(
     headers: &HeaderMap,
@@ -183,6 +183,10 @@ pub const KEY_CREDENTIAL: &str = "key:";
 /// the application id, `/`, and `key:<hash>` or `token`.
 pub const APP_CREDENTIAL: &str = "app:";
 
+/// Prefix of the identity of a connection made with a test-console token (then the
+/// token's subject).
+pub const TOKEN_CREDENTIAL: &str = "token:";
+
 /// The identity of a connection to an API whose security is off.
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -226,7 +230,7 @@ impl Verified {
                 "api-key",
             );
         }
-        if let Some(sub) = self.identity.strip_prefix("token:") {
+        if let Some(sub) = self.identity.strip_prefix(TOKEN_CREDENTIAL) {
             return (sub, None, "token");
         }
         (ANONYMOUS, None, "none")
@@ -263,7 +267,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Verify a token's signature with the platform's key it names, and its issuer and times.
+/// A token's verification error as the client is told it.
 fn token_error(e: jsonwebtoken::errors::Error) -> GatewayError {
     match e.kind() {
         ErrorKind::ExpiredSignature => {
@@ -448,7 +452,7 @@ pub fn verify(
                 }
                 // A test-console token, minted for this one API by its publishers.
                 None if claims.aud == route.api_id => Ok(Verified {
-                    identity: format!("token:{}", claims.sub),
+                    identity: format!("{TOKEN_CREDENTIAL}{}", claims.sub),
                     expires_at: Some(claims.exp),
                     subscriber: None,
                 }),
