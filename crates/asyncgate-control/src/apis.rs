@@ -104,6 +104,9 @@ pub struct SecurityPatch {
     /// Send the backend a signed `X-JWT-Assertion` naming the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_jwt: Option<bool>,
+    /// Scopes bearer tokens must carry; replaces the list (`[]`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<Vec<String>>,
 }
 
 impl SecurityPatch {
@@ -113,6 +116,13 @@ impl SecurityPatch {
         }
         if let Some(v) = self.backend_jwt {
             security.backend_jwt = v;
+        }
+        if let Some(scopes) = &self.required_scopes {
+            security.required_scopes = scopes
+                .iter()
+                .map(|s| asyncgate_core::security::check_scope(s))
+                .collect::<Result<_, _>>()
+                .map_err(ApiError::bad_request)?;
         }
         if let Some(name) = &self.api_key_header {
             let lower = name.trim().to_ascii_lowercase();

@@ -19,6 +19,9 @@ pub struct ApiSecurity {
     /// request with another `Origin` is refused with 403; one without `Origin` (not a
     /// browser) is not affected.
     pub allowed_origins: Vec<String>,
+    /// Scopes a bearer token must carry (all of them, in `scope` or `scp`); a token
+    /// without them gets 403. API keys carry no scopes and are not affected.
+    pub required_scopes: Vec<String>,
     /// Tell the backend who called: a signed JWT in `X-JWT-Assertion` (see
     /// [`crate::credential::CallerAssertion`]). Default off.
     pub backend_jwt: bool,
@@ -30,6 +33,7 @@ impl Default for ApiSecurity {
             enabled: true,
             api_key_header: DEFAULT_API_KEY_HEADER.to_string(),
             allowed_origins: Vec::new(),
+            required_scopes: Vec::new(),
             backend_jwt: false,
         }
     }
@@ -44,6 +48,30 @@ impl ApiSecurity {
                 .allowed_origins
                 .iter()
                 .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    }
+}
+
+impl ApiSecurity {
+    /// Whether `granted` holds every scope the API requires (the one rule).
+    pub fn scopes_met<'a>(&self, granted: impl Iterator<Item = &'a str> + Clone) -> bool {
+        self.required_scopes
+            .iter()
+            .all(|r| granted.clone().any(|g| g == r))
+    }
+}
+
+/// Check a scope name: visible ASCII, no spaces or quotes (RFC 6749 3.3).
+pub fn check_scope(scope: &str) -> Result<String, String> {
+    let s = scope.trim();
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{scope}` is not a scope: visible characters, no spaces, quotes or backslashes"
+        ))
     }
 }
 
@@ -89,5 +117,14 @@ mod tests {
         assert!(s.allows_origin("https://APP.example.com"));
         assert!(!s.allows_origin("https://evil.example.com"));
         assert!(ApiSecurity::default().allows_origin("https://anything"));
+        let scoped = ApiSecurity {
+            required_scopes: vec!["chat:read".into(), "chat:write".into()],
+            ..Default::default()
+        };
+        assert!(scoped.scopes_met("chat:write other chat:read".split(' ')));
+        assert!(!scoped.scopes_met("chat:read".split(' ')));
+        assert!(ApiSecurity::default().scopes_met("".split(' ')));
+        assert!(check_scope("chat:read").is_ok());
+        assert!(check_scope("two words").is_err());
     }
 }

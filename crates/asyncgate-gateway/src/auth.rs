@@ -267,6 +267,25 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// 403 unless `granted` holds every scope the route's API requires.
+fn check_scopes<'a>(
+    route: &Route,
+    granted: impl Iterator<Item = &'a str> + Clone,
+) -> Result<(), GatewayError> {
+    if route.security.scopes_met(granted) {
+        return Ok(());
+    }
+    Err(GatewayError::client(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!(
+            "{} requires a token with the scopes {}",
+            route.api_name,
+            route.security.required_scopes.join(" ")
+        ),
+    ))
+}
+
 /// A token's verification error as the client is told it.
 fn token_error(e: jsonwebtoken::errors::Error) -> GatewayError {
     match e.kind() {
@@ -363,10 +382,21 @@ fn verify_signature(
                 ),
             )
         })?;
+    let subscriber = subscription(route, app_id)?;
+    // OAuth2's space-separated `scope`, or a `scp` list as some providers write it.
+    let scopes: Vec<&str> = match (claims.get("scope"), claims.get("scp")) {
+        (Some(serde_json::Value::String(s)), _) => s.split(' ').collect(),
+        (_, Some(serde_json::Value::Array(list))) => {
+            list.iter().filter_map(|v| v.as_str()).collect()
+        }
+        (_, Some(serde_json::Value::String(s))) => s.split(' ').collect(),
+        _ => Vec::new(),
+    };
+    check_scopes(route, scopes.iter().copied())?;
     Ok(Signed::External(Verified {
         identity: format!("{APP_CREDENTIAL}{app_id}/token"),
         expires_at: claims.get("exp").and_then(|v| v.as_u64()),
-        subscriber: Some(subscription(route, app_id)?),
+        subscriber: Some(subscriber),
     }))
 }
 
@@ -444,6 +474,7 @@ pub fn verify(
                         .get(client_id)
                         .ok_or_else(|| unauthorized("invalid_token", "the token's application is blocked or deleted".into()))?;
                     let subscriber = subscription(route, app_id)?;
+                    check_scopes(route, claims.scope.as_deref().unwrap_or("").split(' '))?;
                     Ok(Verified {
                         identity: format!("{APP_CREDENTIAL}{app_id}/token"),
                         expires_at: Some(claims.exp),

@@ -80,10 +80,20 @@ async fn app_key(gw: &TestPlatform, app: &Value, env: &str) -> anyhow::Result<Va
 
 /// An access token by the client-credentials grant, with HTTP Basic client authentication.
 async fn token(gw: &TestPlatform, client_id: &str, secret: &str) -> anyhow::Result<(u16, Value)> {
+    scoped_token(gw, client_id, secret, "chat").await
+}
+
+/// The same, asking for `scope`.
+async fn scoped_token(
+    gw: &TestPlatform,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> anyhow::Result<(u16, Value)> {
     let resp = reqwest::Client::new()
         .post(format!("{}/oauth2/token", gw.management()))
         .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", "chat")])
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
         .send()
         .await?;
     Ok((resp.status().as_u16(), resp.json().await?))
@@ -565,6 +575,48 @@ async fn the_gateway_checks_in_order_and_takes_credentials_where_browsers_can_se
         "{seen}"
     );
     c.close().await;
+
+    // Scopes an API requires: a token without them gets 403 (after its subscription was
+    // checked); API keys carry none and are not affected.
+    gw.client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "requiredScopes": ["chat:write"] } }),
+        )
+        .await?;
+    let e = gw
+        .client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "requiredScopes": ["two words"] } }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a scope"), "{e}");
+    gw.deploy("chat-api", "development", "external").await?;
+    let r = WsClient::refused(url, &[("authorization", &format!("Bearer {access}"))]).await?;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("insufficient_scope") && r.body.contains("chat:write"),
+        "{}",
+        r.body
+    );
+    let writer = scoped_token(gw, client_id, secret, "chat:read chat:write")
+        .await?
+        .1;
+    let writer = format!(
+        "Bearer {}",
+        writer["access_token"].as_str().unwrap_or_default()
+    );
+    WsClient::connect(url, &[("authorization", &writer)])
+        .await?
+        .close()
+        .await;
+    WsClient::connect(url, &[("x-chat-key", &key)])
+        .await?
+        .close()
+        .await;
 
     // Security off, only when said: anyone may connect; switched on again, the open
     // connections without a credential close.

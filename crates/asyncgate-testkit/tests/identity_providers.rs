@@ -155,6 +155,35 @@ async fn an_identity_providers_tokens_are_accepted_for_subscribed_applications(
         assert!(r.body.contains(says), "{}", r.body);
     }
 
+    // Scopes the API requires are read from the provider's `scp` (or `scope`).
+    gw.client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "requiredScopes": ["chat:write"] } }),
+        )
+        .await?;
+    gw.deploy("chat-api", "development", "external").await?;
+    let r = WsClient::refused(&url, &[("authorization", &format!("Bearer {good}"))]).await?;
+    assert!(
+        r.status == 403 && r.body.contains("insufficient_scope"),
+        "{}",
+        r.body
+    );
+    let mut scoped = claims("Corp App", AUDIENCE, later);
+    scoped["scp"] = json!(["chat:read", "chat:write"]);
+    let scoped = token(&k1, scoped)?;
+    WsClient::connect(&url, &[("authorization", &format!("Bearer {scoped}"))])
+        .await?
+        .close()
+        .await;
+    gw.client
+        .patch(
+            "/apis/chat-api",
+            &json!({ "security": { "requiredScopes": [] } }),
+        )
+        .await?;
+    gw.deploy("chat-api", "development", "external").await?;
+
     // The provider rotates to a new key: the first token signed with it is refused and
     // makes the platform fetch the keys again; once it has, the token is accepted.
     idp_keys.set(jwks(&[&k2]));

@@ -551,6 +551,12 @@ pub struct SecurityArgs {
     /// Send the backend a signed X-JWT-Assertion naming the caller (`on`/`off`).
     #[arg(long, value_parser = parse_on_off)]
     pub backend_jwt: Option<bool>,
+    /// Scope bearer tokens must carry (repeatable; replaces the list).
+    #[arg(long = "required-scope", value_name = "SCOPE")]
+    pub required_scopes: Vec<String>,
+    /// Require no scopes again.
+    #[arg(long, conflicts_with = "required_scopes")]
+    pub clear_required_scopes: bool,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -574,11 +580,17 @@ impl SecurityArgs {
             api_key_header: self.api_key_header.clone(),
             allowed_origins: origins,
             backend_jwt: self.backend_jwt,
+            required_scopes: if self.clear_required_scopes {
+                Some(Vec::new())
+            } else {
+                (!self.required_scopes.is_empty()).then(|| self.required_scopes.clone())
+            },
         };
         let empty = patch.enabled.is_none()
             && patch.api_key_header.is_none()
             && patch.allowed_origins.is_none()
-            && patch.backend_jwt.is_none();
+            && patch.backend_jwt.is_none()
+            && patch.required_scopes.is_none();
         (!empty).then_some(patch)
     }
 }
