@@ -97,7 +97,7 @@ impl Store {
         };
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "INSERT INTO organizations (id, handle, name, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO organizations (id, handle, name, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&org.id)
         .bind(&org.handle)
@@ -123,7 +123,7 @@ impl Store {
     /// The organization with this id or handle (or, case aside, name).
     pub async fn org(&self, key: &str) -> Result<Option<OrgRecord>> {
         let row = sqlx::query(
-            "SELECT * FROM organizations WHERE id = ?1 OR handle = ?1 OR lower(name) = lower(?1)",
+            "SELECT * FROM organizations WHERE id = $1 OR handle = $1 OR lower(name) = lower($1)",
         )
         .bind(key)
         .fetch_optional(&self.pool)
@@ -142,7 +142,7 @@ impl Store {
 
     /// The project with this handle, in whichever organization has it.
     pub async fn project(&self, handle: &str) -> Result<Option<ProjectRecord>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE handle = ?")
+        let row = sqlx::query("SELECT * FROM projects WHERE handle = $1")
             .bind(handle)
             .fetch_optional(&self.pool)
             .await?;
@@ -151,7 +151,7 @@ impl Store {
 
     pub async fn projects(&self, org_id: &str) -> Result<Vec<ProjectRecord>> {
         let rows =
-            sqlx::query("SELECT * FROM projects WHERE org_id = ? ORDER BY created_at, handle")
+            sqlx::query("SELECT * FROM projects WHERE org_id = $1 ORDER BY created_at, handle")
                 .bind(org_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -175,7 +175,7 @@ impl Store {
     // ---- users ------------------------------------------------------------------------
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE email = ?")
+        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
             .bind(email.to_ascii_lowercase())
             .fetch_optional(&self.pool)
             .await?;
@@ -186,7 +186,7 @@ impl Store {
     /// A user already in the organization is a conflict.
     pub async fn add_member(&self, user: &UserRecord, org_id: &str, role: Role) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO users (id, email, password_hash, created_at, blocked_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING")
+        sqlx::query("INSERT INTO users (id, email, password_hash, created_at, blocked_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT(id) DO NOTHING")
             .bind(&user.id)
             .bind(user.email.to_ascii_lowercase())
             .bind(&user.password_hash)
@@ -202,7 +202,7 @@ impl Store {
                 }
             })?;
         sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(org_id)
         .bind(&user.id)
@@ -228,7 +228,7 @@ impl Store {
     pub async fn members(&self, org_id: &str, user: Option<&str>) -> Result<Vec<Member>> {
         let rows = sqlx::query(
             "SELECT u.*, m.org_id, m.role, m.created_at AS joined_at FROM memberships m JOIN users u ON u.id = m.user_id \
-             WHERE m.org_id = ?1 AND (?2 IS NULL OR u.id = ?2 OR u.email = lower(?2)) ORDER BY m.created_at, u.email",
+             WHERE m.org_id = $1 AND (CAST($2 AS TEXT) IS NULL OR u.id = $2 OR u.email = lower($2)) ORDER BY m.created_at, u.email",
         )
         .bind(org_id)
         .bind(user)
@@ -241,7 +241,7 @@ impl Store {
     pub async fn memberships(&self, user_id: &str) -> Result<Vec<(OrgRecord, Role)>> {
         let rows = sqlx::query(
             "SELECT o.*, m.role FROM memberships m JOIN organizations o ON o.id = m.org_id \
-             WHERE m.user_id = ? ORDER BY m.created_at",
+             WHERE m.user_id = $1 ORDER BY m.created_at",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
@@ -252,17 +252,18 @@ impl Store {
     }
 
     pub async fn set_role(&self, org_id: &str, user_id: &str, role: Role) -> Result<bool> {
-        let done = sqlx::query("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ?")
-            .bind(role.as_str())
-            .bind(org_id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
+                .bind(role.as_str())
+                .bind(org_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
     pub async fn remove_member(&self, org_id: &str, user_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM memberships WHERE org_id = ? AND user_id = ?")
+        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org_id)
             .bind(user_id)
             .execute(&self.pool)
@@ -273,7 +274,7 @@ impl Store {
     /// Block (`true`) or unblock a user everywhere: a blocked user cannot sign in, their
     /// tokens stop working and their applications' credentials are refused.
     pub async fn set_user_blocked(&self, user_id: &str, blocked: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE users SET blocked_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE users SET blocked_at = $1 WHERE id = $2")
             .bind(blocked.then(now))
             .bind(user_id)
             .execute(&self.pool)
@@ -282,7 +283,7 @@ impl Store {
     }
 
     pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
             .execute(&self.pool)
@@ -293,7 +294,7 @@ impl Store {
     // ---- user tokens ------------------------------------------------------------------
 
     pub async fn insert_user_token(&self, t: &UserTokenRecord) -> Result<()> {
-        sqlx::query("INSERT INTO user_tokens (id, user_id, kind, name, hash, hint, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO user_tokens (id, user_id, kind, name, hash, hint, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(&t.id)
             .bind(&t.user_id)
             .bind(t.kind.as_str())
@@ -317,7 +318,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT u.*, t.id AS t_id, t.user_id, t.kind, t.name, t.hash, t.hint, t.created_at AS t_created_at, t.expires_at, t.revoked_at \
              FROM user_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.hash = ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?) AND u.blocked_at IS NULL",
+             WHERE t.hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.blocked_at IS NULL",
         )
         .bind(hash)
         .bind(at_unix)
@@ -333,7 +334,7 @@ impl Store {
 
     /// A user's personal access tokens (never sessions), newest last.
     pub async fn personal_tokens(&self, user_id: &str) -> Result<Vec<UserTokenRecord>> {
-        let rows = sqlx::query("SELECT * FROM user_tokens WHERE user_id = ? AND kind = 'personal' ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT * FROM user_tokens WHERE user_id = $1 AND kind = 'personal' ORDER BY created_at, id")
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
@@ -345,7 +346,7 @@ impl Store {
 
     /// Revoke a token of a user by id (any kind); whether one was revoked.
     pub async fn revoke_user_token(&self, user_id: &str, token_id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE user_tokens SET revoked_at = ? WHERE user_id = ? AND id = ? AND revoked_at IS NULL")
+        let done = sqlx::query("UPDATE user_tokens SET revoked_at = $1 WHERE user_id = $2 AND id = $3 AND revoked_at IS NULL")
             .bind(now())
             .bind(user_id)
             .bind(token_id)
@@ -357,7 +358,7 @@ impl Store {
 
 async fn insert_project(conn: &mut sqlx::SqliteConnection, project: &ProjectRecord) -> Result<()> {
     sqlx::query(
-        "INSERT INTO projects (id, org_id, handle, name, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO projects (id, org_id, handle, name, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&project.id)
     .bind(&project.org_id)

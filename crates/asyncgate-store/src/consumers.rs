@@ -80,7 +80,7 @@ impl Store {
     /// Give an organization the default plans if it has none.
     pub async fn ensure_default_plans(&self, org_id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let have: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE org_id = ?")
+        let have: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE org_id = $1")
             .bind(org_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -109,7 +109,7 @@ impl Store {
     }
 
     pub async fn plans(&self, org_id: &str) -> Result<Vec<PlanRecord>> {
-        let rows = sqlx::query("SELECT * FROM plans WHERE org_id = ? ORDER BY created_at, name")
+        let rows = sqlx::query("SELECT * FROM plans WHERE org_id = $1 ORDER BY created_at, name")
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?;
@@ -119,7 +119,7 @@ impl Store {
     // ---- applications -----------------------------------------------------------------
 
     pub async fn insert_app(&self, app: &AppRecord) -> Result<()> {
-        sqlx::query("INSERT INTO applications (id, org_id, owner_id, name, client_id, secret_hash, created_at, blocked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO applications (id, org_id, owner_id, name, client_id, secret_hash, created_at, blocked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&app.id)
             .bind(&app.org_id)
             .bind(&app.owner_id)
@@ -144,7 +144,7 @@ impl Store {
     /// operator's).
     pub async fn apps(&self, org_id: &str) -> Result<Vec<AppRecord>> {
         let rows =
-            sqlx::query("SELECT * FROM applications WHERE org_id = ? ORDER BY created_at, name")
+            sqlx::query("SELECT * FROM applications WHERE org_id = $1 ORDER BY created_at, name")
                 .bind(org_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -153,7 +153,7 @@ impl Store {
 
     /// The application of an organization with this id, client id or name.
     pub async fn app(&self, org_id: &str, key: &str) -> Result<Option<AppRecord>> {
-        let row = sqlx::query("SELECT * FROM applications WHERE org_id = ?1 AND (id = ?2 OR client_id = ?2 OR name = ?2)")
+        let row = sqlx::query("SELECT * FROM applications WHERE org_id = $1 AND (id = $2 OR client_id = $2 OR name = $2)")
             .bind(org_id)
             .bind(key)
             .fetch_optional(&self.pool)
@@ -163,7 +163,7 @@ impl Store {
 
     /// The application with this client id, wherever it is.
     pub async fn app_by_client_id(&self, client_id: &str) -> Result<Option<AppRecord>> {
-        let row = sqlx::query("SELECT * FROM applications WHERE client_id = ?")
+        let row = sqlx::query("SELECT * FROM applications WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -171,7 +171,7 @@ impl Store {
     }
 
     pub async fn set_app_blocked(&self, app_id: &str, blocked: bool) -> Result<()> {
-        sqlx::query("UPDATE applications SET blocked_at = ? WHERE id = ?")
+        sqlx::query("UPDATE applications SET blocked_at = $1 WHERE id = $2")
             .bind(blocked.then(now))
             .bind(app_id)
             .execute(&self.pool)
@@ -180,7 +180,7 @@ impl Store {
     }
 
     pub async fn set_app_secret(&self, app_id: &str, secret_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE applications SET secret_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE applications SET secret_hash = $1 WHERE id = $2")
             .bind(secret_hash)
             .bind(app_id)
             .execute(&self.pool)
@@ -189,7 +189,7 @@ impl Store {
     }
 
     pub async fn delete_app(&self, app_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM applications WHERE id = ?")
+        sqlx::query("DELETE FROM applications WHERE id = $1")
             .bind(app_id)
             .execute(&self.pool)
             .await?;
@@ -199,7 +199,7 @@ impl Store {
     // ---- subscriptions ----------------------------------------------------------------
 
     pub async fn insert_subscription(&self, s: &SubscriptionRecord) -> Result<()> {
-        sqlx::query("INSERT INTO subscriptions (id, app_id, api_id, plan_id, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO subscriptions (id, app_id, api_id, plan_id, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&s.id)
             .bind(&s.app_id)
             .bind(&s.api_id)
@@ -219,7 +219,7 @@ impl Store {
 
     pub async fn subscriptions(&self, app_id: &str) -> Result<Vec<SubscriptionRecord>> {
         let rows =
-            sqlx::query("SELECT * FROM subscriptions WHERE app_id = ? ORDER BY created_at, id")
+            sqlx::query("SELECT * FROM subscriptions WHERE app_id = $1 ORDER BY created_at, id")
                 .bind(app_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -227,7 +227,7 @@ impl Store {
     }
 
     pub async fn delete_subscription(&self, app_id: &str, api_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE app_id = ? AND api_id = ?")
+        let done = sqlx::query("DELETE FROM subscriptions WHERE app_id = $1 AND api_id = $2")
             .bind(app_id)
             .bind(api_id)
             .execute(&self.pool)
@@ -238,7 +238,7 @@ impl Store {
     // ---- application keys -------------------------------------------------------------
 
     pub async fn insert_app_key(&self, k: &AppKeyRecord) -> Result<()> {
-        sqlx::query("INSERT INTO app_keys (id, app_id, environment, hash, hint, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO app_keys (id, app_id, environment, hash, hint, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&k.id)
             .bind(&k.app_id)
             .bind(&k.environment)
@@ -252,7 +252,7 @@ impl Store {
     }
 
     pub async fn app_keys(&self, app_id: &str) -> Result<Vec<AppKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM app_keys WHERE app_id = ? ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT * FROM app_keys WHERE app_id = $1 ORDER BY created_at, id")
             .bind(app_id)
             .fetch_all(&self.pool)
             .await?;
@@ -261,7 +261,7 @@ impl Store {
 
     pub async fn revoke_app_key(&self, app_id: &str, key_id: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE app_keys SET revoked_at = ? WHERE app_id = ? AND id = ? AND revoked_at IS NULL",
+            "UPDATE app_keys SET revoked_at = $1 WHERE app_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
         .bind(now())
         .bind(app_id)
@@ -311,7 +311,7 @@ impl Store {
     // ---- signing keys -----------------------------------------------------------------
 
     pub async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&k.kid)
             .bind(&k.algorithm)
             .bind(&k.private_key)
@@ -325,17 +325,19 @@ impl Store {
 
     /// Retire every signing key but `kid`, as of `at` (Unix seconds).
     pub async fn retire_signing_keys_except(&self, kid: &str, at: i64) -> Result<()> {
-        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL")
-            .bind(at)
-            .bind(kid)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE kid <> $2 AND retired_at IS NULL",
+        )
+        .bind(at)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Signing keys not retired before `since` (Unix seconds), newest first.
     pub async fn signing_keys(&self, since: i64) -> Result<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at >= ? ORDER BY created_at DESC, kid")
+        let rows = sqlx::query("SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at >= $1 ORDER BY created_at DESC, kid")
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
@@ -355,7 +357,7 @@ impl Store {
 
 async fn insert_plan(conn: &mut sqlx::SqliteConnection, plan: &PlanRecord) -> Result<()> {
     let l = &plan.limits;
-    sqlx::query("INSERT INTO plans (id, org_id, name, max_connections, messages_per_minute, bytes_per_minute, on_excess, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO plans (id, org_id, name, max_connections, messages_per_minute, bytes_per_minute, on_excess, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&plan.id)
         .bind(&plan.org_id)
         .bind(&plan.name)

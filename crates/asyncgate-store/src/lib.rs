@@ -79,14 +79,14 @@ impl Store {
     // ---- meta -------------------------------------------------------------------------
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?)
     }
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
             .execute(&self.pool)
@@ -97,7 +97,7 @@ impl Store {
     /// The stored value of `key`, or `make()` stored and returned when there is none.
     pub async fn meta_or_insert(&self, key: &str, make: impl FnOnce() -> String) -> Result<String> {
         let value = make();
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO NOTHING")
             .bind(key)
             .bind(&value)
             .execute(&self.pool)
@@ -112,7 +112,7 @@ impl Store {
     /// Which unique value of `api` another API already holds, asked of the store
     /// rather than read from the database's error text.
     async fn conflict_of(&self, api: &ApiRecord) -> StoreError {
-        let base_path_taken = sqlx::query("SELECT 1 FROM apis WHERE base_path = ? AND id != ?")
+        let base_path_taken = sqlx::query("SELECT 1 FROM apis WHERE base_path = $1 AND id != $2")
             .bind(&api.design.base_path)
             .bind(&api.id)
             .fetch_optional(&self.pool)
@@ -134,7 +134,7 @@ impl Store {
     pub async fn insert_api(&self, api: &ApiRecord) -> Result<()> {
         let done = sqlx::query(
             "INSERT INTO apis (id, org_id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&api.id)
         .bind(&api.org_id)
@@ -157,8 +157,8 @@ impl Store {
 
     pub async fn update_api(&self, api: &ApiRecord) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE apis SET identifier = ?, base_path = ?, lifecycle = ?, display_name = ?, design = ?, contract_source = ?, updated_at = ?
-             WHERE id = ?",
+            "UPDATE apis SET identifier = $1, base_path = $2, lifecycle = $3, display_name = $4, design = $5, contract_source = $6, updated_at = $7
+             WHERE id = $8",
         )
         .bind(&api.design.identifier)
         .bind(&api.design.base_path)
@@ -185,8 +185,8 @@ impl Store {
     /// caller decides what several mean.
     pub async fn apis_named(&self, org_id: Option<&str>, key: &str) -> Result<Vec<ApiRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM apis WHERE (?2 IS NULL OR org_id = ?2) AND (id = ?1 OR identifier = ?1 OR project || '/' || identifier = ?1) \
-             ORDER BY id = ?1 DESC, project",
+            "SELECT * FROM apis WHERE (CAST($2 AS TEXT) IS NULL OR org_id = $2) AND (id = $1 OR identifier = $1 OR project || '/' || identifier = $1) \
+             ORDER BY id = $1 DESC, project",
         )
         .bind(key)
         .bind(org_id)
@@ -198,7 +198,7 @@ impl Store {
     /// The APIs of one organization, or of every one (`None`).
     pub async fn apis(&self, org_id: Option<&str>) -> Result<Vec<ApiRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM apis WHERE ?1 IS NULL OR org_id = ?1 ORDER BY created_at, id",
+            "SELECT * FROM apis WHERE CAST($1 AS TEXT) IS NULL OR org_id = $1 ORDER BY created_at, id",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
@@ -207,7 +207,7 @@ impl Store {
     }
 
     pub async fn delete_api(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM apis WHERE id = ?")
+        sqlx::query("DELETE FROM apis WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -222,7 +222,7 @@ impl Store {
         let api_id = api.id.as_str();
         let mut tx = self.pool.begin().await?;
         let next: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE api_id = ?",
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE api_id = $1",
         )
         .bind(api_id)
         .fetch_one(&mut *tx)
@@ -235,7 +235,7 @@ impl Store {
             created_at: now(),
         };
         sqlx::query(
-            "INSERT INTO revisions (api_id, number, design, contract_source, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO revisions (api_id, number, design, contract_source, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&rec.api_id)
         .bind(next)
@@ -249,7 +249,7 @@ impl Store {
     }
 
     pub async fn revisions(&self, api_id: &str) -> Result<Vec<RevisionRecord>> {
-        let rows = sqlx::query("SELECT * FROM revisions WHERE api_id = ? ORDER BY number")
+        let rows = sqlx::query("SELECT * FROM revisions WHERE api_id = $1 ORDER BY number")
             .bind(api_id)
             .fetch_all(&self.pool)
             .await?;
@@ -261,7 +261,7 @@ impl Store {
     /// Point `environment` of an API at a revision (replacing what was deployed there).
     pub async fn set_deployment(&self, d: &DeploymentRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO deployments (api_id, environment, revision, access_mode, deployed_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO deployments (api_id, environment, revision, access_mode, deployed_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT(api_id, environment) DO UPDATE SET revision = excluded.revision, access_mode = excluded.access_mode, deployed_at = excluded.deployed_at",
         )
         .bind(&d.api_id)
@@ -275,7 +275,7 @@ impl Store {
     }
 
     pub async fn remove_deployment(&self, api_id: &str, environment: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM deployments WHERE api_id = ? AND environment = ?")
+        let done = sqlx::query("DELETE FROM deployments WHERE api_id = $1 AND environment = $2")
             .bind(api_id)
             .bind(environment)
             .execute(&self.pool)
@@ -284,7 +284,7 @@ impl Store {
     }
 
     pub async fn deployments(&self, api_id: &str) -> Result<Vec<DeploymentRecord>> {
-        let rows = sqlx::query("SELECT * FROM deployments WHERE api_id = ? ORDER BY environment")
+        let rows = sqlx::query("SELECT * FROM deployments WHERE api_id = $1 ORDER BY environment")
             .bind(api_id)
             .fetch_all(&self.pool)
             .await?;
@@ -299,7 +299,7 @@ impl Store {
             "SELECT d.api_id, d.environment, d.revision, d.access_mode, d.deployed_at, \
                     r.number, r.design, r.contract_source, r.created_at \
              FROM deployments d JOIN revisions r ON r.api_id = d.api_id AND r.number = d.revision \
-             WHERE ?1 IS NULL OR d.api_id = ?1 \
+             WHERE CAST($1 AS TEXT) IS NULL OR d.api_id = $1 \
              ORDER BY d.deployed_at, d.api_id, d.environment",
         )
         .bind(api_id)
@@ -318,7 +318,7 @@ impl Store {
     // ---- API keys ---------------------------------------------------------------------
 
     pub async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
-        sqlx::query("INSERT INTO api_keys (id, api_id, hash, hint, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO api_keys (id, api_id, hash, hint, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&key.id)
             .bind(&key.api_id)
             .bind(&key.hash)
@@ -332,7 +332,7 @@ impl Store {
 
     pub async fn revoke_key(&self, api_id: &str, key_id: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE api_id = ? AND id = ? AND revoked_at IS NULL",
+            "UPDATE api_keys SET revoked_at = $1 WHERE api_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
         .bind(now())
         .bind(api_id)
@@ -343,7 +343,7 @@ impl Store {
     }
 
     pub async fn keys(&self, api_id: &str) -> Result<Vec<KeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM api_keys WHERE api_id = ? ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE api_id = $1 ORDER BY created_at, id")
             .bind(api_id)
             .fetch_all(&self.pool)
             .await?;
@@ -372,7 +372,7 @@ impl Store {
         detail: &str,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (at, org_id, actor, origin, action, subject, api_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, org_id, actor, origin, action, subject, api_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(now())
         .bind(&actor.org_id)
@@ -390,8 +390,8 @@ impl Store {
     /// An organization's audit log, newest first.
     pub async fn audit_log(&self, org_id: &str, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_log WHERE org_id = ?1 AND (?2 IS NULL OR api_id = ?2) \
-             AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR at >= ?4) ORDER BY id DESC LIMIT ?5",
+            "SELECT * FROM audit_log WHERE org_id = $1 AND (CAST($2 AS TEXT) IS NULL OR api_id = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR actor = $3) AND (CAST($4 AS TEXT) IS NULL OR at >= $4) ORDER BY id DESC LIMIT $5",
         )
         .bind(org_id)
         .bind(&filter.api_id)

@@ -23,7 +23,7 @@ pub struct IdentityProviderRecord {
 
 impl Store {
     pub async fn insert_identity_provider(&self, p: &IdentityProviderRecord) -> Result<()> {
-        sqlx::query("INSERT INTO identity_providers (id, org_id, name, issuer, jwks_url, audience, app_claim, jwks, fetched_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO identity_providers (id, org_id, name, issuer, jwks_url, audience, app_claim, jwks, fetched_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .bind(&p.id)
             .bind(&p.org_id)
             .bind(&p.name)
@@ -54,7 +54,7 @@ impl Store {
         &self,
         org_id: Option<&str>,
     ) -> Result<Vec<IdentityProviderRecord>> {
-        let rows = sqlx::query("SELECT * FROM identity_providers WHERE ?1 IS NULL OR org_id = ?1 ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT * FROM identity_providers WHERE CAST($1 AS TEXT) IS NULL OR org_id = $1 ORDER BY created_at, id")
             .bind(org_id)
             .fetch_all(&self.pool)
             .await?;
@@ -62,7 +62,7 @@ impl Store {
     }
 
     pub async fn set_provider_jwks(&self, id: &str, jwks: &str, fetched_at: i64) -> Result<()> {
-        sqlx::query("UPDATE identity_providers SET jwks = ?, fetched_at = ? WHERE id = ?")
+        sqlx::query("UPDATE identity_providers SET jwks = $1, fetched_at = $2 WHERE id = $3")
             .bind(jwks)
             .bind(fetched_at)
             .bind(id)
@@ -73,7 +73,7 @@ impl Store {
 
     pub async fn delete_identity_provider(&self, org_id: &str, key: &str) -> Result<bool> {
         let done = sqlx::query(
-            "DELETE FROM identity_providers WHERE org_id = ? AND (id = ?2 OR name = ?2)",
+            "DELETE FROM identity_providers WHERE org_id = $1 AND (id = $2 OR name = $2)",
         )
         .bind(org_id)
         .bind(key)
