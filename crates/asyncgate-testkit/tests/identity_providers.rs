@@ -188,24 +188,20 @@ async fn an_identity_providers_tokens_are_accepted_for_subscribed_applications(
     // makes the platform fetch the keys again; once it has, the token is accepted.
     idp_keys.set(jwks(&[&k2]));
     let rotated = token(&k2, claims("Corp App", AUDIENCE, later))?;
+    let mut applied = gw.platform.gateway().applied();
+    let before = *applied.borrow();
     let r = WsClient::refused(&url, &[("authorization", &format!("Bearer {rotated}"))]).await?;
     assert!(
         r.status == 401 && r.body.contains("fetched again"),
         "{}",
         r.body
     );
-    let start = std::time::Instant::now();
-    loop {
-        let listed = gw.client.get("/identity-providers").await?;
-        if listed[0]["keyIds"] == json!(["k2"]) {
-            break;
-        }
-        anyhow::ensure!(
-            start.elapsed() < WAIT,
-            "the provider's keys were never fetched again"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // The event: the gateway applies the snapshot the refresh published.
+    tokio::time::timeout(WAIT, applied.wait_for(|v| *v > before))
+        .await
+        .map_err(|_| anyhow::anyhow!("the provider's keys were never fetched again"))??;
+    let listed = gw.client.get("/identity-providers").await?;
+    assert_eq!(listed[0]["keyIds"], json!(["k2"]));
     WsClient::connect(&url, &[("authorization", &format!("Bearer {rotated}"))])
         .await?
         .close()
