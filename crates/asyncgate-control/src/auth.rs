@@ -230,12 +230,9 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch (the core's clock), as the store keeps times.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    asyncgate_core::credential::unix_now() as i64
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -148,10 +147,7 @@ pub async fn test_token(
     let api = find(&state, &caller, &key).await?;
     let deployed = crate::deployments::deployed_to(&state, &api, &req.environment).await?;
     let (deployment, design) = (deployed.deployment, deployed.revision.design);
-    let iat = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let iat = asyncgate_core::credential::unix_now();
     let exp = iat + state.config.test_token_ttl.as_secs();
     let claims = AccessClaims {
         iss: state.publisher.issuer().to_string(),

@@ -117,6 +117,27 @@ fn mint(
     (record, secret)
 }
 
+/// Record what a user did in the audit log of every organization they belong to (a
+/// sign-in or a personal token concerns all of them).
+async fn audit_everywhere(
+    state: &AppState,
+    auth: &Authenticated,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> ApiResult<()> {
+    let Some(user) = auth.user() else {
+        return Ok(());
+    };
+    for (org, _) in state.store.memberships(&user.id).await? {
+        state
+            .store
+            .audit(&auth.actor(&org.id), action, subject, None, detail)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn me_of(state: &AppState, auth: &Authenticated) -> ApiResult<Me> {
     Ok(match &auth.principal {
         Principal::Operator => Me {
@@ -175,24 +196,17 @@ pub async fn login(
         user.as_ref().map(|u| u.password_hash.as_str()),
     )
     .await;
-    let who = req.email.trim().to_ascii_lowercase();
     let origin = origin.map(|ip| ip.to_string()).unwrap_or_default();
     let user = match user {
         Some(u) if matched && u.blocked_at.is_none() => u,
         found => {
             // Recorded in each organization of a known user; the password never is.
             if let Some(u) = found {
-                for (org, _) in state.store.memberships(&u.id).await? {
-                    let actor = asyncgate_store::Actor {
-                        org_id: org.id,
-                        who: who.clone(),
-                        origin: origin.clone(),
-                    };
-                    state
-                        .store
-                        .audit(&actor, "user.login_failed", &u.id, None, "")
-                        .await?;
-                }
+                let attempt = Authenticated {
+                    principal: Principal::User(u.clone()),
+                    origin: origin.clone(),
+                };
+                audit_everywhere(&state, &attempt, "user.login_failed", &u.id, "").await?;
             }
             tracing::info!(%origin, "sign-in refused");
             return Err(ApiError::new(
@@ -209,12 +223,7 @@ pub async fn login(
         origin,
     };
     let me = me_of(&state, &auth).await?;
-    for m in &me.organizations {
-        state
-            .store
-            .audit(&auth.actor(&m.org_id), "user.login", &user.id, None, "")
-            .await?;
-    }
+    audit_everywhere(&state, &auth, "user.login", &user.id, "").await?;
     Ok((
         StatusCode::CREATED,
         Json(Session {
@@ -266,18 +275,7 @@ pub async fn create_token(
     let ttl = req.expires_in_days.map(|d| i64::from(d) * 86_400);
     let (record, token) = mint(user, TokenKind::Personal, &name, ttl);
     state.store.insert_user_token(&record).await?;
-    for (org, _) in state.store.memberships(&user.id).await? {
-        state
-            .store
-            .audit(
-                &auth.actor(&org.id),
-                "token.create",
-                &record.id,
-                None,
-                &name,
-            )
-            .await?;
-    }
+    audit_everywhere(&state, &auth, "token.create", &record.id, &name).await?;
     Ok((
         StatusCode::CREATED,
         Json(TokenCreated {
@@ -325,11 +323,6 @@ pub async fn revoke_token(
             "no active token `{id}` of yours"
         )));
     }
-    for (org, _) in state.store.memberships(&user.id).await? {
-        state
-            .store
-            .audit(&auth.actor(&org.id), "token.revoke", &id, None, "")
-            .await?;
-    }
+    audit_everywhere(&state, &auth, "token.revoke", &id, "").await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -82,6 +82,14 @@ pub struct CallerAssertion {
     pub exp: u64,
 }
 
+/// Now, in seconds since the Unix epoch: the clock every token and expiry is read with.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// A new random identifier: `prefix` followed by 16 hex digits.
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];

@@ -4,7 +4,7 @@
 use crate::error::GatewayError;
 use crate::route::Route;
 use crate::snapshot::Compiled;
-use asyncgate_core::credential::{hash_secret, AccessClaims};
+use asyncgate_core::credential::{hash_secret, unix_now, AccessClaims};
 use asyncgate_core::PlanLimits;
 use http::{header, HeaderMap, StatusCode};
 use jsonwebtoken::errors::ErrorKind;
@@ -259,13 +259,6 @@ fn subscription(route: &Route, app_id: &Arc<str>) -> Result<Subscriber, GatewayE
 
 /// Seconds of clock difference allowed when checking a token's times.
 pub const TOKEN_LEEWAY: u64 = 5;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// 403 unless `granted` holds every scope the route's API requires.
 fn check_scopes<'a>(

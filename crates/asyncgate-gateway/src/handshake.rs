@@ -183,10 +183,7 @@ fn caller_assertion(
 ) -> Option<HeaderValue> {
     let (kid, key) = compiled.caller_signer.as_ref()?;
     let (sub, application, kind) = credential.caller();
-    let iat = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let iat = asyncgate_core::credential::unix_now();
     let claims = asyncgate_core::credential::CallerAssertion {
         iss: compiled.issuer.clone(),
         aud: route.api_id.clone(),

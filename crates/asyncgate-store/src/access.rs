@@ -89,7 +89,7 @@ impl Store {
     /// transaction.
     pub async fn create_org(&self, org: &OrgRecord, project_handle: &str) -> Result<ProjectRecord> {
         let project = ProjectRecord {
-            id: format!("prj_{}", &org.id["org_".len().min(org.id.len())..]),
+            id: asyncgate_core::credential::new_id("prj_"),
             org_id: org.id.clone(),
             handle: project_handle.to_string(),
             name: "Default Project".into(),
@@ -280,15 +280,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     // ---- user tokens ------------------------------------------------------------------

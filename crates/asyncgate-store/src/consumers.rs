@@ -140,8 +140,7 @@ impl Store {
         Ok(())
     }
 
-    /// Applications of an organization: all, or those of one owner (`Some(None)`: the
-    /// operator's).
+    /// Every application of an organization (the caller decides whose it may see).
     pub async fn apps(&self, org_id: &str) -> Result<Vec<AppRecord>> {
         let rows =
             sqlx::query("SELECT * FROM applications WHERE org_id = $1 ORDER BY created_at, name")

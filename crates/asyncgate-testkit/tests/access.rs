@@ -587,7 +587,21 @@ async fn the_audit_log_names_the_user_and_never_a_secret() -> anyhow::Result<()>
         .pete
         .post(&format!("/apis/{}/keys", w.stark_api), &json!({}))
         .await?;
+    // A failed sign-in is recorded for the user it tried, without the password tried.
+    let wrong = "a wrong guess of pete's";
+    Client::new(w.gw.management(), "")
+        .post("/login", &json!({ "email": PETE.0, "password": wrong }))
+        .await
+        .unwrap_err();
     let audit = w.alice.get("/audit").await?;
+    assert!(audit
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["action"] == "user.login_failed"
+            && e["actor"] == PETE.0
+            && e["origin"] == "127.0.0.1"));
+    assert!(!audit.to_string().contains(wrong));
     let entries = audit.as_array().cloned().unwrap_or_default();
     let deploy = entries
         .iter()
