@@ -11,8 +11,9 @@ use crate::upload;
 use crate::views::{api_view, ApiView, RevisionView};
 use asyncgate_contract::{derive, slugify};
 use asyncgate_core::credential::new_id;
+use asyncgate_core::LifecycleState;
+pub use asyncgate_core::LimitsPatch;
 use asyncgate_core::Permission;
-use asyncgate_core::{ApiLimits, LifecycleState};
 use asyncgate_store::{now, ApiDesign, ApiRecord, ProjectRecord, DEFAULT_ORG_ID};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -79,6 +80,7 @@ pub struct UpdateRequest {
     pub description: Option<String>,
     /// Limits to change; omitted limits keep their values.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub limits: Option<LimitsPatch>,
     /// Extra headers sent to the backend; replaces the whole set (`{}` removes them).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,51 +148,6 @@ impl SecurityPatch {
     }
 }
 
-/// Partial change of an API's limits (see `ApiLimits` for meanings and defaults).
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LimitsPatch {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_message_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub idle_timeout_seconds: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pong_timeout_seconds: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_connection_seconds: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_connections: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_connections_per_credential: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub close_on_credential_expiry: Option<bool>,
-}
-
-impl LimitsPatch {
-    fn apply(&self, limits: &mut ApiLimits) {
-        let set = |slot: &mut u64, v: Option<u64>| {
-            if let Some(v) = v {
-                *slot = v;
-            }
-        };
-        set(&mut limits.max_message_bytes, self.max_message_bytes);
-        set(&mut limits.idle_timeout_seconds, self.idle_timeout_seconds);
-        set(&mut limits.pong_timeout_seconds, self.pong_timeout_seconds);
-        set(
-            &mut limits.max_connection_seconds,
-            self.max_connection_seconds,
-        );
-        set(&mut limits.max_connections, self.max_connections);
-        set(
-            &mut limits.max_connections_per_credential,
-            self.max_connections_per_credential,
-        );
-        if let Some(v) = self.close_on_credential_expiry {
-            limits.close_on_credential_expiry = v;
-        }
-    }
-}
-
 /// Header names the gateway manages itself and will not take as extra backend headers.
 const RESERVED_BACKEND_HEADERS: [&str; 15] = [
     "host",
@@ -210,7 +167,7 @@ const RESERVED_BACKEND_HEADERS: [&str; 15] = [
     asyncgate_core::credential::CALLER_ASSERTION_HEADER,
 ];
 
-fn check_backend_headers(
+pub(crate) fn check_backend_headers(
     headers: &BTreeMap<String, String>,
 ) -> ApiResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
@@ -286,7 +243,7 @@ fn bundle_url(url: &str) -> ApiResult<url::Url> {
 }
 
 /// The API of the caller's organization `key` names: its id, its identifier, or
-/// `project/identifier`. Another organization's API is not found (404), whoever asks.
+/// `project/identifier`, either with `@version` when the API has several versions. Another organization's API is not found (404), whoever asks.
 pub(crate) async fn find(state: &AppState, caller: &Caller, key: &str) -> ApiResult<ApiRecord> {
     find_in(state, Some(&caller.org.id), key).await
 }
@@ -305,8 +262,19 @@ pub(crate) async fn find_in(
         ))),
         1 => Ok(named.remove(0)),
         _ if named[0].id == key => Ok(named.remove(0)),
+        _ if named.iter().all(|a| a.project == named[0].project) => {
+            let versions: Vec<String> = named
+                .iter()
+                .map(|a| format!("`{key}@{}`", a.design.version))
+                .collect();
+            Err(ApiError::conflict(format!(
+                "`{key}` names several versions of an API: name one as {}, or give the API id",
+                versions.join(" or ")
+            )))
+        }
         _ => {
-            let projects: Vec<&str> = named.iter().map(|a| a.project.as_str()).collect();
+            let mut projects: Vec<&str> = named.iter().map(|a| a.project.as_str()).collect();
+            projects.dedup();
             Err(ApiError::conflict(format!(
                 "`{key}` is an API identifier in several projects ({}): name the project as `<project>/{key}`, or give the API id",
                 projects.join(", ")
@@ -570,6 +538,7 @@ pub async fn revisions(
                 .collect(),
             number: r.number,
             created_at: r.created_at,
+            created_by: r.created_by,
             name: r.design.name,
             version: r.design.version,
             base_path: r.design.base_path,
@@ -582,19 +551,10 @@ pub async fn revisions(
 /// `/<project>/<identifier>/v<version>`, as the guide's platform builds it.
 pub fn default_base_path(project: &str, identifier: &str, version: &str) -> String {
     let version = version.strip_prefix('v').unwrap_or(version);
-    format!("/{project}/{identifier}/v{}", slugify_version(version))
-}
-
-fn slugify_version(v: &str) -> String {
-    v.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    format!(
+        "/{project}/{identifier}/v{}",
+        asyncgate_core::version::path_segment(version)
+    )
 }
 
 pub(crate) fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
@@ -615,7 +575,7 @@ pub(crate) fn check_identifier(v: &str, field: &str) -> ApiResult<()> {
     }
 }
 
-fn normalize_base_path(v: &str) -> ApiResult<String> {
+pub(crate) fn normalize_base_path(v: &str) -> ApiResult<String> {
     let trimmed = v.trim().trim_end_matches('/');
     if trimmed.len() > fields::MAX_BASE_PATH {
         return Err(ApiError::bad_request(format!(
@@ -647,7 +607,7 @@ fn normalize_base_path(v: &str) -> ApiResult<String> {
     Ok(trimmed.to_string())
 }
 
-fn check_target(v: &str) -> ApiResult<String> {
+pub(crate) fn check_target(v: &str) -> ApiResult<String> {
     let url = url::Url::parse(v.trim())
         .map_err(|e| ApiError::bad_request(format!("`target` {v} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "ws" | "wss") {

@@ -96,6 +96,11 @@ impl Caller {
         self.auth.actor(&self.org.id)
     }
 
+    /// A user's email, or `operator`.
+    pub fn who(&self) -> &str {
+        self.auth.who()
+    }
+
     pub fn user_id(&self) -> Option<&str> {
         self.auth.user().map(|u| u.id.as_str())
     }

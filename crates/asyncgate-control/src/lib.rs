@@ -6,6 +6,7 @@ pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod changes;
 pub mod contracts;
 pub mod deployments;
 pub mod environments;
@@ -26,6 +27,7 @@ pub mod signing;
 pub mod state;
 pub mod upload;
 pub mod users;
+pub mod versions;
 pub mod views;
 
 pub use error::ApiError;
@@ -63,10 +65,17 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(deployments::undeploy),
         )
         .route("/apis/{api}/promote", post(deployments::promote))
+        .route("/apis/{api}/history", get(deployments::history))
+        .route("/apis/{api}/diff", get(deployments::diff))
+        .route(
+            "/apis/{api}/versions",
+            get(versions::list).post(versions::create),
+        )
         .route(
             "/apis/{api}/lifecycle",
             get(lifecycle::show).post(lifecycle::change),
         )
+        .route("/apis/{api}/lifecycle/history", get(lifecycle::history))
         .route("/apis/{api}/keys", get(keys::list).post(keys::create))
         .route(
             "/apis/{api}/keys/{key}",

@@ -1,4 +1,5 @@
-//! The Lifecycle page: current state, allowed actions, and changing state.
+//! The Lifecycle page: current state, allowed actions, changing state (with what the new
+//! state does: Retired undeploys everywhere and ends subscriptions), and the history.
 
 use crate::apis::find;
 use crate::auth::Caller;
@@ -8,7 +9,7 @@ use crate::state::AppState;
 use crate::views::{api_view, ApiView};
 use asyncgate_core::Permission;
 use asyncgate_core::{LifecycleAction, LifecycleState};
-use asyncgate_store::now;
+use asyncgate_store::{now, LifecycleEvent};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,11 @@ pub struct LifecycleRequest {
     #[schema(value_type = String)]
     pub action: LifecycleAction,
     /// Name shown in the developer portal (with `publish`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Why, kept in the lifecycle history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -70,6 +74,15 @@ pub async fn change(
             api.design.name
         )));
     }
+    if req.display_name.is_some() && next != LifecycleState::Published {
+        return Err(ApiError::bad_request(
+            "a display name is set when publishing (action `publish`)",
+        ));
+    }
+    let note = match &req.note {
+        Some(n) => crate::fields::text(n, "note", crate::fields::MAX_DESCRIPTION)?,
+        None => String::new(),
+    };
     if let Some(name) = req.display_name {
         api.display_name = Some(crate::fields::line(
             &name,
@@ -80,7 +93,17 @@ pub async fn change(
     let from = api.lifecycle;
     api.lifecycle = next;
     api.updated_at = now();
-    state.store.update_api(&api).await?;
+    let (undeployed, ended) = state
+        .store
+        .change_lifecycle(&api, from, caller.who(), &note)
+        .await?;
+    let mut detail = format!("{from} -> {next}");
+    if !undeployed.is_empty() {
+        detail.push_str(&format!(
+            "; undeployed from {}; {ended} subscriptions ended",
+            undeployed.join(", ")
+        ));
+    }
     state
         .store
         .audit(
@@ -88,9 +111,21 @@ pub async fn change(
             "api.lifecycle",
             &api.id,
             Some(&api.id),
-            &format!("{from} -> {next}"),
+            &detail,
         )
         .await?;
     state.publisher.publish(&state.store).await?;
     Ok(Json(api_view(&state, &api).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/apis/{api}/lifecycle/history", tag = "lifecycle", params(("api" = String, Path, description = "API id or identifier")),
+    responses((status = 200, body = Vec<Object>, description = "from, to, who, when, note; oldest first")), security(("admin" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Vec<LifecycleEvent>>> {
+    caller.require(Permission::ReadApis, "reading APIs")?;
+    let api = find(&state, &caller, &key).await?;
+    Ok(Json(state.store.lifecycle_history(&api.id).await?))
 }

@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         crate::apis::import, crate::apis::list, crate::apis::show, crate::apis::update, crate::apis::delete, crate::apis::revisions,
         crate::deployments::deploy, crate::deployments::list, crate::deployments::promote, crate::deployments::undeploy,
-        crate::lifecycle::show, crate::lifecycle::change,
+        crate::deployments::history, crate::deployments::diff, crate::versions::create, crate::versions::list,
+        crate::lifecycle::show, crate::lifecycle::change, crate::lifecycle::history,
         crate::keys::create, crate::keys::list, crate::keys::revoke, crate::keys::test_token,
         crate::contracts::export, crate::contracts::reimport, crate::contracts::consumer,
         crate::portal::list, crate::portal::show,

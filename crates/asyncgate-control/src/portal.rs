@@ -1,5 +1,6 @@
-//! The developer portal's read-only listing: published (and deprecated) APIs with the
-//! URLs consumers connect to. Readable without an admin token.
+//! The developer portal's read-only catalogue: Pre-Released, Published and Deprecated APIs
+//! (each marked with its state and whether it takes subscriptions), grouped by API with
+//! their versions, with the URLs consumers connect to. Readable without an admin token.
 
 use crate::apis::find_in;
 use crate::error::{ApiError, ApiResult};
@@ -19,20 +20,47 @@ pub struct PortalApi {
     pub name: String,
     pub version: String,
     pub description: Option<String>,
+    /// Pre-Released, Published or Deprecated.
     pub lifecycle: String,
+    /// Whether applications may subscribe now (Published only).
+    pub subscribable: bool,
+    /// What the versions of one API share: `project/identifier`.
+    pub group: String,
+    /// Every version of the API the catalogue lists, in version order (this one included).
+    pub versions: Vec<PortalVersion>,
     pub channels: Vec<ChannelView>,
     /// External deployments only: Internal ones are not for consumers.
     pub endpoints: Vec<DeploymentView>,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalVersion {
+    pub id: String,
+    pub version: String,
+    pub lifecycle: String,
+}
+
 async fn portal_view(state: &AppState, api: &asyncgate_store::ApiRecord) -> ApiResult<PortalApi> {
     let view = api_view(state, api).await?;
+    let versions = crate::versions::sorted(state.store.versions(api).await?)
+        .into_iter()
+        .filter(|v| v.lifecycle.listed_in_portal())
+        .map(|v| PortalVersion {
+            id: v.id,
+            version: v.design.version,
+            lifecycle: v.lifecycle.to_string(),
+        })
+        .collect();
     Ok(PortalApi {
         id: view.id,
         name: view.display_name.unwrap_or(view.name),
         version: view.version,
         description: view.description,
         lifecycle: view.lifecycle,
+        subscribable: api.lifecycle.accepts_subscriptions(),
+        group: format!("{}/{}", api.project, api.design.identifier),
+        versions,
         channels: view.channels,
         // Consumers see only what they can reach: External deployments.
         endpoints: view
@@ -68,9 +96,24 @@ pub async fn list(
         ),
         None => None,
     };
+    let listed: Vec<_> = state
+        .store
+        .apis(org_id.as_deref())
+        .await?
+        .into_iter()
+        .filter(|a| a.lifecycle.listed_in_portal())
+        .collect();
+    // Versions of one API side by side, in version order.
+    let mut grouped: std::collections::BTreeMap<(String, String), Vec<_>> = Default::default();
+    for api in listed {
+        grouped
+            .entry((api.project.clone(), api.design.identifier.clone()))
+            .or_default()
+            .push(api);
+    }
     let mut out = Vec::new();
-    for api in state.store.apis(org_id.as_deref()).await? {
-        if api.lifecycle.listed_in_portal() {
+    for versions in grouped.into_values() {
+        for api in crate::versions::sorted(versions) {
             out.push(portal_view(&state, &api).await?);
         }
     }

@@ -1,6 +1,7 @@
 //! Building gateway snapshots from the store and publishing them to the data plane.
 
 use asyncgate_core::routes::{self, Routes};
+use asyncgate_core::ApiVersion;
 use asyncgate_core::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
     SnapshotIdentityProvider, SnapshotSubscription,
@@ -82,6 +83,10 @@ impl Publisher {
     }
 }
 
+/// The versions one subscription covers: organization, project, identifier and major
+/// version.
+type Family = (String, String, String, u64);
+
 async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
     let assertion = crate::signing::assertion_key(store)
         .await
@@ -141,27 +146,55 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
             .or_default()
             .push(d);
     }
+    let all_apis = store.apis(None).await?;
+    // A subscription to one version covers every version of the same major version.
+    let family = |api: &asyncgate_store::ApiRecord| -> Option<Family> {
+        ApiVersion::parse(&api.design.version).map(|v| {
+            (
+                api.org_id.clone(),
+                api.project.clone(),
+                api.design.identifier.clone(),
+                v.major,
+            )
+        })
+    };
+    let mut family_subscriptions: HashMap<_, Vec<SnapshotSubscription>> = HashMap::new();
+    for api in &all_apis {
+        if let (Some(key), Some(subs)) = (family(api), subscriptions.get(api.id.as_str())) {
+            family_subscriptions
+                .entry(key)
+                .or_default()
+                .extend(subs.iter().cloned());
+        }
+    }
     let mut apis = Vec::new();
     // Per environment, the routes already taken: a deployment that would answer a path
     // another one answers is left out (deploy refuses it; this guards the snapshot).
     let mut taken: HashMap<String, Vec<(String, String, Vec<String>)>> = HashMap::new();
-    for api in store.apis(None).await? {
+    // Per environment and major version of an API, its latest version deployed there:
+    // (version, index in `apis`, index in its deployments, major path).
+    type Latest = (ApiVersion, usize, usize, String);
+    let mut latest: HashMap<(String, Family), Latest> = HashMap::new();
+    for api in all_apis {
         let Some(deployed) = by_api.remove(&api.id) else {
             continue;
         };
+        let version = ApiVersion::parse(&api.design.version);
+        let family_key = family(&api);
         let mut deployments = Vec::new();
         for asyncgate_store::Deployed {
             deployment: d,
             revision: rev,
         } in deployed
         {
-            let channels: Vec<&str> = rev.design.channel_addresses().collect();
+            let served = d.values.applied_to(&rev.design);
+            let channels: Vec<&str> = served.channel_addresses().collect();
             let env_taken = taken.entry(d.environment.clone()).or_default();
             let clash = env_taken.iter().find_map(|(other, base, theirs)| {
                 let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
                 routes::conflict(
                     Routes {
-                        base_path: &rev.design.base_path,
+                        base_path: &served.base_path,
                         channels: &channels,
                     },
                     Routes {
@@ -177,17 +210,35 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
             }
             env_taken.push((
                 api.id.clone(),
-                rev.design.base_path.clone(),
+                served.base_path.clone(),
                 channels.iter().map(|c| c.to_string()).collect(),
             ));
+            if let (Some(v), Some(key), Some(path), true) = (
+                version,
+                family_key.clone(),
+                asyncgate_core::version::major_path(&served.base_path, &served.version),
+                api.lifecycle.accepts_connections(),
+            ) {
+                let slot = latest.entry((d.environment.clone(), key));
+                let candidate = (v, apis.len(), deployments.len(), path);
+                match slot {
+                    std::collections::hash_map::Entry::Occupied(mut o) if o.get().0 < v => {
+                        o.insert(candidate);
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(candidate);
+                    }
+                    _ => {}
+                }
+            }
             deployments.push(SnapshotDeployment {
                 environment: d.environment,
                 revision: d.revision,
                 access_mode: d.access_mode,
-                base_path: rev.design.base_path.clone(),
-                target: rev.design.target.clone(),
-                channels: rev
-                    .design
+                base_path: served.base_path.clone(),
+                aliases: Vec::new(),
+                target: served.target.clone(),
+                channels: served
                     .contract
                     .channels
                     .iter()
@@ -195,20 +246,66 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
                         address: c.address.clone(),
                     })
                     .collect(),
-                limits: rev.design.limits,
-                security: rev.design.security.clone(),
-                backend_headers: rev.design.backend_headers.clone().into_iter().collect(),
+                limits: served.limits,
+                security: served.security.clone(),
+                backend_headers: served.backend_headers.into_iter().collect(),
             });
+        }
+        let mut subs: Vec<SnapshotSubscription> =
+            subscriptions.remove(api.id.as_str()).unwrap_or_default();
+        if let Some(siblings) = family_key.and_then(|k| family_subscriptions.get(&k)) {
+            for s in siblings {
+                if !subs.iter().any(|mine| mine.app_id == s.app_id) {
+                    subs.push(s.clone());
+                }
+            }
         }
         apis.push(SnapshotApi {
             key_hashes: keys.remove(&api.id).unwrap_or_default(),
-            subscriptions: subscriptions.remove(api.id.as_str()).unwrap_or_default(),
+            subscriptions: subs,
             org_id: api.org_id,
             id: api.id,
             name: api.display_name.unwrap_or(api.design.name),
             lifecycle: api.lifecycle,
             deployments,
         });
+    }
+    // The path naming only the major version goes to its latest version, unless another
+    // API answers it.
+    for ((env, _), (_, api_index, deployment_index, path)) in latest {
+        let channels: Vec<String> = apis[api_index].deployments[deployment_index]
+            .channels
+            .iter()
+            .map(|c| c.address.clone())
+            .collect();
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+        let api_id = apis[api_index].id.clone();
+        let clash = taken
+            .get(&env)
+            .into_iter()
+            .flatten()
+            .any(|(other, base, theirs)| {
+                let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+                *other != api_id
+                    && routes::conflict(
+                        Routes {
+                            base_path: &path,
+                            channels: &channels,
+                        },
+                        Routes {
+                            base_path: base,
+                            channels: &theirs,
+                        },
+                    )
+                    .is_some()
+            });
+        if clash {
+            tracing::warn!(api = %api_id, %env, %path, "major-version path not routed: another API answers it");
+            continue;
+        }
+        apis[api_index].deployments[deployment_index]
+            .aliases
+            .push(path);
     }
     Ok(Snapshot {
         version: 0,

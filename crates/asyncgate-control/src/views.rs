@@ -58,9 +58,21 @@ pub struct DeploymentView {
     /// `external` or `internal`.
     pub access_mode: String,
     pub deployed_at: String,
+    /// Who deployed it: a user's email, or `operator`.
+    pub deployed_by: String,
     /// The ws:// URL a client connects to (base path on the listener that serves it).
     pub url: String,
     pub channels: Vec<ChannelUrl>,
+    /// The backend URL this environment uses (its own, or the revision's).
+    pub target: String,
+    /// Names of the extra headers sent to the backend here (values are not shown).
+    pub backend_header_names: Vec<String>,
+    /// The limits in force here.
+    #[schema(value_type = Object)]
+    pub limits: asyncgate_core::ApiLimits,
+    /// Which values are this environment's own rather than the revision's (`target`,
+    /// `backendHeaders`, `limits.maxConnections`, ...).
+    pub own_values: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -78,6 +90,9 @@ pub struct RevisionView {
     pub version: String,
     pub base_path: String,
     pub target: String,
+    /// Who deployed the design that made it (empty for revisions made before this was
+    /// kept).
+    pub created_by: String,
     /// Environments this revision is deployed to now.
     pub deployed_to: Vec<String>,
 }
@@ -140,11 +155,17 @@ pub fn deployment_view(
         })
         .unwrap_or_default();
     let url = format!("{listener}{}", design.base_path);
+    let served = d.values.applied_to(design);
     DeploymentView {
         environment: d.environment.clone(),
         revision: d.revision,
         access_mode: d.access_mode.to_string(),
         deployed_at: d.deployed_at.clone(),
+        deployed_by: d.deployed_by.clone(),
+        target: served.target,
+        backend_header_names: served.backend_headers.into_keys().collect(),
+        limits: served.limits,
+        own_values: crate::deployments::own_value_names(&d.values),
         channels: design
             .contract
             .channels

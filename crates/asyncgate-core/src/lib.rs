@@ -10,13 +10,15 @@ pub mod limits;
 pub mod routes;
 pub mod security;
 pub mod snapshot;
+pub mod version;
 
 pub use access::{OnExcess, Permission, PlanLimits, Role};
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
-pub use limits::ApiLimits;
+pub use limits::{ApiLimits, LimitsPatch};
 pub use security::ApiSecurity;
 pub use snapshot::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotAssertionKey, SnapshotChannel,
     SnapshotDeployment, SnapshotIdentityProvider, SnapshotSigningKey, SnapshotSubscription,
 };
+pub use version::ApiVersion;

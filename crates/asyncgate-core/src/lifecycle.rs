@@ -62,7 +62,7 @@ impl LifecycleState {
         use LifecycleState as S;
         match (self, action) {
             (S::Created | S::PreReleased | S::Blocked, A::Publish) => Some(S::Published),
-            (S::Created, A::PreRelease) => Some(S::PreReleased),
+            (S::Created | S::Published, A::PreRelease) => Some(S::PreReleased),
             (S::PreReleased | S::Published, A::DemoteToCreated) => Some(S::Created),
             (S::Published, A::Block) => Some(S::Blocked),
             (S::Published | S::Blocked, A::Deprecate) => Some(S::Deprecated),
@@ -103,14 +103,25 @@ impl LifecycleState {
         !matches!(self, LifecycleState::Blocked | LifecycleState::Retired)
     }
 
-    /// Whether applications may subscribe to APIs in this state.
+    /// Whether applications may subscribe to APIs in this state (existing subscriptions
+    /// of a Deprecated API keep working; only new ones are refused).
     pub fn accepts_subscriptions(self) -> bool {
         self == LifecycleState::Published
     }
 
-    /// Whether the developer portal lists APIs in this state.
+    /// Whether the developer portal's catalogue lists APIs in this state: Pre-Released
+    /// (marked so, not subscribable), Published, and Deprecated (marked so).
     pub fn listed_in_portal(self) -> bool {
-        matches!(self, LifecycleState::Published | LifecycleState::Deprecated)
+        matches!(
+            self,
+            LifecycleState::PreReleased | LifecycleState::Published | LifecycleState::Deprecated
+        )
+    }
+
+    /// Whether reaching this state takes the API off every environment (and ends its
+    /// subscriptions).
+    pub fn undeploys(self) -> bool {
+        self == LifecycleState::Retired
     }
 }
 
@@ -205,6 +216,40 @@ mod tests {
         assert!(LifecycleState::Created
             .apply(LifecycleAction::Retire)
             .is_err());
+    }
+
+    #[test]
+    fn every_transition_of_the_guides_platform_and_no_other() {
+        use LifecycleAction as A;
+        use LifecycleState as S;
+        let allowed: Vec<(S, A, S)> = vec![
+            (S::Created, A::Publish, S::Published),
+            (S::Created, A::PreRelease, S::PreReleased),
+            (S::PreReleased, A::Publish, S::Published),
+            (S::PreReleased, A::DemoteToCreated, S::Created),
+            (S::Published, A::PreRelease, S::PreReleased),
+            (S::Published, A::DemoteToCreated, S::Created),
+            (S::Published, A::Block, S::Blocked),
+            (S::Published, A::Deprecate, S::Deprecated),
+            (S::Blocked, A::Publish, S::Published),
+            (S::Blocked, A::Deprecate, S::Deprecated),
+            (S::Deprecated, A::Retire, S::Retired),
+        ];
+        for from in S::ALL {
+            for action in A::ALL {
+                let expected = allowed
+                    .iter()
+                    .find(|(f, a, _)| *f == from && *a == action)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(from.target(action), expected, "{from} {action}");
+                if expected.is_none() {
+                    let err = from.apply(action).unwrap_err();
+                    for a in from.allowed_actions() {
+                        assert!(err.allowed.contains(a.as_str()), "{err}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

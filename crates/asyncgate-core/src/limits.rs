@@ -40,6 +40,75 @@ impl Default for ApiLimits {
     }
 }
 
+/// Partial change of an API's limits (see `ApiLimits` for meanings and defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pong_timeout_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connection_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_credential: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_on_credential_expiry: Option<bool>,
+}
+
+impl LimitsPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == LimitsPatch::default()
+    }
+
+    /// This patch, then `later` on top of it.
+    pub fn then(self, later: &LimitsPatch) -> LimitsPatch {
+        let or = |a: Option<u64>, b: Option<u64>| b.or(a);
+        LimitsPatch {
+            max_message_bytes: or(self.max_message_bytes, later.max_message_bytes),
+            idle_timeout_seconds: or(self.idle_timeout_seconds, later.idle_timeout_seconds),
+            pong_timeout_seconds: or(self.pong_timeout_seconds, later.pong_timeout_seconds),
+            max_connection_seconds: or(self.max_connection_seconds, later.max_connection_seconds),
+            max_connections: or(self.max_connections, later.max_connections),
+            max_connections_per_credential: or(
+                self.max_connections_per_credential,
+                later.max_connections_per_credential,
+            ),
+            close_on_credential_expiry: later
+                .close_on_credential_expiry
+                .or(self.close_on_credential_expiry),
+        }
+    }
+
+    pub fn apply(&self, limits: &mut ApiLimits) {
+        let set = |slot: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut limits.max_message_bytes, self.max_message_bytes);
+        set(&mut limits.idle_timeout_seconds, self.idle_timeout_seconds);
+        set(&mut limits.pong_timeout_seconds, self.pong_timeout_seconds);
+        set(
+            &mut limits.max_connection_seconds,
+            self.max_connection_seconds,
+        );
+        set(&mut limits.max_connections, self.max_connections);
+        set(
+            &mut limits.max_connections_per_credential,
+            self.max_connections_per_credential,
+        );
+        if let Some(v) = self.close_on_credential_expiry {
+            limits.close_on_credential_expiry = v;
+        }
+    }
+}
+
 impl ApiLimits {
     /// Checks that make a limit set usable; the message names the field.
     pub fn validate(&self) -> Result<(), String> {

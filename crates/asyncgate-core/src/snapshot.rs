@@ -109,6 +109,10 @@ pub struct SnapshotDeployment {
     pub access_mode: AccessMode,
     /// Path prefix on the gateway, e.g. `/default/chat-api/v1.0.0`.
     pub base_path: String,
+    /// Further prefixes that reach this deployment: the path naming only the major
+    /// version (`/default/chat-api/v1`), held by the latest minor version deployed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Backend base URL, `ws://` or `wss://`.
     pub target: String,
     pub channels: Vec<SnapshotChannel>,

@@ -99,8 +99,14 @@ pub fn admit<B>(
     })?;
     let route = &matched.route;
     if !route.lifecycle.accepts_connections() {
+        // Blocked is temporary (publishing again restores it): the service is unavailable.
+        let status = if route.lifecycle == asyncgate_core::LifecycleState::Blocked {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::FORBIDDEN
+        };
         return Err(GatewayError::client(
-            StatusCode::FORBIDDEN,
+            status,
             "api_unavailable",
             format!(
                 "{} is {} and accepts no connections",

@@ -6,8 +6,9 @@ use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// One API revision as served on one environment.
-#[derive(Debug)]
+/// One API revision as served on one environment (under its base path, or under one of
+/// its aliases: each is a route of its own).
+#[derive(Debug, Clone)]
 pub struct Route {
     pub api_id: String,
     /// The API's organization (a token whose audience is the organization is valid).

@@ -178,10 +178,18 @@ impl Compiled {
                         })
                         .collect(),
                 });
+                let aliases = d.aliases.iter().map(|alias| {
+                    Arc::new(Route {
+                        base_path: alias.trim_end_matches('/').to_string(),
+                        ..Route::clone(&route)
+                    })
+                });
+                let mounted: Vec<Arc<Route>> =
+                    std::iter::once(route.clone()).chain(aliases).collect();
                 for kind in [ListenerKind::External, ListenerKind::Internal] {
                     if d.access_mode.served_on(kind) {
                         routes.entry(d.environment.clone()).or_default()[slot(kind)]
-                            .push(route.clone());
+                            .extend(mounted.iter().cloned());
                     }
                 }
             }

@@ -16,13 +16,14 @@ pub use consumers::{
 };
 pub use providers::IdentityProviderRecord;
 pub use records::{
-    Actor, ApiDesign, ApiRecord, AuditEntry, AuditFilter, Deployed, DeploymentRecord, KeyRecord,
+    Actor, ApiDesign, ApiRecord, AuditEntry, AuditFilter, Deployed, DeploymentAction,
+    DeploymentEvent, DeploymentRecord, EnvironmentValues, KeyRecord, LifecycleEvent,
     RevisionRecord,
 };
 
 use asyncgate_core::{AccessMode, LifecycleState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -62,13 +63,28 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // Migrations run with foreign keys off, as SQLite's way of changing a table needs
+        // (dropping a rebuilt table must not cascade); they are checked before use.
+        {
+            let mut conn = options.clone().foreign_keys(false).connect().await?;
+            sqlx::migrate!("./migrations").run(&mut conn).await?;
+            let broken: Vec<SqliteRow> = sqlx::query("PRAGMA foreign_key_check")
+                .fetch_all(&mut conn)
+                .await?;
+            if let Some(row) = broken.first() {
+                return Err(StoreError::Corrupt(format!(
+                    "{} rows break foreign keys after migrating (first in table {})",
+                    broken.len(),
+                    row.get::<String, _>(0)
+                )));
+            }
+            conn.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.foreign_keys(true))
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
     }
 
@@ -125,16 +141,16 @@ impl Store {
             )
         } else {
             format!(
-                "an API with the identifier `{}` already exists in project `{}`",
-                api.design.identifier, api.project
+                "an API with the identifier `{}` and version {} already exists in project `{}`",
+                api.design.identifier, api.design.version, api.project
             )
         })
     }
 
     pub async fn insert_api(&self, api: &ApiRecord) -> Result<()> {
         let done = sqlx::query(
-            "INSERT INTO apis (id, org_id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO apis (id, org_id, project, identifier, base_path, lifecycle, display_name, design, contract_source, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&api.id)
         .bind(&api.org_id)
@@ -147,6 +163,7 @@ impl Store {
         .bind(&api.contract_source)
         .bind(&api.created_at)
         .bind(&api.updated_at)
+        .bind(&api.design.version)
         .execute(&self.pool)
         .await;
         match done {
@@ -157,7 +174,7 @@ impl Store {
 
     pub async fn update_api(&self, api: &ApiRecord) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE apis SET identifier = $1, base_path = $2, lifecycle = $3, display_name = $4, design = $5, contract_source = $6, updated_at = $7
+            "UPDATE apis SET identifier = $1, base_path = $2, lifecycle = $3, display_name = $4, design = $5, contract_source = $6, updated_at = $7, version = $9
              WHERE id = $8",
         )
         .bind(&api.design.identifier)
@@ -168,6 +185,7 @@ impl Store {
         .bind(&api.contract_source)
         .bind(&api.updated_at)
         .bind(&api.id)
+        .bind(&api.design.version)
         .execute(&self.pool)
         .await;
         let done = match done {
@@ -181,12 +199,14 @@ impl Store {
     }
 
     /// The APIs of an organization (or of any, `None`) `key` may name: the one with that
-    /// id, or every one with that identifier, or the one at `project/identifier`. The
-    /// caller decides what several mean.
+    /// id, or every one with that identifier (each version, in each project), or those at
+    /// `project/identifier`; either name may end with `@version`. The caller decides what
+    /// several mean.
     pub async fn apis_named(&self, org_id: Option<&str>, key: &str) -> Result<Vec<ApiRecord>> {
         let rows = sqlx::query(
-            "SELECT * FROM apis WHERE (CAST($2 AS TEXT) IS NULL OR org_id = $2) AND (id = $1 OR identifier = $1 OR project || '/' || identifier = $1) \
-             ORDER BY id = $1 DESC, project",
+            "SELECT * FROM apis WHERE (CAST($2 AS TEXT) IS NULL OR org_id = $2) AND (id = $1 OR identifier = $1 OR project || '/' || identifier = $1 \
+             OR identifier || '@' || version = $1 OR project || '/' || identifier || '@' || version = $1) \
+             ORDER BY id = $1 DESC, project, created_at",
         )
         .bind(key)
         .bind(org_id)
@@ -216,9 +236,22 @@ impl Store {
 
     // ---- revisions --------------------------------------------------------------------
 
-    /// Freeze `design` as the API's next revision.
-    /// Freeze what `api` holds now (its design and contract source) as its next revision.
-    pub async fn create_revision(&self, api: &ApiRecord) -> Result<RevisionRecord> {
+    /// The versions of an API: every API of its project with its identifier, oldest first.
+    pub async fn versions(&self, api: &ApiRecord) -> Result<Vec<ApiRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM apis WHERE org_id = $1 AND project = $2 AND identifier = $3 ORDER BY created_at, id",
+        )
+        .bind(&api.org_id)
+        .bind(&api.project)
+        .bind(&api.design.identifier)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(api_from_row).collect()
+    }
+
+    /// Freeze what `api` holds now (its design and contract source) as its next revision,
+    /// made by `by`.
+    pub async fn create_revision(&self, api: &ApiRecord, by: &str) -> Result<RevisionRecord> {
         let api_id = api.id.as_str();
         let mut tx = self.pool.begin().await?;
         let next: i64 = sqlx::query_scalar(
@@ -233,15 +266,17 @@ impl Store {
             design: api.design.clone(),
             contract_source: api.contract_source.clone(),
             created_at: now(),
+            created_by: by.to_string(),
         };
         sqlx::query(
-            "INSERT INTO revisions (api_id, number, design, contract_source, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO revisions (api_id, number, design, contract_source, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&rec.api_id)
         .bind(next)
         .bind(to_json(&rec.design)?)
         .bind(&rec.contract_source)
         .bind(&rec.created_at)
+        .bind(&rec.created_by)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -256,31 +291,203 @@ impl Store {
         rows.iter().map(revision_from_row).collect()
     }
 
+    pub async fn revision(&self, api_id: &str, number: u32) -> Result<Option<RevisionRecord>> {
+        let row = sqlx::query("SELECT * FROM revisions WHERE api_id = $1 AND number = $2")
+            .bind(api_id)
+            .bind(i64::from(number))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(revision_from_row).transpose()
+    }
+
     // ---- deployments ------------------------------------------------------------------
 
-    /// Point `environment` of an API at a revision (replacing what was deployed there).
-    pub async fn set_deployment(&self, d: &DeploymentRecord) -> Result<()> {
+    /// Point `environment` of an API at a revision (replacing what was deployed there),
+    /// and record it in the deployment history, in one transaction. Returns the revision
+    /// served there before, if any.
+    pub async fn set_deployment(
+        &self,
+        d: &DeploymentRecord,
+        action: DeploymentAction,
+    ) -> Result<Option<u32>> {
+        let mut tx = self.pool.begin().await?;
+        let previous: Option<i64> = sqlx::query_scalar(
+            "SELECT revision FROM deployments WHERE api_id = $1 AND environment = $2",
+        )
+        .bind(&d.api_id)
+        .bind(&d.environment)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let values = to_json(&d.values)?;
         sqlx::query(
-            "INSERT INTO deployments (api_id, environment, revision, access_mode, deployed_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT(api_id, environment) DO UPDATE SET revision = excluded.revision, access_mode = excluded.access_mode, deployed_at = excluded.deployed_at",
+            "INSERT INTO deployments (api_id, environment, revision, access_mode, deployed_at, environment_values, deployed_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT(api_id, environment) DO UPDATE SET revision = excluded.revision, access_mode = excluded.access_mode, deployed_at = excluded.deployed_at, \
+             environment_values = excluded.environment_values, deployed_by = excluded.deployed_by",
         )
         .bind(&d.api_id)
         .bind(&d.environment)
         .bind(d.revision as i64)
         .bind(d.access_mode.as_str())
         .bind(&d.deployed_at)
-        .execute(&self.pool)
+        .bind(&values)
+        .bind(&d.deployed_by)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let previous = previous.map(|n| n as u32);
+        insert_event(
+            &mut tx,
+            &DeploymentEvent {
+                api_id: d.api_id.clone(),
+                environment: d.environment.clone(),
+                action,
+                revision: Some(d.revision),
+                previous_revision: previous,
+                access_mode: Some(d.access_mode),
+                values: d.values.clone(),
+                actor: d.deployed_by.clone(),
+                at: d.deployed_at.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
     }
 
-    pub async fn remove_deployment(&self, api_id: &str, environment: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM deployments WHERE api_id = $1 AND environment = $2")
-            .bind(api_id)
-            .bind(environment)
-            .execute(&self.pool)
+    /// Stop serving an API in an environment, recorded in the history. False when it was
+    /// not deployed there.
+    pub async fn remove_deployment(
+        &self,
+        api_id: &str,
+        environment: &str,
+        action: DeploymentAction,
+        actor: &str,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let removed = undeploy_in(&mut tx, api_id, Some(environment), action, actor).await?;
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+
+    /// Every change of what an API's environments serve (or one environment's), oldest
+    /// first.
+    pub async fn deployment_history(
+        &self,
+        api_id: &str,
+        environment: Option<&str>,
+    ) -> Result<Vec<DeploymentEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM deployment_history WHERE api_id = $1 AND (CAST($2 AS TEXT) IS NULL OR environment = $2) ORDER BY id",
+        )
+        .bind(api_id)
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let action: String = r.get("action");
+                let mode: Option<String> = r.get("access_mode");
+                Ok(DeploymentEvent {
+                    api_id: r.get("api_id"),
+                    environment: r.get("environment"),
+                    action: DeploymentAction::parse(&action).ok_or_else(|| {
+                        StoreError::Corrupt(format!("deployment action {action}"))
+                    })?,
+                    revision: r.get::<Option<i64>, _>("revision").map(|n| n as u32),
+                    previous_revision: r
+                        .get::<Option<i64>, _>("previous_revision")
+                        .map(|n| n as u32),
+                    access_mode: mode
+                        .map(|m| AccessMode::from_str(&m).map_err(StoreError::Corrupt))
+                        .transpose()?,
+                    values: from_json(r.get::<&str, _>("environment_values"))?,
+                    actor: r.get("actor"),
+                    at: r.get("at"),
+                })
+            })
+            .collect()
+    }
+
+    // ---- lifecycle --------------------------------------------------------------------
+
+    /// Store `api`'s new lifecycle state (and display name) with its history entry, in one
+    /// transaction; when the new state `undeploys`, every deployment of the API is removed
+    /// and its subscriptions end. Returns the environments it was removed from and the
+    /// number of subscriptions ended.
+    pub async fn change_lifecycle(
+        &self,
+        api: &ApiRecord,
+        from: LifecycleState,
+        actor: &str,
+        note: &str,
+    ) -> Result<(Vec<String>, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE apis SET lifecycle = $1, display_name = $2, updated_at = $3 WHERE id = $4 AND lifecycle = $5",
+        )
+        .bind(api.lifecycle.as_str())
+        .bind(&api.display_name)
+        .bind(&api.updated_at)
+        .bind(&api.id)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "the lifecycle state of {} changed meanwhile; read it again",
+                api.design.name
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO lifecycle_history (api_id, from_state, to_state, actor, at, note) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&api.id)
+        .bind(from.as_str())
+        .bind(api.lifecycle.as_str())
+        .bind(actor)
+        .bind(&api.updated_at)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        let mut removed = Vec::new();
+        let mut ended = 0;
+        if api.lifecycle.undeploys() {
+            removed = sqlx::query_scalar(
+                "SELECT environment FROM deployments WHERE api_id = $1 ORDER BY environment",
+            )
+            .bind(&api.id)
+            .fetch_all(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+            undeploy_in(&mut tx, &api.id, None, DeploymentAction::Retire, actor).await?;
+            ended = sqlx::query("DELETE FROM subscriptions WHERE api_id = $1")
+                .bind(&api.id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok((removed, ended))
+    }
+
+    /// An API's lifecycle changes, oldest first.
+    pub async fn lifecycle_history(&self, api_id: &str) -> Result<Vec<LifecycleEvent>> {
+        let rows = sqlx::query("SELECT * FROM lifecycle_history WHERE api_id = $1 ORDER BY id")
+            .bind(api_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let state = |r: &SqliteRow, column: &str| {
+            LifecycleState::from_str(r.get::<&str, _>(column)).map_err(StoreError::Corrupt)
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(LifecycleEvent {
+                    from: state(r, "from_state")?,
+                    to: state(r, "to_state")?,
+                    who: r.get("actor"),
+                    when: r.get("at"),
+                    note: r.get("note"),
+                })
+            })
+            .collect()
     }
 
     pub async fn deployments(&self, api_id: &str) -> Result<Vec<DeploymentRecord>> {
@@ -296,8 +503,8 @@ impl Store {
     /// deployment cannot point at a missing revision: the schema's foreign key).
     pub async fn deployed(&self, api_id: Option<&str>) -> Result<Vec<Deployed>> {
         let rows = sqlx::query(
-            "SELECT d.api_id, d.environment, d.revision, d.access_mode, d.deployed_at, \
-                    r.number, r.design, r.contract_source, r.created_at \
+            "SELECT d.api_id, d.environment, d.revision, d.access_mode, d.deployed_at, d.environment_values, d.deployed_by, \
+                    r.number, r.design, r.contract_source, r.created_at, r.created_by \
              FROM deployments d JOIN revisions r ON r.api_id = d.api_id AND r.number = d.revision \
              WHERE CAST($1 AS TEXT) IS NULL OR d.api_id = $1 \
              ORDER BY d.deployed_at, d.api_id, d.environment",
@@ -415,6 +622,69 @@ impl Store {
     }
 }
 
+async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &DeploymentEvent) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deployment_history (api_id, environment, action, revision, previous_revision, access_mode, environment_values, actor, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&e.api_id)
+    .bind(&e.environment)
+    .bind(e.action.as_str())
+    .bind(e.revision.map(i64::from))
+    .bind(e.previous_revision.map(i64::from))
+    .bind(e.access_mode.map(|m| m.as_str()))
+    .bind(to_json(&e.values)?)
+    .bind(&e.actor)
+    .bind(&e.at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Remove an API's deployment in one environment (or in all, `None`), each recorded in
+/// the history; returns how many were removed.
+async fn undeploy_in(
+    tx: &mut sqlx::SqliteConnection,
+    api_id: &str,
+    environment: Option<&str>,
+    action: DeploymentAction,
+    actor: &str,
+) -> Result<u64> {
+    let rows = sqlx::query(
+        "SELECT environment, revision FROM deployments WHERE api_id = $1 AND (CAST($2 AS TEXT) IS NULL OR environment = $2)",
+    )
+    .bind(api_id)
+    .bind(environment)
+    .fetch_all(&mut *tx)
+    .await?;
+    let at = now();
+    for r in &rows {
+        insert_event(
+            tx,
+            &DeploymentEvent {
+                api_id: api_id.to_string(),
+                environment: r.get("environment"),
+                action,
+                revision: None,
+                previous_revision: Some(r.get::<i64, _>("revision") as u32),
+                access_mode: None,
+                values: EnvironmentValues::default(),
+                actor: actor.to_string(),
+                at: at.clone(),
+            },
+        )
+        .await?;
+    }
+    sqlx::query(
+        "DELETE FROM deployments WHERE api_id = $1 AND (CAST($2 AS TEXT) IS NULL OR environment = $2)",
+    )
+    .bind(api_id)
+    .bind(environment)
+    .execute(&mut *tx)
+    .await?;
+    Ok(rows.len() as u64)
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -449,6 +719,7 @@ fn revision_from_row(r: &SqliteRow) -> Result<RevisionRecord> {
         design: from_json(r.get::<&str, _>("design"))?,
         contract_source: r.get("contract_source"),
         created_at: r.get("created_at"),
+        created_by: r.get("created_by"),
     })
 }
 
@@ -460,6 +731,8 @@ fn deployment_from_row(r: &SqliteRow) -> Result<DeploymentRecord> {
         revision: r.get::<i64, _>("revision") as u32,
         access_mode: AccessMode::from_str(&mode).map_err(StoreError::Corrupt)?,
         deployed_at: r.get("deployed_at"),
+        values: from_json(r.get::<&str, _>("environment_values"))?,
+        deployed_by: r.get("deployed_by"),
     })
 }
 
@@ -513,7 +786,7 @@ mod tests {
         let store = Store::open(&dir.path().join("s.db")).await.unwrap();
         let mut api = api();
         store.insert_api(&api).await.unwrap();
-        let rev = store.create_revision(&api).await.unwrap();
+        let rev = store.create_revision(&api, "operator").await.unwrap();
         assert_eq!(
             store.revisions(&api.id).await.unwrap(),
             std::slice::from_ref(&rev)
@@ -530,6 +803,61 @@ mod tests {
         let mut reimported = api.clone();
         reimported.contract_source.push_str("# new\n");
         assert!(!rev.freezes(&reimported));
+    }
+
+    #[tokio::test]
+    async fn upgrading_a_store_of_the_previous_schema_keeps_every_revision_and_deployment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        {
+            let mut conn = options.connect().await.unwrap();
+            let mut before = sqlx::migrate!("./migrations");
+            before.migrations = before
+                .migrations
+                .iter()
+                .filter(|m| m.version <= 4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into();
+            before.run(&mut conn).await.unwrap();
+            let design = serde_json::to_string(&api().design).unwrap();
+            for sql in [
+                "INSERT INTO apis (id, project, identifier, base_path, lifecycle, design, contract_source, created_at, updated_at) VALUES ('api_1', 'default', 'chat', '/default/chat/v1.0.0', 'Published', $1, '', 't', 't')",
+                "INSERT INTO revisions (api_id, number, design, created_at) VALUES ('api_1', 1, $1, 't')",
+                "INSERT INTO deployments (api_id, environment, revision, access_mode, deployed_at) VALUES ('api_1', 'production', 1, 'external', 't')",
+            ] {
+                sqlx::query(sql).bind(&design).execute(&mut conn).await.unwrap();
+            }
+            conn.close().await.unwrap();
+        }
+        let store = Store::open(&path).await.unwrap();
+        let apis = store.apis(None).await.unwrap();
+        assert_eq!(apis.len(), 1);
+        assert_eq!(store.revisions("api_1").await.unwrap().len(), 1);
+        let deployed = store.deployed(Some("api_1")).await.unwrap();
+        assert_eq!(deployed.len(), 1);
+        assert!(deployed[0].deployment.values.is_empty());
+        // The version is a column now: a second version of the identifier is allowed,
+        // the same version twice is not.
+        let mut v2 = apis[0].clone();
+        v2.id = "api_2".into();
+        v2.design.version = "2.0.0".into();
+        v2.design.base_path = "/default/chat/v2.0.0".into();
+        store.insert_api(&v2).await.unwrap();
+        assert_eq!(store.versions(&apis[0]).await.unwrap().len(), 2);
+        assert_eq!(
+            store.apis_named(None, "chat@2.0.0").await.unwrap()[0].id,
+            "api_2"
+        );
+        let mut again = v2.clone();
+        again.id = "api_3".into();
+        again.design.base_path = "/elsewhere".into();
+        assert!(
+            matches!(store.insert_api(&again).await, Err(StoreError::Conflict(m)) if m.contains("version 2.0.0"))
+        );
     }
 
     #[tokio::test]

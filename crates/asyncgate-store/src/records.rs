@@ -1,7 +1,7 @@
 //! The records the store keeps, as plain data.
 
 use asyncgate_contract::Contract;
-use asyncgate_core::{AccessMode, ApiLimits, ApiSecurity, LifecycleState};
+use asyncgate_core::{AccessMode, ApiLimits, ApiSecurity, LifecycleState, LimitsPatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -72,6 +72,53 @@ impl ApiDesign {
     }
 }
 
+/// What one environment serves differently from the revision deployed there: its own
+/// backend URL, backend headers and limits (the guide's per-environment endpoint
+/// configuration). Empty means the revision's values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentValues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Replaces the revision's extra backend headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_headers: Option<BTreeMap<String, String>>,
+    /// Applied on top of the revision's limits.
+    #[serde(default, skip_serializing_if = "LimitsPatch::is_empty")]
+    pub limits: LimitsPatch,
+}
+
+impl EnvironmentValues {
+    pub fn is_empty(&self) -> bool {
+        *self == EnvironmentValues::default()
+    }
+
+    /// These values, then `later`'s on top.
+    pub fn then(&self, later: &EnvironmentValues) -> EnvironmentValues {
+        EnvironmentValues {
+            target: later.target.clone().or_else(|| self.target.clone()),
+            backend_headers: later
+                .backend_headers
+                .clone()
+                .or_else(|| self.backend_headers.clone()),
+            limits: self.limits.then(&later.limits),
+        }
+    }
+
+    /// `design` as served with these values: the one place they are applied.
+    pub fn applied_to(&self, design: &ApiDesign) -> ApiDesign {
+        let mut out = design.clone();
+        if let Some(t) = &self.target {
+            out.target = t.clone();
+        }
+        if let Some(h) = &self.backend_headers {
+            out.backend_headers = h.clone();
+        }
+        self.limits.apply(&mut out.limits);
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRecord {
     pub id: String,
@@ -96,6 +143,9 @@ pub struct RevisionRecord {
     /// before sources were kept).
     pub contract_source: String,
     pub created_at: String,
+    /// Who deployed the design that made it (empty for revisions made before this was
+    /// kept).
+    pub created_by: String,
 }
 
 impl RevisionRecord {
@@ -118,6 +168,79 @@ pub struct DeploymentRecord {
     pub revision: u32,
     pub access_mode: AccessMode,
     pub deployed_at: String,
+    /// The environment's own values.
+    pub values: EnvironmentValues,
+    /// Who deployed it: a user's email or `operator`.
+    pub deployed_by: String,
+}
+
+/// How an environment came to serve what it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentAction {
+    /// The current design (or the newest revision) deployed.
+    Deploy,
+    /// An earlier revision than the one served put back.
+    Rollback,
+    /// The revision another environment serves deployed here.
+    Promote,
+    /// The environment stopped serving the API.
+    Undeploy,
+    /// Undeployed because the API was retired.
+    Retire,
+}
+
+impl DeploymentAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentAction::Deploy => "deploy",
+            DeploymentAction::Rollback => "rollback",
+            DeploymentAction::Promote => "promote",
+            DeploymentAction::Undeploy => "undeploy",
+            DeploymentAction::Retire => "retire",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeploymentAction> {
+        [
+            DeploymentAction::Deploy,
+            DeploymentAction::Rollback,
+            DeploymentAction::Promote,
+            DeploymentAction::Undeploy,
+            DeploymentAction::Retire,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// One change of what an environment serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentEvent {
+    pub api_id: String,
+    pub environment: String,
+    pub action: DeploymentAction,
+    /// What it serves after the change (`None`: nothing, it was stopped).
+    pub revision: Option<u32>,
+    /// What it served before (`None`: nothing).
+    pub previous_revision: Option<u32>,
+    pub access_mode: Option<AccessMode>,
+    pub values: EnvironmentValues,
+    pub actor: String,
+    pub at: String,
+}
+
+/// One change of an API's lifecycle state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleEvent {
+    pub from: LifecycleState,
+    pub to: LifecycleState,
+    /// A user's email or `operator`.
+    pub who: String,
+    /// RFC 3339.
+    pub when: String,
+    pub note: String,
 }
 
 /// An API key; only its hash is stored.

@@ -8,7 +8,6 @@ use anyhow::{anyhow, Context};
 use asyncgate_control::apis::{ImportRequest, LimitsPatch, SecurityPatch, UpdateRequest};
 use asyncgate_control::keys::{TestToken, TestTokenRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -597,7 +596,7 @@ impl SecurityArgs {
 
 impl LimitArgs {
     /// The limits to change, as the server's type.
-    fn patch(&self) -> Option<LimitsPatch> {
+    pub(crate) fn patch(&self) -> Option<LimitsPatch> {
         let patch = LimitsPatch {
             max_message_bytes: self.max_message_bytes,
             idle_timeout_seconds: self.idle_timeout,
@@ -607,12 +606,11 @@ impl LimitArgs {
             max_connections_per_credential: self.max_connections_per_credential,
             close_on_credential_expiry: self.close_on_credential_expiry,
         };
-        let empty = serde_json::to_value(&patch).is_ok_and(|v| v == json!({}));
-        (!empty).then_some(patch)
+        (!patch.is_empty()).then_some(patch)
     }
 
     /// The backend headers to set, if any change was asked for.
-    fn backend_headers(&self) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    pub(crate) fn backend_headers(&self) -> anyhow::Result<Option<BTreeMap<String, String>>> {
         if self.clear_backend_headers {
             return Ok(Some(BTreeMap::new()));
         }
@@ -738,7 +736,8 @@ pub enum ApiCommand {
     },
     /// Delete an API proxy and everything deployed from it.
     Delete { api: String },
-    /// Deploy the current design to an environment.
+    /// Deploy the current design (or, with --revision, an earlier revision: a rollback)
+    /// to an environment, with that environment's own values if given.
     Deploy {
         api: String,
         #[arg(long = "env")]
@@ -746,16 +745,22 @@ pub enum ApiCommand {
         /// external: public and internal listeners; internal: internal listener only.
         #[arg(long, default_value = "external")]
         access: String,
+        /// Deploy this revision instead of the current design.
+        #[arg(long)]
+        revision: Option<u32>,
+        #[command(flatten)]
+        values: EnvironmentValueArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
-    /// Remove an API from an environment.
+    /// Stop serving an API in an environment (live connections close with 1001).
     Undeploy {
         api: String,
         #[arg(long = "env")]
         env: String,
     },
-    /// Deploy the revision running in one environment to another.
+    /// Deploy the revision running in one environment to the next one in order. The
+    /// target environment keeps its own values, or takes the source's when it has none.
     Promote {
         api: String,
         #[arg(long, default_value = "development")]
@@ -765,6 +770,8 @@ pub enum ApiCommand {
         /// Access mode in the target environment (default: as in the source).
         #[arg(long)]
         access: Option<String>,
+        #[command(flatten)]
+        values: EnvironmentValueArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -774,16 +781,42 @@ pub enum ApiCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// What each environment served when, who changed it, and what changed.
+    History {
+        api: String,
+        #[arg(long = "env")]
+        env: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// What changed between two revisions: contract and values.
+    Diff {
+        api: String,
+        #[arg(long)]
+        from: u32,
+        #[arg(long)]
+        to: u32,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Show the lifecycle state, or change it: publish, pre-release, demote-to-created,
-    /// block, deprecate, retire.
+    /// block, deprecate, retire; `history` lists the changes.
     Lifecycle {
         api: String,
         action: Option<String>,
         /// Name shown in the developer portal (with publish).
         #[arg(long)]
         display_name: Option<String>,
+        /// Why, kept in the lifecycle history.
+        #[arg(long)]
+        note: Option<String>,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+    /// Versions of an API: each with its own base path, revisions and lifecycle.
+    Version {
+        #[command(subcommand)]
+        command: VersionCommand,
     },
     /// API keys for calling the API through the gateway.
     Key {
@@ -802,6 +835,43 @@ pub enum ApiCommand {
         #[command(flatten)]
         console: ConsoleArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VersionCommand {
+    /// Copy an API to a new version (its design now, or an earlier revision's).
+    Create {
+        api: String,
+        #[arg(long)]
+        version: String,
+        /// Copy this revision instead of the current design.
+        #[arg(long)]
+        from_revision: Option<u32>,
+        /// Base path of the new version (default: the version replaced in the source's).
+        #[arg(long)]
+        base_path: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List the versions of an API.
+    List {
+        api: String,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+/// Values one environment serves instead of the revision's (see docs/lifecycle.md).
+#[derive(Debug, Clone, Args)]
+pub struct EnvironmentValueArgs {
+    /// Backend URL in this environment (ws:// or wss://).
+    #[arg(long)]
+    pub target: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Drop the environment's own values first and serve the revision's.
+    #[arg(long)]
+    pub reset_values: bool,
 }
 
 #[derive(Debug, Subcommand)]

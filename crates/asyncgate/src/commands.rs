@@ -5,17 +5,21 @@
 
 use crate::cli::{
     bundle_files, run_console, test_target, ApiCommand, ConnArgs, KeyCommand, Output,
+    VersionCommand,
 };
 use crate::client::{segment, Client};
 use crate::console::ConsoleOptions;
 use anyhow::{anyhow, Context};
+use asyncgate_control::changes::Changes;
 use asyncgate_control::contracts::{ReimportRequest, ReimportResult};
-use asyncgate_control::deployments::{DeployRequest, PromoteRequest};
+use asyncgate_control::deployments::{DeployRequest, HistoryEntry, PromoteRequest, RevisionDiff};
 use asyncgate_control::environments::EnvironmentView;
 use asyncgate_control::keys::KeyCreated;
 use asyncgate_control::lifecycle::{LifecycleRequest, LifecycleView};
+use asyncgate_control::versions::{VersionRequest, VersionView};
 use asyncgate_control::views::{ApiView, DeploymentView, KeyView, RevisionView};
 use asyncgate_core::{AccessMode, LifecycleAction};
+use asyncgate_store::LifecycleEvent;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -85,12 +89,18 @@ pub fn api_text(v: &ApiView) -> String {
 }
 
 fn deployment_text(d: &DeploymentView) -> String {
+    let own = if d.own_values.is_empty() {
+        String::new()
+    } else {
+        format!("; own values: {}", joined(&d.own_values))
+    };
     format!(
-        "  {:<11} revision {} ({})  {}\n",
+        "  {:<11} revision {} ({})  {}  -> {}{own}\n",
         shown(&d.environment),
         d.revision,
         d.access_mode,
         shown(&d.url),
+        shown(&d.target),
     )
 }
 
@@ -200,11 +210,18 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             api,
             env,
             access: mode,
+            revision,
+            values,
             output,
         } => {
             let body = DeployRequest {
                 environment: env,
                 access_mode: access(&mode)?,
+                revision,
+                target: values.target.clone(),
+                backend_headers: values.limits.backend_headers()?,
+                limits: values.limits.patch(),
+                reset_values: values.reset_values,
             };
             let v: DeploymentView = c
                 .post_as(&format!("{}/deployments", api_path(&api)), &body)
@@ -221,12 +238,17 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             from,
             to,
             access: mode,
+            values,
             output,
         } => {
             let body = PromoteRequest {
                 from,
                 to,
                 access_mode: mode.as_deref().map(access).transpose()?,
+                target: values.target.clone(),
+                backend_headers: values.limits.backend_headers()?,
+                limits: values.limits.patch(),
+                reset_values: values.reset_values,
             };
             let v: DeploymentView = c
                 .post_as(&format!("{}/promote", api_path(&api)), &body)
@@ -239,9 +261,10 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
                 v.iter()
                     .map(|r| {
                         format!(
-                            "revision {:<4} {}  {}  {}  deployed to: {}\n",
+                            "revision {:<4} {}  {}  {}  {}  deployed to: {}\n",
                             r.number,
                             r.created_at,
+                            shown(&r.created_by),
                             shown(&r.base_path),
                             shown(&r.target),
                             joined(&r.deployed_to)
@@ -250,12 +273,41 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
                     .collect()
             });
         }
+        ApiCommand::History { api, env, output } => {
+            let query = env
+                .map(|e| format!("?env={}", segment(&e)))
+                .unwrap_or_default();
+            let v: Vec<HistoryEntry> = c
+                .get_as(&format!("{}/history{query}", api_path(&api)))
+                .await?;
+            print(output, &v, |v| v.iter().map(history_text).collect());
+        }
+        ApiCommand::Diff {
+            api,
+            from,
+            to,
+            output,
+        } => {
+            let v: RevisionDiff = c
+                .get_as(&format!("{}/diff?from={from}&to={to}", api_path(&api)))
+                .await?;
+            print(output, &v, |d| {
+                format!(
+                    "revision {} -> {}\n{}",
+                    d.from,
+                    d.to,
+                    changes_text(&d.changes)
+                )
+            });
+        }
         ApiCommand::Lifecycle {
             api,
             action,
             display_name,
+            note,
             output,
-        } => lifecycle(c, &api, action, display_name, output).await?,
+        } => lifecycle(c, &api, action, display_name, note, output).await?,
+        ApiCommand::Version { command } => version(c, command).await?,
         ApiCommand::Key { command } => key(c, command).await?,
         ApiCommand::Test {
             api,
@@ -334,10 +386,32 @@ async fn lifecycle(
     api: &str,
     action: Option<String>,
     display_name: Option<String>,
+    note: Option<String>,
     output: Output,
 ) -> anyhow::Result<()> {
     let path = format!("{}/lifecycle", api_path(api));
     match action {
+        Some(history) if history == "history" => {
+            let v: Vec<LifecycleEvent> = c.get_as(&format!("{path}/history")).await?;
+            print(output, &v, |v| {
+                v.iter()
+                    .map(|e| {
+                        format!(
+                            "{}  {} -> {}  by {}{}\n",
+                            e.when,
+                            e.from,
+                            e.to,
+                            shown(&e.who),
+                            if e.note.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", shown(&e.note))
+                            }
+                        )
+                    })
+                    .collect()
+            });
+        }
         None => {
             let v: LifecycleView = c.get_as(&path).await?;
             print(output, &v, |v| {
@@ -349,6 +423,7 @@ async fn lifecycle(
             let body = LifecycleRequest {
                 action,
                 display_name,
+                note,
             };
             let v: ApiView = c.post_as(&path, &body).await?;
             print(output, &v, |v| {
@@ -357,6 +432,114 @@ async fn lifecycle(
         }
     }
     Ok(())
+}
+
+async fn version(c: &Client, command: VersionCommand) -> anyhow::Result<()> {
+    match command {
+        VersionCommand::Create {
+            api,
+            version,
+            from_revision,
+            base_path,
+            output,
+        } => {
+            let body = VersionRequest {
+                version,
+                from_revision,
+                base_path,
+            };
+            let v: ApiView = c
+                .post_as(&format!("{}/versions", api_path(&api)), &body)
+                .await?;
+            print(output, &v, |v| {
+                format!(
+                    "created {} {} ({}) at {}\n",
+                    shown(&v.name),
+                    shown(&v.version),
+                    v.id,
+                    shown(&v.base_path)
+                )
+            });
+        }
+        VersionCommand::List { api, output } => {
+            let v: Vec<VersionView> = c.get_as(&format!("{}/versions", api_path(&api))).await?;
+            print(output, &v, |v| {
+                v.iter()
+                    .map(|x| {
+                        format!(
+                            "{:<12} {:<13} {}  {}  deployed to: {}\n",
+                            shown(&x.version),
+                            x.lifecycle,
+                            x.id,
+                            shown(&x.base_path),
+                            joined(&x.deployed_to)
+                        )
+                    })
+                    .collect()
+            });
+        }
+    }
+    Ok(())
+}
+
+fn history_text(e: &HistoryEntry) -> String {
+    let what = match (e.previous_revision, e.revision) {
+        (Some(p), Some(r)) => format!("revision {p} -> {r}"),
+        (None, Some(r)) => format!("revision {r}"),
+        (Some(p), None) => format!("stopped (was revision {p})"),
+        (None, None) => "nothing".to_string(),
+    };
+    let mut out = format!(
+        "{}  {:<11} {:<8} {}{}  by {}\n",
+        e.when,
+        shown(&e.environment),
+        e.action,
+        what,
+        e.access_mode
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default(),
+        shown(&e.who)
+    );
+    if !e.own_values.is_empty() {
+        out.push_str(&format!("    own values: {}\n", joined(&e.own_values)));
+    }
+    if let Some(c) = &e.changes {
+        for line in changes_text(c).lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out
+}
+
+fn changes_text(c: &Changes) -> String {
+    let mut out = String::new();
+    for ch in &c.contract.changes {
+        out.push_str(&format!(
+            "{} {} {}{}\n",
+            ch.kind,
+            ch.what,
+            shown(&ch.path),
+            if ch.breaking { " (breaking)" } else { "" }
+        ));
+    }
+    let value = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map(|v| shown(&v.to_string()))
+            .unwrap_or_else(|| "(unset)".into())
+    };
+    for v in &c.values {
+        out.push_str(&format!(
+            "{}: {} -> {}\n",
+            shown(&v.field),
+            value(&v.from),
+            value(&v.to)
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("no changes\n");
+    }
+    out
 }
 
 async fn key(c: &Client, command: KeyCommand) -> anyhow::Result<()> {

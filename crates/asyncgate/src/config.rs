@@ -30,7 +30,9 @@ pub struct EnvironmentListen {
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub management: SocketAddr,
-    /// In promotion order: development, production, then any others configured.
+    /// In promotion order (a promotion goes only to the next one): by default
+    /// development then production; environments listed in the configuration file
+    /// follow in the file's order, after defaults it does not list.
     pub environments: Vec<EnvironmentListen>,
     pub import: ImportPolicy,
     pub gateway: GatewayConfig,
@@ -123,7 +125,18 @@ impl ServeConfig {
             if let Some(m) = l.management {
                 self.management = parse_addr(&m, "listen.management")?;
             }
-            for e in l.environments.unwrap_or_default() {
+            let listed = l.environments.unwrap_or_default();
+            // Promotion order: environments the file does not list (of the defaults)
+            // first, then the listed ones in the file's order.
+            let names: Vec<String> = listed.iter().map(|e| e.name.clone()).collect();
+            for (i, name) in names.iter().enumerate() {
+                if names[..i].contains(name) {
+                    return Err(ConfigError(format!(
+                        "listen.environments names {name} twice"
+                    )));
+                }
+            }
+            for e in listed {
                 let ext = e
                     .external
                     .as_deref()
@@ -142,6 +155,8 @@ impl ServeConfig {
                     env.internal = a;
                 }
             }
+            self.environments
+                .sort_by_key(|e| names.iter().position(|n| *n == e.name).map_or(0, |i| i + 1));
         }
         if let Some(i) = file.import {
             if let Some(v) = i.allow_private_addresses {
@@ -353,6 +368,20 @@ mod tests {
         assert_eq!(c.management.port(), 7000);
         assert_eq!(c.environments[1].external.port(), 443);
         assert_eq!(c.environments[2].name, "staging");
+        let mut ordered = ServeConfig::defaults(PathBuf::from("d"));
+        let file = dir.join("ordered.yaml");
+        std::fs::write(
+            &file,
+            "listen:\n  environments:\n    - name: staging\n    - name: production\n",
+        )
+        .unwrap();
+        ordered.apply_file(&file).unwrap();
+        let names: Vec<&str> = ordered
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["development", "staging", "production"]);
         assert!(c.import.allow_private_addresses);
         assert_eq!(c.gateway.workers, 3);
         assert_eq!(c.gateway.read_buffer_bytes, 65536);
