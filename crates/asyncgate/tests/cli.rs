@@ -351,6 +351,82 @@ fn the_guide_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 
+    // Revisions, rollback, history, diff, lifecycle history and versions.
+    let api = |args: &[&str]| {
+        json(&cli(
+            &data,
+            &[&["api"], args, &["-o", "json"]].concat(),
+            None,
+        ))
+    };
+    api(&["update", "chat-api", "--max-connections", "40"]);
+    let second = api(&["deploy", "chat-api", "--env", "development"]);
+    assert_eq!(second["revision"], 2);
+    let promoted = api(&["promote", "chat-api", "--target", &chat_url]);
+    assert_eq!(
+        (promoted["revision"].clone(), promoted["ownValues"].clone()),
+        (serde_json::json!(2), serde_json::json!(["target"]))
+    );
+    let rolled = api(&[
+        "deploy",
+        "chat-api",
+        "--env",
+        "production",
+        "--revision",
+        "1",
+    ]);
+    assert_eq!(rolled["revision"], 1);
+    assert_eq!(
+        rolled["target"],
+        chat_url.as_str(),
+        "production keeps its own target"
+    );
+    let history = api(&["history", "chat-api", "--env", "production"]);
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["promote", "promote", "rollback"]);
+    assert_eq!(history[2]["who"], "operator");
+    let diff = api(&["diff", "chat-api", "--from", "1", "--to", "2"]);
+    assert_eq!(diff["values"][0]["field"], "limits.maxConnections");
+    let text = ok(&cli(
+        &data,
+        &["api", "diff", "chat-api", "--from", "1", "--to", "2"],
+        None,
+    ));
+    assert!(text.contains("limits.maxConnections: 50 -> 40"), "{text}");
+    let text = ok(&cli(&data, &["api", "history", "chat-api"], None));
+    assert!(
+        text.contains("rollback") && text.contains("revision 2 -> 1"),
+        "{text}"
+    );
+    let steps = api(&["lifecycle", "chat-api", "history"]);
+    assert_eq!(steps[0]["from"], "Created");
+    assert_eq!(steps[0]["to"], "Published");
+    let v11 = api(&[
+        "version",
+        "create",
+        "chat-api",
+        "--version",
+        "1.1.0",
+        "--from-revision",
+        "1",
+    ]);
+    assert_eq!(v11["basePath"], "/default/chat-api/v1.1.0");
+    assert_eq!(v11["limits"]["maxConnections"], 50, "revision 1's values");
+    let versions = api(&["version", "list", "chat-api@1.1.0"]);
+    assert_eq!(versions.as_array().map(Vec::len), Some(2));
+    let out = cli(&data, &["api", "show", "chat-api"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`chat-api@1.0.0`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // SIGTERM stops the platform cleanly.
     let pid = serve.0.id().to_string();
     assert!(Command::new("kill")
