@@ -176,8 +176,12 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
     type Latest = (ApiVersion, usize, usize, String);
     let mut latest: HashMap<(String, Family), Latest> = HashMap::new();
     for api in all_apis {
-        let Some(deployed) = by_api.remove(&api.id) else {
-            continue;
+        // An API served nowhere is left out, unless Retired: the gateway tells its last
+        // live connections why they close.
+        let deployed = match by_api.remove(&api.id) {
+            Some(d) => d,
+            None if api.lifecycle.undeploys() => Vec::new(),
+            None => continue,
         };
         let version = ApiVersion::parse(&api.design.version);
         let family_key = family(&api);

@@ -265,6 +265,7 @@ fn verdict(
     else {
         return match compiled.find_api(&key.environment, &key.api_id) {
             Some(_) => unserved(format!("API no longer served on the {kind} listener")),
+            None if compiled.retired.contains(&key.api_id) => unserved("API retired".into()),
             None => unserved("API undeployed".into()),
         };
     };

@@ -18,6 +18,8 @@ pub struct Compiled {
     /// Per environment, the routes of its external and internal listeners (indexed by
     /// `slot`): looked up by `&str`, so a handshake allocates nothing to find its routes.
     routes: HashMap<String, [Vec<Arc<Route>>; 2]>,
+    /// APIs that are Retired (served nowhere): why their live connections close.
+    pub retired: HashSet<String>,
     /// The platform's public keys by `kid`.
     pub token_keys: HashMap<String, DecodingKey>,
     /// How tokens are checked (issuer, algorithm, expiry), built once.
@@ -210,6 +212,12 @@ impl Compiled {
         Compiled {
             version: snapshot.version,
             routes,
+            retired: snapshot
+                .apis
+                .iter()
+                .filter(|a| a.lifecycle.undeploys())
+                .map(|a| a.id.clone())
+                .collect(),
             token_keys,
             token_validation,
             apps_by_client,

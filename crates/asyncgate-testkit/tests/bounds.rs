@@ -274,7 +274,7 @@ async fn undeploy_block_and_retire_close_live_connections_after_the_grace_period
         .await?;
     assert_eq!(kept.recv_close().await?, (1001, "API blocked".to_string()));
     let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
-    assert_eq!(refused.status, 403);
+    assert_eq!(refused.status, 503);
 
     gw.client
         .post("/apis/chat-api/lifecycle", &json!({ "action": "publish" }))

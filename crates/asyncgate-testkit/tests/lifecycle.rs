@@ -427,7 +427,7 @@ async fn each_lifecycle_state_means_the_same_at_the_gateway_and_in_the_portal() 
     lifecycle(&gw, "block", json!({ "note": "incident 42" })).await?;
     let refused = WsClient::refused(&url, &[("api-key", &key)]).await?;
     assert_eq!(refused.status, 503, "{}", refused.body);
-    assert_eq!(live.recv_close().await?.0, 1001);
+    assert_eq!(live.recv_close().await?, (1001, "API blocked".to_string()));
     assert!(in_catalogue(&gw, &api_id).await?.is_none());
     lifecycle(&gw, "publish", json!({})).await?;
     let mut live = connected(&url, &key).await?;
@@ -457,8 +457,8 @@ async fn each_lifecycle_state_means_the_same_at_the_gateway_and_in_the_portal() 
     // Retired: undeployed everywhere, live connections closed with 1001, gone from the
     // catalogue, its subscriptions ended; final.
     lifecycle(&gw, "retire", json!({})).await?;
-    assert_eq!(live.recv_close().await?.0, 1001);
-    assert_eq!(again.recv_close().await?.0, 1001);
+    assert_eq!(live.recv_close().await?, (1001, "API retired".to_string()));
+    assert_eq!(again.recv_close().await?, (1001, "API retired".to_string()));
     assert_eq!(
         WsClient::refused(&url, &[("api-key", &key)]).await?.status,
         404
