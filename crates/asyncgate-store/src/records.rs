@@ -76,7 +76,7 @@ impl ApiDesign {
 /// backend URL, backend headers and limits (the guide's per-environment endpoint
 /// configuration). Empty means the revision's values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvironmentValues {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
