@@ -118,6 +118,24 @@ pub struct Message {
     pub payload: Option<Value>,
 }
 
+impl Message {
+    /// The payload schema when it is JSON Schema (the AsyncAPI schema, or JSON Schema in
+    /// JSON or YAML): the one the gateway can enforce. `None` without a payload schema or
+    /// with one in another format (Avro, Protobuf, RAML, ...).
+    pub fn json_schema(&self) -> Option<&Value> {
+        let enforceable = match self.schema_format.as_deref() {
+            None => true,
+            Some(format) => {
+                let format = format.to_ascii_lowercase();
+                format.starts_with("application/vnd.aai.asyncapi")
+                    || format.starts_with("application/schema+json")
+                    || format.starts_with("application/schema+yaml")
+            }
+        };
+        self.payload.as_ref().filter(|_| enforceable)
+    }
+}
+
 impl Operation {
     /// Names of the messages, falling back to their titles.
     pub fn message_names(&self) -> Vec<String> {

@@ -57,6 +57,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A schema with the local references inside it replaced (cycles stay references), so
+    /// that it stands on its own; as written when that would exceed the budget.
+    fn whole(&self, schema: &Value) -> Value {
+        crate::refs::expanded(self.doc, schema, self.limits.max_resolved_values)
+            .unwrap_or_else(|| schema.clone())
+    }
+
     pub fn object(
         &mut self,
         value: Option<&'a Value>,
@@ -122,9 +129,10 @@ impl<'a> Reader<'a> {
                 ) {
                     (Some(format), Some(schema)) => {
                         schema_format = Some(format.to_string());
-                        Some(self.deref(schema, &format!("{p_at}/schema"))?.0.clone())
+                        let schema = self.deref(schema, &format!("{p_at}/schema"))?.0;
+                        Some(self.whole(schema))
                     }
-                    _ => Some(p.clone()),
+                    _ => Some(self.whole(p)),
                 }
             }
             None => None,

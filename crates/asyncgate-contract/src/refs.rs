@@ -70,6 +70,13 @@ pub fn resolved(doc: &Value, max_values: usize) -> Result<Value, ContractError> 
     })
 }
 
+/// `value` (a part of `doc`) with its local references replaced as [`resolved`] does:
+/// a payload schema made whole, so it can be compiled on its own. `None` past the budget.
+pub fn expanded(doc: &Value, value: &Value, max_values: usize) -> Option<Value> {
+    let mut budget = max_values;
+    expand(doc, value, &mut Vec::new(), &mut budget)
+}
+
 fn expand<'a>(
     doc: &'a Value,
     v: &'a Value,

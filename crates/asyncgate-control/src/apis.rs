@@ -88,6 +88,14 @@ pub struct UpdateRequest {
     /// Admission settings to change; omitted ones keep their values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityPatch>,
+    /// Validate messages against the contract: `off`, `report`, `drop` or `reject`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub message_validation: Option<asyncgate_core::MessageValidation>,
+    /// Binary messages and text that is not JSON, when validating: `pass` or `fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub unjudged_messages: Option<asyncgate_core::Unjudged>,
 }
 
 /// Partial change of who may connect (see `ApiSecurity`).
@@ -400,6 +408,7 @@ async fn create(
             contract,
             limits: Default::default(),
             security: Default::default(),
+            policies: Default::default(),
             backend_headers: Default::default(),
         },
         contract_source: source,
@@ -481,6 +490,12 @@ pub async fn update(
     }
     if let Some(patch) = &req.security {
         patch.apply(&mut d.security)?;
+    }
+    if let Some(v) = req.message_validation {
+        d.policies.message_validation = v;
+    }
+    if let Some(v) = req.unjudged_messages {
+        d.policies.unjudged = v;
     }
     api.updated_at = now();
     state.store.update_api(&api).await?;

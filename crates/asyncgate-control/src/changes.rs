@@ -125,6 +125,7 @@ mod tests {
             contract,
             limits: Default::default(),
             security: Default::default(),
+            policies: Default::default(),
             backend_headers: [("x-backend-key".to_string(), "s3cret".to_string())].into(),
         }
     }

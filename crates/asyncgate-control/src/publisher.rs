@@ -4,7 +4,7 @@ use asyncgate_core::routes::{self, Routes};
 use asyncgate_core::ApiVersion;
 use asyncgate_core::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
-    SnapshotIdentityProvider, SnapshotSubscription,
+    SnapshotIdentityProvider, SnapshotMessage, SnapshotSubscription,
 };
 use asyncgate_store::{Store, StoreError};
 use std::collections::HashMap;
@@ -80,6 +80,42 @@ impl Publisher {
             }
         }
         Ok(snapshot)
+    }
+}
+
+/// A channel as the gateway needs it: its address and, when messages are validated, the
+/// messages allowed each way with their JSON Schemas.
+fn snapshot_channel(
+    c: &asyncgate_contract::Channel,
+    validation: asyncgate_core::MessageValidation,
+) -> SnapshotChannel {
+    let validating = validation != asyncgate_core::MessageValidation::Off;
+    let messages = |op: &Option<asyncgate_contract::Operation>| {
+        let op = op.as_ref()?;
+        let names = op.message_names();
+        Some(
+            op.messages
+                .iter()
+                .zip(names)
+                .map(|(m, name)| SnapshotMessage {
+                    name,
+                    schema: m.json_schema().cloned(),
+                })
+                .collect(),
+        )
+    };
+    SnapshotChannel {
+        address: c.address.clone(),
+        client_sends: if validating {
+            messages(&c.client_to_server)
+        } else {
+            None
+        },
+        client_receives: if validating {
+            messages(&c.server_to_client)
+        } else {
+            None
+        },
     }
 }
 
@@ -246,12 +282,11 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
                     .contract
                     .channels
                     .iter()
-                    .map(|c| SnapshotChannel {
-                        address: c.address.clone(),
-                    })
+                    .map(|c| snapshot_channel(c, served.policies.message_validation))
                     .collect(),
                 limits: served.limits,
                 security: served.security.clone(),
+                policies: served.policies,
                 backend_headers: served.backend_headers.into_iter().collect(),
             });
         }

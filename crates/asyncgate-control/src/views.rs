@@ -33,6 +33,9 @@ pub struct ApiView {
     pub security: asyncgate_core::ApiSecurity,
     /// Names of the extra headers sent to the backend (values are not shown).
     pub backend_header_names: Vec<String>,
+    /// What the contract governs on messages: `messageValidation`, `unjudged`.
+    #[schema(value_type = Object)]
+    pub policies: asyncgate_core::ApiPolicies,
     pub created_at: String,
     pub updated_at: String,
     #[schema(value_type = Object)]
@@ -221,6 +224,7 @@ pub async fn api_view(
         limits: design.limits,
         security: design.security.clone(),
         backend_header_names: design.backend_headers.keys().cloned().collect(),
+        policies: design.policies,
         created_at: api.created_at.clone(),
         updated_at: api.updated_at.clone(),
         contract: design.contract.clone(),

@@ -7,6 +7,7 @@ pub mod credential;
 pub mod domain;
 pub mod lifecycle;
 pub mod limits;
+pub mod policies;
 pub mod routes;
 pub mod security;
 pub mod snapshot;
@@ -16,9 +17,11 @@ pub use access::{OnExcess, Permission, PlanLimits, Role};
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::{ApiLimits, LimitsPatch};
+pub use policies::{ApiPolicies, MessageValidation, Unjudged};
 pub use security::ApiSecurity;
 pub use snapshot::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotAssertionKey, SnapshotChannel,
-    SnapshotDeployment, SnapshotIdentityProvider, SnapshotSigningKey, SnapshotSubscription,
+    SnapshotDeployment, SnapshotIdentityProvider, SnapshotMessage, SnapshotSigningKey,
+    SnapshotSubscription,
 };
 pub use version::ApiVersion;

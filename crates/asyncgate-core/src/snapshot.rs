@@ -4,7 +4,7 @@
 //! nothing it does not: no contract source and no secret in clear — credentials as hashes,
 //! token signing keys as public keys only (see `docs/architecture.md`).
 
-use crate::{AccessMode, ApiLimits, ApiSecurity, LifecycleState, PlanLimits};
+use crate::{AccessMode, ApiLimits, ApiPolicies, ApiSecurity, LifecycleState, PlanLimits};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -120,6 +120,9 @@ pub struct SnapshotDeployment {
     pub limits: ApiLimits,
     #[serde(default)]
     pub security: ApiSecurity,
+    /// What the contract governs on messages.
+    #[serde(default)]
+    pub policies: ApiPolicies,
     /// Extra headers sent to the backend (for example a backend API key).
     #[serde(default)]
     pub backend_headers: Vec<(String, String)>,
@@ -129,4 +132,21 @@ pub struct SnapshotDeployment {
 pub struct SnapshotChannel {
     /// Channel address from the contract, e.g. `/` or `/rooms/{roomId}`.
     pub address: String,
+    /// With message validation on: the messages the client may send (`None`: the
+    /// channel takes none from the client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_sends: Option<Vec<SnapshotMessage>>,
+    /// With message validation on: the messages the client may receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_receives: Option<Vec<SnapshotMessage>>,
+}
+
+/// A message the contract allows on a channel in one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMessage {
+    pub name: String,
+    /// Its payload's JSON Schema (local references resolved); `None` when it has none or
+    /// one in another format (Avro, Protobuf, ...), which the gateway does not enforce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
 }

@@ -3,25 +3,30 @@
 //!
 //! Frames are forwarded as they were received — header, mask and payload — so a data
 //! frame costs a header parse and, for text, a UTF-8 check; its payload is streamed on
-//! as soon as it is read, never gathered into a message.
+//! as soon as it is read, never gathered into a message. Only when the API validates
+//! messages is a message held (its frames as received, and its payload unmasked) until
+//! it is whole and judged against the contract, then sent on, dropped or refused.
 
 use crate::frame::{self, OpCode, Violation};
 use crate::meter::PlanMeter;
 use crate::utf8::Utf8Stream;
-use asyncgate_core::OnExcess;
+use crate::validate::Rules;
+use asyncgate_core::{MessageValidation, OnExcess};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Payload of the gateway's own keepalive pings; pongs carrying it stop at the gateway.
 pub const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
 
 const INVALID_UTF8: Violation = Violation {
     code: frame::INVALID_PAYLOAD,
-    reason: "invalid UTF-8 in a text message",
+    reason: Cow::Borrowed("invalid UTF-8 in a text message"),
 };
 
 /// A data frame over the subscription plan's message or byte rate.
 pub const OVER_PLAN: Violation = Violation {
     code: frame::POLICY_VIOLATION,
-    reason: "over the plan's message or byte rate",
+    reason: Cow::Borrowed("over the plan's message or byte rate"),
 };
 
 /// Why reading this direction stopped.
@@ -35,6 +40,9 @@ pub enum Stop {
     },
     /// The sender broke the protocol or a limit.
     Violation(Violation),
+    /// The sender sent a message the contract does not allow (message validation
+    /// `reject`).
+    Refused(Violation),
 }
 
 /// What one call to [`Direction::process`] found.
@@ -42,8 +50,66 @@ pub enum Stop {
 pub struct Processed {
     /// `buf[..forward]` is to be sent on.
     pub forward: usize,
+    /// A held message was judged: what [`Direction::held`] holds is to be sent on after
+    /// `buf[..forward]` (it may be empty: the message was dropped), then
+    /// [`Direction::released`] called. Reading stopped there; the rest is in `carry`.
+    pub judged: bool,
     pub stop: Option<Stop>,
 }
+
+/// One direction's message validation: its rules, and the message under way, held until
+/// whole and judged. Kept apart from [`Direction`] (and boxed by the pump) so that a
+/// connection without validation pays one pointer for it.
+pub struct Inspect {
+    rules: Arc<Rules>,
+    /// The message's frames as received.
+    held: Vec<u8>,
+    /// Its payload, unmasked.
+    payload: Vec<u8>,
+    /// What the sender of a dropped message is to be told.
+    notice: Option<Vec<u8>>,
+}
+
+impl Inspect {
+    pub fn new(rules: Arc<Rules>) -> Inspect {
+        Inspect {
+            rules,
+            held: Vec::new(),
+            payload: Vec::new(),
+            notice: None,
+        }
+    }
+
+    /// The judged message to send on (after [`Processed::judged`]).
+    pub fn held(&self) -> &[u8] {
+        &self.held
+    }
+
+    /// The judged message went on (or the stream broke off): its buffers are emptied,
+    /// and kept when small.
+    pub fn released(&mut self) {
+        for buf in [&mut self.held, &mut self.payload] {
+            if buf.capacity() > KEPT_HELD {
+                *buf = Vec::new();
+            } else {
+                buf.clear();
+            }
+        }
+    }
+
+    /// What the sender of a dropped message is to be told (a JSON text message), taken.
+    pub fn take_notice(&mut self) -> Option<Vec<u8>> {
+        self.notice.take()
+    }
+
+    /// Put back a notice that could not be sent yet.
+    pub fn keep_notice(&mut self, notice: Vec<u8>) {
+        self.notice = Some(notice);
+    }
+}
+
+/// Held-message buffers larger than this are not kept between messages.
+const KEPT_HELD: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -52,13 +118,15 @@ enum State {
     /// Inside a data frame's payload.
     Payload {
         remaining: u64,
-        /// Position in the payload, for the mask.
-        offset: usize,
+        /// Position in the payload modulo 4, for the mask.
+        phase: u8,
         mask: Option<[u8; 4]>,
         text: bool,
         fin: bool,
         /// The frame is dropped (over the plan's rate): its payload is passed over.
         dropped: bool,
+        /// The frame belongs to a message held for validation.
+        held: bool,
     },
 }
 
@@ -98,24 +166,35 @@ impl Direction {
     /// Whether what was forwarded so far ends on a frame boundary, so the gateway may put
     /// a frame of its own into the stream.
     pub fn at_boundary(&self) -> bool {
-        self.broken_off
-            .unwrap_or(matches!(self.state, State::Header))
+        self.broken_off.unwrap_or(matches!(
+            self.state,
+            State::Header | State::Payload { held: true, .. }
+        ))
     }
 
     /// Read `buf` (what was carried, then what was just read). Forwarded frames are moved
     /// to the front of `buf`; whatever cannot be handled yet is kept in `carry`.
     pub fn process(&mut self, buf: &mut [u8]) -> Processed {
-        self.process_metered(buf, None)
+        self.process_metered(buf, None, None)
     }
 
     /// [`Direction::process`], with every data frame counted against a subscription
     /// plan's rates when `meter` is given (the connection holds it once for both
     /// directions).
-    pub fn process_metered(&mut self, buf: &mut [u8], meter: Option<&PlanMeter>) -> Processed {
+    ///
+    /// With `inspect` (the API validates messages), each data message is held until whole
+    /// and judged; reading stops after a judged one ([`Processed::judged`]).
+    pub fn process_metered(
+        &mut self,
+        buf: &mut [u8],
+        meter: Option<&PlanMeter>,
+        mut inspect: Option<&mut Inspect>,
+    ) -> Processed {
         let mut kept = 0;
         // Where this call kept the header of the data frame under way: until written, a
         // frame that breaks the rules can be taken back whole.
         let mut frame_kept: Option<usize> = None;
+        let mut judged = false;
         let mut pos = 0;
         let stop = loop {
             if pos == buf.len() {
@@ -125,40 +204,65 @@ impl Direction {
             match self.state {
                 State::Payload {
                     remaining,
-                    offset,
+                    phase,
                     mask,
                     text,
                     fin,
                     dropped,
+                    held,
                 } => {
+                    let offset = usize::from(phase);
                     let n = usize::try_from(remaining)
                         .unwrap_or(usize::MAX)
                         .min(buf.len() - pos);
                     let discarding = discarding || dropped;
                     if !discarding {
                         if text && !self.check_text(&mut buf[pos..pos + n], mask, offset) {
-                            let whole = retract(&mut kept, frame_kept);
+                            let whole = held || retract(&mut kept, frame_kept);
                             break Some(self.breach(buf, pos, INVALID_UTF8, whole));
                         }
-                        keep(buf, &mut kept, pos, n);
+                        match (inspect.as_deref_mut(), held) {
+                            (Some(i), true) => {
+                                let piece = &buf[pos..pos + n];
+                                i.held.extend_from_slice(piece);
+                                let start = i.payload.len();
+                                i.payload.extend_from_slice(piece);
+                                if let Some(key) = mask {
+                                    frame::apply_mask(&mut i.payload[start..], key, offset);
+                                }
+                            }
+                            _ => keep(buf, &mut kept, pos, n),
+                        }
                     }
                     pos += n;
                     let remaining = remaining - n as u64;
                     if remaining > 0 {
                         self.state = State::Payload {
                             remaining,
-                            offset: offset + n,
+                            phase: ((offset + n) % 4) as u8,
                             mask,
                             text,
                             fin,
                             dropped,
+                            held,
                         };
                     } else {
                         self.state = State::Header;
                         if !discarding {
+                            let was_text = self.message == Some(true);
                             if let Err(v) = self.frame_done(fin) {
                                 retract(&mut kept, frame_kept);
                                 break Some(self.breach(buf, pos, v, true));
+                            }
+                            if let (Some(i), true) = (inspect.as_deref_mut(), held && fin) {
+                                match self.judge(i, was_text) {
+                                    Ok(()) => {
+                                        self.carry.extend_from_slice(&buf[pos..]);
+                                        judged = true;
+                                        break None;
+                                    }
+                                    Err(v) => break Some(self.refuse(buf, pos, v)),
+                                }
                             }
                         }
                     }
@@ -273,6 +377,38 @@ impl Direction {
                             }
                         }
                     }
+                    if let Some(i) = inspect.as_deref_mut() {
+                        // Held until the message is whole and judged.
+                        i.held.extend_from_slice(&buf[pos..pos + header.len]);
+                        pos += header.len;
+                        if header.payload_len > 0 {
+                            self.state = State::Payload {
+                                remaining: header.payload_len,
+                                phase: 0,
+                                mask: header.mask,
+                                text: self.message == Some(true),
+                                fin: header.fin(),
+                                dropped: false,
+                                held: true,
+                            };
+                            continue;
+                        }
+                        let was_text = self.message == Some(true);
+                        if let Err(v) = self.frame_done(header.fin()) {
+                            break Some(self.breach(buf, pos, v, true));
+                        }
+                        if header.fin() {
+                            match self.judge(i, was_text) {
+                                Ok(()) => {
+                                    self.carry.extend_from_slice(&buf[pos..]);
+                                    judged = true;
+                                    break None;
+                                }
+                                Err(v) => break Some(self.refuse(buf, pos, v)),
+                            }
+                        }
+                        continue;
+                    }
                     frame_kept = Some(kept);
                     keep(buf, &mut kept, pos, header.len);
                     pos += header.len;
@@ -284,19 +420,59 @@ impl Direction {
                     } else {
                         self.state = State::Payload {
                             remaining: header.payload_len,
-                            offset: 0,
+                            phase: 0,
                             mask: header.mask,
                             text: self.message == Some(true),
                             fin: header.fin(),
                             dropped: false,
+                            held: false,
                         };
                     }
                 }
             }
         };
+        if matches!(stop, Some(Stop::Violation(_) | Stop::Refused(_))) {
+            if let Some(i) = inspect {
+                i.released();
+            }
+        }
         Processed {
             forward: kept,
+            judged,
             stop,
+        }
+    }
+
+    /// The verdict on the whole held message: `Ok` when it is to be sent on (allowed, or
+    /// only reported, or dropped: then nothing is held and the sender gets a notice), or
+    /// the violation that closes its sender.
+    fn judge(&self, i: &mut Inspect, text: bool) -> Result<(), Violation> {
+        let Err(refusal) = i.rules.judge(text, &i.payload) else {
+            return Ok(());
+        };
+        let (channel, sender) = (
+            &i.rules.channel,
+            if self.from_client {
+                "client"
+            } else {
+                "backend"
+            },
+        );
+        match i.rules.mode {
+            MessageValidation::Off | MessageValidation::Report => {
+                tracing::info!(%channel, from = sender, reason = %refusal.reason, "message does not match the contract (reported, forwarded)");
+                Ok(())
+            }
+            MessageValidation::Drop => {
+                tracing::info!(%channel, from = sender, reason = %refusal.reason, "message does not match the contract (dropped)");
+                i.notice = Some(i.rules.notice(&refusal));
+                i.held.clear();
+                Ok(())
+            }
+            MessageValidation::Reject => Err(Violation {
+                code: refusal.code,
+                reason: Cow::Owned(refusal.reason),
+            }),
         }
     }
 
@@ -306,11 +482,11 @@ impl Direction {
         if header.mask.is_some() != self.from_client {
             return Err(Violation {
                 code: frame::PROTOCOL_ERROR,
-                reason: if self.from_client {
+                reason: Cow::Borrowed(if self.from_client {
                     "unmasked frame from a client"
                 } else {
                     "masked frame from the backend"
-                },
+                }),
             });
         }
         Ok(opcode)
@@ -323,11 +499,12 @@ impl Direction {
         } else {
             State::Payload {
                 remaining: len,
-                offset: 0,
+                phase: 0,
                 mask: None,
                 text: false,
                 fin: true,
                 dropped: false,
+                held: false,
             }
         };
     }
@@ -335,6 +512,14 @@ impl Direction {
     /// Stop forwarding after a breach; what follows `buf[..resume]` is kept to be skipped
     /// through for the close frame that should follow.
     /// `at_boundary`: whether what was forwarded ends between frames.
+    /// Stop after a held message the contract does not allow (nothing of it went on).
+    fn refuse(&mut self, buf: &[u8], resume: usize, v: Violation) -> Stop {
+        match self.breach(buf, resume, v, true) {
+            Stop::Violation(v) => Stop::Refused(v),
+            other => other,
+        }
+    }
+
     fn breach(&mut self, buf: &[u8], resume: usize, v: Violation, at_boundary: bool) -> Stop {
         self.broken_off = Some(at_boundary);
         self.message = None;
@@ -350,14 +535,14 @@ impl Direction {
             (OpCode::Continuation, None) => {
                 return Err(Violation {
                     code: frame::PROTOCOL_ERROR,
-                    reason: "continuation frame outside a message",
+                    reason: Cow::Borrowed("continuation frame outside a message"),
                 })
             }
             (OpCode::Continuation, Some(_)) => {}
             (_, Some(_)) => {
                 return Err(Violation {
                     code: frame::PROTOCOL_ERROR,
-                    reason: "new message before the last one ended",
+                    reason: Cow::Borrowed("new message before the last one ended"),
                 })
             }
             (op, None) => {
@@ -369,7 +554,7 @@ impl Direction {
         if self.message_len > self.max_message {
             return Err(Violation {
                 code: frame::TOO_BIG,
-                reason: "message too big",
+                reason: Cow::Borrowed("message too big"),
             });
         }
         Ok(())
@@ -409,20 +594,44 @@ pub fn feed_in_pieces(
     wire: &[u8],
     cuts: &[usize],
 ) -> (Vec<u8>, Option<Stop>) {
-    let mut d = Direction::new(from_client, max_message);
+    let (out, _, stop) = feed(Direction::new(from_client, max_message), None, wire, cuts);
+    (out, stop)
+}
+
+/// Feed `wire` to `d` cut at `cuts`, as the pump does (a judged message sent on, then
+/// what follows it read): what it forwarded, the notices for the sender, why it stopped.
+pub fn feed(
+    mut d: Direction,
+    mut inspect: Option<Inspect>,
+    wire: &[u8],
+    cuts: &[usize],
+) -> (Vec<u8>, Vec<Vec<u8>>, Option<Stop>) {
     let mut out = Vec::new();
+    let mut notices = Vec::new();
     let mut start = 0;
     for end in cuts.iter().copied().chain([wire.len()]) {
-        let mut buf = std::mem::take(&mut d.carry);
-        buf.extend_from_slice(&wire[start..end]);
+        let mut fresh = &wire[start..end];
         start = end;
-        let p = d.process(&mut buf);
-        out.extend_from_slice(&buf[..p.forward]);
-        if p.stop.is_some() {
-            return (out, p.stop);
+        loop {
+            let mut buf = std::mem::take(&mut d.carry);
+            buf.extend_from_slice(fresh);
+            fresh = &[];
+            let p = d.process_metered(&mut buf, None, inspect.as_mut());
+            out.extend_from_slice(&buf[..p.forward]);
+            if let (Some(i), true) = (&mut inspect, p.judged) {
+                out.extend_from_slice(i.held());
+                i.released();
+            }
+            notices.extend(inspect.as_mut().and_then(Inspect::take_notice));
+            if p.stop.is_some() {
+                return (out, notices, p.stop);
+            }
+            if !p.judged {
+                break;
+            }
         }
     }
-    (out, None)
+    (out, notices, None)
 }
 
 /// Take back the frame kept from `frame_kept` on; whether there was one to take back.
@@ -471,6 +680,92 @@ mod tests {
         feed_in_pieces(true, max, wire, &cuts)
     }
 
+    fn validating(mode: MessageValidation) -> (Direction, Option<Inspect>) {
+        let rules = Rules::compile(
+            "/chat",
+            true,
+            asyncgate_core::ApiPolicies {
+                message_validation: mode,
+                unjudged: asyncgate_core::Unjudged::Pass,
+            },
+            Some(&[asyncgate_core::SnapshotMessage {
+                name: "Say".into(),
+                schema: Some(
+                    serde_json::json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}),
+                ),
+            }]),
+        );
+        (
+            Direction::new(true, 1 << 20),
+            rules.map(|r| Inspect::new(Arc::new(r))),
+        )
+    }
+
+    #[test]
+    fn a_validated_message_is_held_until_whole_then_sent_on_unchanged() {
+        // A fragmented valid message with a ping inside it, then a single-frame one.
+        let mut message = fragment(OpCode::Text, false, br#"{"te"#);
+        message.extend(fragment(OpCode::Continuation, false, br#"xt":"#));
+        let ping = frame(OpCode::Ping, b"hi", KEY);
+        message.extend(&ping);
+        message.extend(fragment(OpCode::Continuation, true, br#""hi"}"#));
+        let single = frame(OpCode::Text, br#"{"text":"again"}"#, KEY);
+        let mut wire = message.clone();
+        wire.extend(&single);
+        for step in [1, 2, 5, 13, wire.len()] {
+            let cuts: Vec<usize> = (step..wire.len()).step_by(step).collect();
+            let (out, notices, stop) = {
+                let (d, i) = validating(MessageValidation::Reject);
+                feed(d, i, &wire, &cuts)
+            };
+            assert_eq!((stop, notices.len()), (None, 0), "step {step}");
+            // The ping goes on at once; the message's frames follow it, as received.
+            let mut expected = ping.clone();
+            expected.extend(message.iter().take(message.len() - ping.len() - 11));
+            expected.extend(&message[message.len() - 11..]);
+            expected.extend(&single);
+            assert_eq!(out.len(), wire.len(), "step {step}");
+            assert!(out.starts_with(&ping), "step {step}");
+            assert!(out.ends_with(&single), "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_message_matching_no_schema_is_refused_dropped_or_reported() {
+        let bad = frame(OpCode::Text, br#"{"text":5}"#, KEY);
+        let good = frame(OpCode::Text, br#"{"text":"ok"}"#, KEY);
+        let mut wire = bad.clone();
+        wire.extend(&good);
+        let (out, _, stop) = {
+            let (d, i) = validating(MessageValidation::Reject);
+            feed(d, i, &wire, &[3])
+        };
+        assert!(out.is_empty(), "nothing of the refused message goes on");
+        match stop {
+            Some(Stop::Refused(v)) => {
+                assert_eq!(v.code, 1008);
+                assert_eq!(
+                    v.reason,
+                    "/chat: no message of the contract matches (at /text)"
+                );
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
+        let (out, notices, stop) = {
+            let (d, i) = validating(MessageValidation::Drop);
+            feed(d, i, &wire, &[3])
+        };
+        assert_eq!((out, stop), (good.clone(), None));
+        let notice: serde_json::Value = serde_json::from_slice(&notices[0]).unwrap();
+        assert_eq!(notice["error"], "message_refused");
+        assert_eq!(notice["pointer"], "/text");
+        let (out, notices, stop) = {
+            let (d, i) = validating(MessageValidation::Report);
+            feed(d, i, &wire, &[3])
+        };
+        assert_eq!((out, notices.len(), stop), (wire.clone(), 0, None));
+    }
+
     #[test]
     fn frames_pass_unchanged_however_the_reads_fall() {
         let mut wire = frame(OpCode::Text, "héllo ✓".as_bytes(), KEY);
@@ -513,20 +808,20 @@ mod tests {
     #[test]
     fn breaches_stop_with_their_code() {
         let reason = |wire: Vec<u8>, max: u64| match run(&wire, 3, max).1 {
-            Some(Stop::Violation(v)) => (v.code, v.reason),
+            Some(Stop::Violation(v)) => (v.code, v.reason.to_string()),
             other => panic!("expected a violation, got {other:?}"),
         };
         assert_eq!(reason(frame(OpCode::Binary, &[0; 101], KEY), 100).0, 1009);
         let mut two = fragment(OpCode::Binary, false, &[0; 60]);
         two.extend(fragment(OpCode::Continuation, true, &[0; 60]));
-        assert_eq!(reason(two, 100), (1009, "message too big"));
+        assert_eq!(reason(two, 100), (1009, "message too big".to_string()));
         assert_eq!(reason(frame(OpCode::Text, b"\xFF", KEY), 100).0, 1007);
         let mut cut = fragment(OpCode::Text, false, b"\xE2\x9C");
         cut.extend(fragment(OpCode::Continuation, true, b""));
         assert_eq!(reason(cut, 100).0, 1007);
         assert_eq!(
             reason(frame(OpCode::Text, b"x", None), 100),
-            (1002, "unmasked frame from a client")
+            (1002, "unmasked frame from a client".to_string())
         );
         assert_eq!(
             reason(fragment(OpCode::Continuation, true, b"x"), 100).1,
@@ -548,7 +843,7 @@ mod tests {
             from_backend.process(&mut masked).stop,
             Some(Stop::Violation(Violation {
                 code: 1002,
-                reason: "masked frame from the backend"
+                reason: Cow::Borrowed("masked frame from the backend")
             }))
         );
     }
@@ -567,7 +862,7 @@ mod tests {
             p.stop,
             Some(Stop::Violation(Violation {
                 code: 1009,
-                reason: "message too big"
+                reason: Cow::Borrowed("message too big")
             }))
         );
         assert!(d.at_boundary());
@@ -685,7 +980,7 @@ mod tests {
                                 stop,
                                 Some(Stop::Violation(Violation {
                                     code: 1002,
-                                    reason: frame::NON_MINIMAL
+                                    reason: Cow::Borrowed(frame::NON_MINIMAL)
                                 })),
                                 "{what}"
                             );
@@ -738,14 +1033,14 @@ mod tests {
 
         let close = PlanMeter::new(&plan(OnExcess::Close)).unwrap();
         let mut d = Direction::new(true, 100);
-        let p = d.process_metered(&mut wire.clone(), Some(&close));
+        let p = d.process_metered(&mut wire.clone(), Some(&close), None);
         assert_eq!(p.forward, first_two);
         assert_eq!(p.stop, Some(Stop::Violation(OVER_PLAN)));
 
         let drop = PlanMeter::new(&plan(OnExcess::Drop)).unwrap();
         let mut d = Direction::new(true, 100);
         let mut buf = wire.clone();
-        let p = d.process_metered(&mut buf, Some(&drop));
+        let p = d.process_metered(&mut buf, Some(&drop), None);
         assert_eq!((p.forward, p.stop), (first_two, None));
         assert_eq!(&buf[..first_two], &wire[..first_two]);
         assert_eq!(drop.dropped(), 2);
@@ -755,8 +1050,8 @@ mod tests {
         let mut big = frame(OpCode::Binary, &[7; 50], KEY);
         big.extend(frame(OpCode::Ping, b"p", KEY));
         let (head, tail) = big.split_at_mut(20);
-        assert_eq!(d.process_metered(head, Some(&drop)).forward, 0);
-        let p = d.process_metered(tail, Some(&drop));
+        assert_eq!(d.process_metered(head, Some(&drop), None).forward, 0);
+        let p = d.process_metered(tail, Some(&drop), None);
         assert_eq!(p.forward, frame(OpCode::Ping, b"p", KEY).len());
         assert_eq!(drop.dropped(), 3);
     }

@@ -91,10 +91,10 @@ impl Header {
 }
 
 /// A breach of the protocol, and the close code and reason that answer it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub code: u16,
-    pub reason: &'static str,
+    pub reason: std::borrow::Cow<'static, str>,
 }
 
 pub const PROTOCOL_ERROR: u16 = 1002;
@@ -108,7 +108,7 @@ pub const NON_MINIMAL: &str = "frame length not in its shortest form";
 const fn protocol(reason: &'static str) -> Violation {
     Violation {
         code: PROTOCOL_ERROR,
-        reason,
+        reason: std::borrow::Cow::Borrowed(reason),
     }
 }
 
@@ -239,7 +239,7 @@ pub fn parse_close(payload: &[u8]) -> Result<(Option<u16>, &str), Violation> {
             }
             let reason = std::str::from_utf8(reason).map_err(|_| Violation {
                 code: INVALID_PAYLOAD,
-                reason: "close reason is not UTF-8",
+                reason: std::borrow::Cow::Borrowed("close reason is not UTF-8"),
             })?;
             Ok((Some(code), reason))
         }

@@ -23,6 +23,7 @@ pub mod route;
 pub mod snapshot;
 pub mod upstream;
 pub mod utf8;
+pub mod validate;
 pub mod workers;
 
 pub use error::{Fault, GatewayError};

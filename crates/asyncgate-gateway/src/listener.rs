@@ -130,6 +130,12 @@ impl Gateway {
         self.applied.subscribe()
     }
 
+    /// Messages of an API in an environment that did not match its contract, under the
+    /// revision served now.
+    pub fn refused_messages(&self, environment: &str, api_id: &str) -> u64 {
+        self.snapshot.load().refused_messages(environment, api_id)
+    }
+
     /// Live connections, per API and environment.
     pub fn live(&self) -> &Live {
         &self.live
@@ -426,6 +432,7 @@ impl Gateway {
             max_message_bytes: route.limits.max_message_bytes,
             read_bytes: self.config.read_buffer_bytes,
             meter: slot.meter.clone(),
+            rules: admission.matched.rules.clone(),
         };
         Ok((answer, dialed.leg, settings, slot, route))
     }

@@ -50,6 +50,8 @@ pub enum Ended {
     CredentialExpired,
     /// A frame of either side went over the subscription plan's rates.
     OverPlan,
+    /// A side sent a message the contract does not allow (validation `reject`).
+    MessageRefused,
     Evicted,
     Shutdown,
 }
@@ -91,6 +93,9 @@ pub struct Settings {
     pub read_bytes: usize,
     /// The subscription plan's rates, when it meters any (both directions count).
     pub meter: Option<std::sync::Arc<crate::meter::PlanMeter>>,
+    /// With message validation: the channel's rules for messages from the client and
+    /// from the backend.
+    pub rules: [Option<std::sync::Arc<crate::validate::Rules>>; 2],
 }
 
 /// Whether a side was heard from since the last keepalive check, and whether the gateway
@@ -272,6 +277,13 @@ enum Read {
     Lost,
 }
 
+/// What a direction's messages are checked against, besides the protocol: the
+/// subscription plan's rates and the contract.
+struct Checks<'a> {
+    meter: Option<&'a crate::meter::PlanMeter>,
+    inspect: Option<&'a mut crate::direction::Inspect>,
+}
+
 /// Read once from `from`, forward what may go on to `to`.
 fn read_once<A, B>(
     cx: &mut Context<'_>,
@@ -280,7 +292,7 @@ fn read_once<A, B>(
     to: &mut Side<B>,
     scratch: &mut Vec<u8>,
     read_bytes: usize,
-    meter: Option<&crate::meter::PlanMeter>,
+    checks: Checks<'_>,
 ) -> Read
 where
     A: AsyncRead + AsyncWrite + Unpin,
@@ -317,9 +329,18 @@ where
         carry.clear();
         dir.carry = carry;
     }
-    let done = dir.process_metered(&mut scratch[..carried + n], meter);
+    let Checks { meter, mut inspect } = checks;
+    let done = dir.process_metered(&mut scratch[..carried + n], meter, inspect.as_deref_mut());
     if !to.sent_close {
         to.send(cx, &scratch[..done.forward]);
+    }
+    if let (Some(i), true) = (inspect, done.judged) {
+        if !to.sent_close {
+            to.send(cx, i.held());
+        }
+        i.released();
+        // Reading stopped after the judged message: the rest is read next, unread.
+        from.unread = !dir.carry.is_empty();
     }
     match done.stop {
         Some(stop) => {
@@ -343,9 +364,12 @@ struct Relay<C, B> {
     up: Direction,
     /// Backend to client.
     down: Direction,
-    read_bytes: usize,
+    /// Bytes read per system call (u32: it packs with `ended`, keeping the state small).
+    read_bytes: u32,
     /// The subscription plan's rates, when it meters any (both directions count).
     meter: Option<std::sync::Arc<crate::meter::PlanMeter>>,
+    /// With message validation: each direction's (client to backend first).
+    inspect: Option<Box<[Option<crate::direction::Inspect>; 2]>>,
     ended: Option<Ended>,
 }
 
@@ -400,8 +424,36 @@ where
         })
     }
 
+    /// Tell the senders of dropped messages, each when the stream towards it is between
+    /// frames (until then the notice waits; a newer one replaces it).
+    fn notify(&mut self) {
+        let Some(inspect) = self.inspect.as_deref_mut() else {
+            return;
+        };
+        let [up, down] = inspect;
+        if let Some(i) = up {
+            if let Some(n) = i.take_notice() {
+                if !self.client.own_frame(&self.down, OpCode::Text, &n) && !self.client.gone {
+                    i.keep_notice(n);
+                }
+            }
+        }
+        if let Some(i) = down {
+            if let Some(n) = i.take_notice() {
+                if !self.backend.own_frame(&self.up, OpCode::Text, &n) && !self.backend.gone {
+                    i.keep_notice(n);
+                }
+            }
+        }
+    }
+
     /// One read from `who`; whether anything happened.
     fn read(&mut self, cx: &mut Context<'_>, who: Who, scratch: &mut Vec<u8>) -> bool {
+        self.notify();
+        let [up_inspect, down_inspect] = match self.inspect.as_deref_mut() {
+            Some([up, down]) => [up.as_mut(), down.as_mut()],
+            None => [None, None],
+        };
         let read = match who {
             Who::Client => read_once(
                 cx,
@@ -409,8 +461,11 @@ where
                 &mut self.up,
                 &mut self.backend,
                 scratch,
-                self.read_bytes,
-                self.meter.as_deref(),
+                self.read_bytes as usize,
+                Checks {
+                    meter: self.meter.as_deref(),
+                    inspect: up_inspect,
+                },
             ),
             Who::Backend => read_once(
                 cx,
@@ -418,8 +473,11 @@ where
                 &mut self.down,
                 &mut self.client,
                 scratch,
-                self.read_bytes,
-                self.meter.as_deref(),
+                self.read_bytes as usize,
+                Checks {
+                    meter: self.meter.as_deref(),
+                    inspect: down_inspect,
+                },
             ),
         };
         match read {
@@ -427,6 +485,7 @@ where
             Read::Progress => {}
             Read::Stopped(Stop::Close { frame, .. }) => self.close_from(who, frame),
             Read::Stopped(Stop::Violation(v)) => self.violation(who, v),
+            Read::Stopped(Stop::Refused(v)) => self.refused(who, v),
             Read::Lost => {
                 match who {
                     Who::Client => self.client.gone = true,
@@ -462,6 +521,26 @@ where
         }
     }
 
+    /// `who` sent a message the contract does not allow (validation `reject`): it gets the
+    /// code and reason, the other side 1001.
+    fn refused(&mut self, who: Who, v: frame::Violation) {
+        self.ended.get_or_insert(Ended::MessageRefused);
+        match who {
+            Who::Client => {
+                self.client.close(&self.down, v.code, &v.reason);
+                self.backend.close(&self.up, 1001, "client went away");
+            }
+            Who::Backend => {
+                self.backend.close(&self.up, v.code, &v.reason);
+                self.client.close(
+                    &self.down,
+                    1001,
+                    "the backend sent a message the contract does not allow",
+                );
+            }
+        }
+    }
+
     /// `who` broke the protocol or a limit: it gets the code that says so, the other side
     /// a close, and the breaker is read on for its answer.
     fn violation(&mut self, who: Who, v: frame::Violation) {
@@ -469,7 +548,7 @@ where
             // The plan is the client's, whichever side sent the frame: the client is
             // told why (1008), the backend that the client is going.
             self.ended.get_or_insert(Ended::OverPlan);
-            self.client.close(&self.down, v.code, v.reason);
+            self.client.close(&self.down, v.code, &v.reason);
             self.backend.close(&self.up, 1001, "client went away");
             return;
         }
@@ -481,7 +560,7 @@ where
                 } else {
                     Ended::ClientBrokeProtocol
                 });
-                self.client.close(&self.down, v.code, v.reason);
+                self.client.close(&self.down, v.code, &v.reason);
                 self.backend.close(&self.up, 1001, "client went away");
             }
             Who::Backend => {
@@ -490,7 +569,7 @@ where
                 } else {
                     Ended::BackendBrokeProtocol
                 });
-                self.backend.close(&self.down, v.code, v.reason);
+                self.backend.close(&self.up, v.code, &v.reason);
                 if too_big {
                     self.client.close(
                         &self.down,
@@ -574,12 +653,16 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    let [up_rules, down_rules] = settings.rules;
     let mut relay = Relay {
         client: Side::new(client.io, false),
         backend: Side::new(backend.io, true),
         up: Direction::new(true, settings.max_message_bytes),
         down: Direction::new(false, settings.max_message_bytes),
-        read_bytes: settings.read_bytes,
+        inspect: (up_rules.is_some() || down_rules.is_some()).then(|| {
+            Box::new([up_rules, down_rules].map(|r| r.map(crate::direction::Inspect::new)))
+        }),
+        read_bytes: u32::try_from(settings.read_bytes).unwrap_or(u32::MAX),
         meter: settings.meter,
         ended: None,
     };
@@ -713,6 +796,7 @@ mod tests {
             max_message_bytes: 1 << 20,
             read_bytes: 32 << 10,
             meter: None,
+            rules: [None, None],
         };
         let pump = run(
             Leg {

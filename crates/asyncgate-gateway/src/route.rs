@@ -39,14 +39,18 @@ enum Segment {
     Param,
 }
 
-/// A channel address such as `/rooms/{roomId}`, split into segments.
+/// A channel address such as `/rooms/{roomId}`, split into segments, with what the
+/// contract allows on it each way when messages are validated.
 #[derive(Debug, Clone)]
 pub struct ChannelPattern {
     pub address: String,
     segments: Vec<Segment>,
+    /// Rules for messages from the client and from the backend.
+    pub rules: [Option<Arc<crate::validate::Rules>>; 2],
 }
 
 impl ChannelPattern {
+    /// The pattern of `address`, without validation rules.
     pub fn new(address: &str) -> ChannelPattern {
         let segments = address
             .split('/')
@@ -62,6 +66,7 @@ impl ChannelPattern {
         ChannelPattern {
             address: address.to_string(),
             segments,
+            rules: [None, None],
         }
     }
 
@@ -84,6 +89,8 @@ pub struct Matched {
     pub route: Arc<Route>,
     pub channel: String,
     pub backend_url: String,
+    /// The channel's validation rules for messages from the client and from the backend.
+    pub rules: [Option<Arc<crate::validate::Rules>>; 2],
 }
 
 #[derive(Debug, PartialEq)]
@@ -132,6 +139,7 @@ pub fn find(routes: &[Arc<Route>], path: &str, query: Option<&str>) -> Result<Ma
         })?;
     Ok(Matched {
         route: route.clone(),
+        rules: channel.rules.clone(),
         channel: channel.address.clone(),
         backend_url: backend_url(&route.target, rest, query),
     })

@@ -2,6 +2,7 @@
 //! atomically when the control plane publishes a new snapshot.
 
 use crate::route::{ChannelPattern, Route};
+use crate::validate::Rules;
 use arc_swap::ArcSwap;
 use asyncgate_core::credential::AccessClaims;
 use asyncgate_core::{ListenerKind, Snapshot};
@@ -113,8 +114,31 @@ pub struct AppKey {
     pub environment: String,
 }
 
+/// Validation rules of one channel of one API revision: (API, revision, address).
+type RulesKey = (String, u32, String);
+
 impl Compiled {
     pub fn new(snapshot: &Snapshot) -> Compiled {
+        Compiled::after(snapshot, None)
+    }
+
+    /// Compile `snapshot`, reusing from `previous` the message rules of revisions it
+    /// served too: a revision's schemas are compiled once, and its counts go on.
+    pub fn after(snapshot: &Snapshot, previous: Option<&Compiled>) -> Compiled {
+        let mut known_rules: HashMap<RulesKey, [Option<Arc<Rules>>; 2]> = HashMap::new();
+        for route in previous
+            .into_iter()
+            .flat_map(|p| p.routes.values().flatten().flatten())
+        {
+            for c in &route.channels {
+                if c.rules.iter().any(Option::is_some) {
+                    known_rules.insert(
+                        (route.api_id.clone(), route.revision, c.address.clone()),
+                        c.rules.clone(),
+                    );
+                }
+            }
+        }
         let mut apps_by_client = HashMap::new();
         let mut app_keys = HashMap::new();
         let mut app_ids: HashMap<&str, Arc<str>> = HashMap::new();
@@ -159,7 +183,33 @@ impl Compiled {
                     channels: d
                         .channels
                         .iter()
-                        .map(|c| ChannelPattern::new(&c.address))
+                        .map(|c| {
+                            let mut pattern = ChannelPattern::new(&c.address);
+                            let key = (api.id.clone(), d.revision, c.address.clone());
+                            pattern.rules = match known_rules.get(&key) {
+                                Some(rules) => rules.clone(),
+                                None => {
+                                    let rules = [
+                                        (true, c.client_sends.as_deref()),
+                                        (false, c.client_receives.as_deref()),
+                                    ]
+                                    .map(
+                                        |(from_client, messages)| {
+                                            Rules::compile(
+                                                &c.address,
+                                                from_client,
+                                                d.policies,
+                                                messages,
+                                            )
+                                            .map(Arc::new)
+                                        },
+                                    );
+                                    known_rules.insert(key, rules.clone());
+                                    rules
+                                }
+                            };
+                            pattern
+                        })
                         .collect(),
                     key_hashes: keys.clone(),
                     subscriptions: subscriptions.clone(),
@@ -269,6 +319,21 @@ impl Compiled {
             .find(|r| r.api_id == api_id)
     }
 
+    /// Messages of an API in an environment that did not match the contract, since its
+    /// revision was deployed (whatever was done with them).
+    pub fn refused_messages(&self, environment: &str, api_id: &str) -> u64 {
+        let mut seen = HashSet::new();
+        [ListenerKind::Internal, ListenerKind::External]
+            .into_iter()
+            .flat_map(|kind| self.routes(environment, kind))
+            .filter(|r| r.api_id == api_id)
+            .flat_map(|r| r.channels.iter())
+            .flat_map(|c| c.rules.iter().flatten())
+            .filter(|rules| seen.insert(Arc::as_ptr(rules)))
+            .map(|rules| rules.refused())
+            .sum()
+    }
+
     pub fn routes(&self, environment: &str, kind: ListenerKind) -> &[Arc<Route>] {
         self.routes
             .get(environment)
@@ -309,7 +374,7 @@ impl SnapshotHandle {
     }
 
     pub fn apply(&self, snapshot: &Snapshot) {
-        let mut compiled = Compiled::new(snapshot);
+        let mut compiled = Compiled::after(snapshot, Some(&self.current.load()));
         compiled.key_refresh = Some(self.key_refresh.clone());
         self.current.store(Arc::new(compiled));
     }

@@ -772,6 +772,7 @@ mod tests {
                 contract,
                 limits: Default::default(),
                 security: Default::default(),
+                policies: Default::default(),
                 backend_headers: Default::default(),
             },
             contract_source: CONTRACT.into(),

@@ -1,7 +1,9 @@
 //! The records the store keeps, as plain data.
 
 use asyncgate_contract::Contract;
-use asyncgate_core::{AccessMode, ApiLimits, ApiSecurity, LifecycleState, LimitsPatch};
+use asyncgate_core::{
+    AccessMode, ApiLimits, ApiPolicies, ApiSecurity, LifecycleState, LimitsPatch,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,6 +24,9 @@ pub struct ApiDesign {
     /// Who may connect: credentials required or not, the API-key header, origins.
     #[serde(default)]
     pub security: ApiSecurity,
+    /// What the contract governs on messages (validation).
+    #[serde(default)]
+    pub policies: ApiPolicies,
     /// Extra headers the gateway sends to the backend.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backend_headers: BTreeMap<String, String>,
@@ -41,28 +46,27 @@ impl ApiDesign {
             contract: _,
             limits,
             security,
+            policies,
             backend_headers,
         } = self;
         (
-            name,
-            identifier,
-            version,
-            base_path,
-            target,
-            description,
-            limits,
-            security,
-            backend_headers,
+            (name, identifier, version, base_path, target, description),
+            (limits, security, policies, backend_headers),
         ) == (
-            &other.name,
-            &other.identifier,
-            &other.version,
-            &other.base_path,
-            &other.target,
-            &other.description,
-            &other.limits,
-            &other.security,
-            &other.backend_headers,
+            (
+                &other.name,
+                &other.identifier,
+                &other.version,
+                &other.base_path,
+                &other.target,
+                &other.description,
+            ),
+            (
+                &other.limits,
+                &other.security,
+                &other.policies,
+                &other.backend_headers,
+            ),
         )
     }
 

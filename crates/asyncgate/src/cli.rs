@@ -648,6 +648,7 @@ impl Overrides {
         &self,
         limits: &LimitArgs,
         security: &SecurityArgs,
+        policies: &PolicyArgs,
     ) -> anyhow::Result<UpdateRequest> {
         let i = self.import_request();
         Ok(UpdateRequest {
@@ -660,8 +661,21 @@ impl Overrides {
             limits: limits.patch(),
             backend_headers: limits.backend_headers()?,
             security: security.patch(),
+            message_validation: policies.message_validation,
+            unjudged_messages: policies.unjudged_messages,
         })
     }
+}
+
+/// What the contract governs on messages (see docs/policies.md).
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Validate messages against the contract: off, report, drop or reject.
+    #[arg(long, value_parser = |s: &str| s.parse::<asyncgate_core::MessageValidation>())]
+    pub message_validation: Option<asyncgate_core::MessageValidation>,
+    /// Binary messages and text that is not JSON, when validating: pass or fail.
+    #[arg(long, value_parser = |s: &str| s.parse::<asyncgate_core::Unjudged>())]
+    pub unjudged_messages: Option<asyncgate_core::Unjudged>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -731,6 +745,8 @@ pub enum ApiCommand {
         limits: LimitArgs,
         #[command(flatten)]
         security: SecurityArgs,
+        #[command(flatten)]
+        policies: PolicyArgs,
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },

@@ -194,9 +194,10 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             overrides,
             limits,
             security,
+            policies,
             output,
         } => {
-            let body = overrides.update_request(&limits, &security)?;
+            let body = overrides.update_request(&limits, &security, &policies)?;
             let v: ApiView = c.patch_as(&api_path(&api), &body).await?;
             print(output, &v, |v| {
                 format!("updated (deploy to apply)\n{}", api_text(v))
