@@ -24,6 +24,15 @@ pub struct ApiLimits {
     /// A connection made with a credential that expires (a bearer token) is closed with
     /// 1008 when it does. Default off: the credential is checked at the handshake only.
     pub close_on_credential_expiry: bool,
+    /// Messages per second on one connection, both directions counted (a token bucket
+    /// holding one second's worth); 0 = no limit. Default 0.
+    pub max_messages_per_second: u64,
+    /// Payload bytes per second on one connection, both directions counted; 0 = no
+    /// limit. Default 0.
+    pub max_bytes_per_second: u64,
+    /// What happens to a message over those rates: `close` (1008, the default) or
+    /// `drop`.
+    pub rate_limit_action: crate::OnExcess,
 }
 
 impl Default for ApiLimits {
@@ -36,6 +45,9 @@ impl Default for ApiLimits {
             max_connections: 10_000,
             max_connections_per_credential: 0,
             close_on_credential_expiry: false,
+            max_messages_per_second: 0,
+            max_bytes_per_second: 0,
+            rate_limit_action: crate::OnExcess::Close,
         }
     }
 }
@@ -58,6 +70,12 @@ pub struct LimitsPatch {
     pub max_connections_per_credential: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_on_credential_expiry: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_messages_per_second: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_second: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_action: Option<crate::OnExcess>,
 }
 
 impl LimitsPatch {
@@ -82,6 +100,12 @@ impl LimitsPatch {
             close_on_credential_expiry: later
                 .close_on_credential_expiry
                 .or(self.close_on_credential_expiry),
+            max_messages_per_second: or(
+                self.max_messages_per_second,
+                later.max_messages_per_second,
+            ),
+            max_bytes_per_second: or(self.max_bytes_per_second, later.max_bytes_per_second),
+            rate_limit_action: later.rate_limit_action.or(self.rate_limit_action),
         }
     }
 
@@ -105,6 +129,14 @@ impl LimitsPatch {
         );
         if let Some(v) = self.close_on_credential_expiry {
             limits.close_on_credential_expiry = v;
+        }
+        set(
+            &mut limits.max_messages_per_second,
+            self.max_messages_per_second,
+        );
+        set(&mut limits.max_bytes_per_second, self.max_bytes_per_second);
+        if let Some(v) = self.rate_limit_action {
+            limits.rate_limit_action = v;
         }
     }
 }

@@ -8,7 +8,7 @@
 //! it is whole and judged against the contract, then sent on, dropped or refused.
 
 use crate::frame::{self, OpCode, Violation};
-use crate::meter::PlanMeter;
+use crate::meter::Meter;
 use crate::utf8::Utf8Stream;
 use crate::validate::Rules;
 use asyncgate_core::{MessageValidation, OnExcess};
@@ -21,12 +21,6 @@ pub const KEEPALIVE: &[u8] = b"asyncgate-keepalive";
 const INVALID_UTF8: Violation = Violation {
     code: frame::INVALID_PAYLOAD,
     reason: Cow::Borrowed("invalid UTF-8 in a text message"),
-};
-
-/// A data frame over the subscription plan's message or byte rate.
-pub const OVER_PLAN: Violation = Violation {
-    code: frame::POLICY_VIOLATION,
-    reason: Cow::Borrowed("over the plan's message or byte rate"),
 };
 
 /// Why reading this direction stopped.
@@ -43,6 +37,8 @@ pub enum Stop {
     /// The sender sent a message the contract does not allow (message validation
     /// `reject`).
     Refused(Violation),
+    /// A data frame went over a metered rate (the plan's or the API's) that closes.
+    OverRate(Violation),
 }
 
 /// What one call to [`Direction::process`] found.
@@ -175,7 +171,7 @@ impl Direction {
     /// Read `buf` (what was carried, then what was just read). Forwarded frames are moved
     /// to the front of `buf`; whatever cannot be handled yet is kept in `carry`.
     pub fn process(&mut self, buf: &mut [u8]) -> Processed {
-        self.process_metered(buf, None, None)
+        self.process_metered(buf, [None, None], None)
     }
 
     /// [`Direction::process`], with every data frame counted against a subscription
@@ -187,7 +183,7 @@ impl Direction {
     pub fn process_metered(
         &mut self,
         buf: &mut [u8],
-        meter: Option<&PlanMeter>,
+        meters: [Option<&Meter>; 2],
         mut inspect: Option<&mut Inspect>,
     ) -> Processed {
         let mut kept = 0;
@@ -351,15 +347,29 @@ impl Direction {
                         self.skip_payload(header.payload_len);
                         break Some(stop);
                     }
-                    if let Some(meter) = meter {
-                        if !meter.admit(header.payload_len) {
+                    // The subscription plan's rates, then the API's per connection: the
+                    // first the frame goes over decides.
+                    let over = meters
+                        .into_iter()
+                        .flatten()
+                        .find(|m| !m.admit(header.payload_len));
+                    if let Some(meter) = over {
+                        {
                             // A message in one frame may be dropped whole; a fragment
                             // of one under way goes on (dropping it would break the
                             // message), counted but not refused.
                             let whole = header.fin() && opcode != OpCode::Continuation;
                             match meter.on_excess {
                                 OnExcess::Close => {
-                                    let stop = self.breach(buf, pos + header.len, OVER_PLAN, true);
+                                    let stop = match self.breach(
+                                        buf,
+                                        pos + header.len,
+                                        meter.over.clone(),
+                                        true,
+                                    ) {
+                                        Stop::Violation(v) => Stop::OverRate(v),
+                                        other => other,
+                                    };
                                     self.skip_payload(header.payload_len);
                                     break Some(stop);
                                 }
@@ -431,7 +441,10 @@ impl Direction {
                 }
             }
         };
-        if matches!(stop, Some(Stop::Violation(_) | Stop::Refused(_))) {
+        if matches!(
+            stop,
+            Some(Stop::Violation(_) | Stop::Refused(_) | Stop::OverRate(_))
+        ) {
             if let Some(i) = inspect {
                 i.released();
             }
@@ -616,7 +629,7 @@ pub fn feed(
             let mut buf = std::mem::take(&mut d.carry);
             buf.extend_from_slice(fresh);
             fresh = &[];
-            let p = d.process_metered(&mut buf, None, inspect.as_mut());
+            let p = d.process_metered(&mut buf, [None, None], inspect.as_mut());
             out.extend_from_slice(&buf[..p.forward]);
             if let (Some(i), true) = (&mut inspect, p.judged) {
                 out.extend_from_slice(i.held());
@@ -1031,16 +1044,35 @@ mod tests {
         let first_two =
             frame(OpCode::Text, b"one", KEY).len() + frame(OpCode::Text, b"two", KEY).len();
 
-        let close = PlanMeter::new(&plan(OnExcess::Close)).unwrap();
+        let close = Meter::new(&plan(OnExcess::Close)).unwrap();
         let mut d = Direction::new(true, 100);
-        let p = d.process_metered(&mut wire.clone(), Some(&close), None);
+        let p = d.process_metered(&mut wire.clone(), [Some(&close), None], None);
         assert_eq!(p.forward, first_two);
-        assert_eq!(p.stop, Some(Stop::Violation(OVER_PLAN)));
+        assert_eq!(p.stop, Some(Stop::OverRate(close.over.clone())));
+        assert_eq!(close.over.reason, crate::meter::OVER_PLAN);
+        // The API's per-connection rates, after the plan's: the first one over decides.
+        let api = Meter::per_connection(&asyncgate_core::ApiLimits {
+            max_messages_per_second: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        let roomy = Meter::new(&asyncgate_core::PlanLimits {
+            messages_per_minute: 100,
+            ..plan(OnExcess::Drop)
+        })
+        .unwrap();
+        let mut d = Direction::new(true, 100);
+        let p = d.process_metered(&mut wire.clone(), [Some(&roomy), Some(&api)], None);
+        assert_eq!(p.forward, frame(OpCode::Text, b"one", KEY).len());
+        match p.stop {
+            Some(Stop::OverRate(v)) => assert_eq!(v.reason, crate::meter::OVER_API_RATE),
+            other => panic!("expected the API's rate, got {other:?}"),
+        }
 
-        let drop = PlanMeter::new(&plan(OnExcess::Drop)).unwrap();
+        let drop = Meter::new(&plan(OnExcess::Drop)).unwrap();
         let mut d = Direction::new(true, 100);
         let mut buf = wire.clone();
-        let p = d.process_metered(&mut buf, Some(&drop), None);
+        let p = d.process_metered(&mut buf, [Some(&drop), None], None);
         assert_eq!((p.forward, p.stop), (first_two, None));
         assert_eq!(&buf[..first_two], &wire[..first_two]);
         assert_eq!(drop.dropped(), 2);
@@ -1050,8 +1082,11 @@ mod tests {
         let mut big = frame(OpCode::Binary, &[7; 50], KEY);
         big.extend(frame(OpCode::Ping, b"p", KEY));
         let (head, tail) = big.split_at_mut(20);
-        assert_eq!(d.process_metered(head, Some(&drop), None).forward, 0);
-        let p = d.process_metered(tail, Some(&drop), None);
+        assert_eq!(
+            d.process_metered(head, [Some(&drop), None], None).forward,
+            0
+        );
+        let p = d.process_metered(tail, [Some(&drop), None], None);
         assert_eq!(p.forward, frame(OpCode::Ping, b"p", KEY).len());
         assert_eq!(drop.dropped(), 3);
     }

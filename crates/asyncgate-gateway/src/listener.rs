@@ -433,6 +433,7 @@ impl Gateway {
             read_bytes: self.config.read_buffer_bytes,
             meter: slot.meter.clone(),
             rules: admission.matched.rules.clone(),
+            rate: crate::meter::Meter::per_connection(&route.limits),
         };
         Ok((answer, dialed.leg, settings, slot, route))
     }

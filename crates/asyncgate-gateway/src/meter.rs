@@ -1,47 +1,79 @@
-//! A subscription plan's message and byte rates, metered per subscription and
-//! environment across every connection of it and both directions (a GCRA token bucket
-//! per rate, bursts up to a minute's worth).
+//! Message and byte rates, metered over both directions with a GCRA token bucket per
+//! rate (governor): a subscription plan's, per subscription and environment across every
+//! connection of it (bursts up to a minute's worth), and an API's, per connection (bursts
+//! up to a second's worth). One machinery for both.
 
-use asyncgate_core::{OnExcess, PlanLimits};
+use crate::frame::{Violation, POLICY_VIOLATION};
+use asyncgate_core::{ApiLimits, OnExcess, PlanLimits};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::borrow::Cow;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub struct PlanMeter {
+pub struct Meter {
     messages: Option<DefaultDirectRateLimiter>,
     bytes: Option<DefaultDirectRateLimiter>,
     pub on_excess: OnExcess,
+    /// What closes a connection over these rates (with [`OnExcess::Close`]).
+    pub over: Violation,
     /// Messages dropped for being over a rate (with [`OnExcess::Drop`]).
     dropped: AtomicU64,
 }
 
-fn limiter(per_minute: u64) -> Option<DefaultDirectRateLimiter> {
-    let n = NonZeroU32::new(u32::try_from(per_minute).unwrap_or(u32::MAX))?;
-    Some(RateLimiter::direct(Quota::per_minute(n)))
+/// A subscription plan's meter, shared by the subscription's connections.
+pub type PlanMeter = Meter;
+
+/// The reason a connection over its plan's rates is closed with.
+pub const OVER_PLAN: &str = "over the plan's message or byte rate";
+/// The reason a connection over its API's rates is closed with.
+pub const OVER_API_RATE: &str = "over the API's message or byte rate";
+
+fn limiter(n: u64, quota: fn(NonZeroU32) -> Quota) -> Option<DefaultDirectRateLimiter> {
+    let n = NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX))?;
+    Some(RateLimiter::direct(quota(n)))
 }
 
-impl std::fmt::Debug for PlanMeter {
+impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlanMeter")
+        f.debug_struct("Meter")
             .field("on_excess", &self.on_excess)
             .field("dropped", &self.dropped())
             .finish_non_exhaustive()
     }
 }
 
-impl PlanMeter {
+impl Meter {
     /// A meter for `plan`, or `None` when it meters nothing.
-    pub fn new(plan: &PlanLimits) -> Option<PlanMeter> {
-        plan.meters().then(|| PlanMeter {
-            messages: limiter(plan.messages_per_minute),
-            bytes: limiter(plan.bytes_per_minute),
+    pub fn new(plan: &PlanLimits) -> Option<Meter> {
+        plan.meters().then(|| Meter {
+            messages: limiter(plan.messages_per_minute, Quota::per_minute),
+            bytes: limiter(plan.bytes_per_minute, Quota::per_minute),
             on_excess: plan.on_excess,
+            over: Violation {
+                code: POLICY_VIOLATION,
+                reason: Cow::Borrowed(OVER_PLAN),
+            },
             dropped: AtomicU64::new(0),
         })
     }
 
-    /// Take one frame of `payload` bytes; whether it is within the plan. A frame larger
-    /// than a minute's bytes is never within it.
+    /// A meter for one connection of an API with per-connection rates, or `None` when
+    /// the API sets none.
+    pub fn per_connection(limits: &ApiLimits) -> Option<Meter> {
+        (limits.max_messages_per_second > 0 || limits.max_bytes_per_second > 0).then(|| Meter {
+            messages: limiter(limits.max_messages_per_second, Quota::per_second),
+            bytes: limiter(limits.max_bytes_per_second, Quota::per_second),
+            on_excess: limits.rate_limit_action,
+            over: Violation {
+                code: POLICY_VIOLATION,
+                reason: Cow::Borrowed(OVER_API_RATE),
+            },
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Take one frame of `payload` bytes; whether it is within the rates. A frame larger
+    /// than the byte bucket (a minute's or second's worth) is never within them.
     pub fn admit(&self, payload: u64) -> bool {
         if let Some(m) = &self.messages {
             if m.check().is_err() {
@@ -82,17 +114,17 @@ mod tests {
     #[test]
     fn a_meter_admits_a_minutes_worth_then_refuses() {
         assert!(
-            PlanMeter::new(&plan(0, 0)).is_none(),
+            Meter::new(&plan(0, 0)).is_none(),
             "an unlimited plan has no meter"
         );
-        let m = PlanMeter::new(&plan(3, 0)).unwrap();
+        let m = Meter::new(&plan(3, 0)).unwrap();
         assert!((0..3).all(|_| m.admit(10)));
         assert!(!m.admit(10));
-        let b = PlanMeter::new(&plan(0, 100)).unwrap();
+        let b = Meter::new(&plan(0, 100)).unwrap();
         assert!(b.admit(60) && b.admit(40));
         assert!(!b.admit(1));
         assert!(
-            !PlanMeter::new(&plan(0, 100)).unwrap().admit(101),
+            !Meter::new(&plan(0, 100)).unwrap().admit(101),
             "larger than a minute's bytes"
         );
         assert!(b.admit(0), "an empty frame carries no bytes");

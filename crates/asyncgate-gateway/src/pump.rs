@@ -48,8 +48,8 @@ pub enum Ended {
     BackendSilent,
     TimeLimit,
     CredentialExpired,
-    /// A frame of either side went over the subscription plan's rates.
-    OverPlan,
+    /// A frame of either side went over the subscription plan's or the API's rates.
+    OverRate,
     /// A side sent a message the contract does not allow (validation `reject`).
     MessageRefused,
     Evicted,
@@ -85,7 +85,7 @@ pub struct Leg<S> {
 }
 
 /// The bounds of one connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     pub timing: Timing,
     pub max_message_bytes: u64,
@@ -96,6 +96,8 @@ pub struct Settings {
     /// With message validation: the channel's rules for messages from the client and
     /// from the backend.
     pub rules: [Option<std::sync::Arc<crate::validate::Rules>>; 2],
+    /// The API's per-connection message and byte rates, when it sets any.
+    pub rate: Option<crate::meter::Meter>,
 }
 
 /// Whether a side was heard from since the last keepalive check, and whether the gateway
@@ -280,7 +282,8 @@ enum Read {
 /// What a direction's messages are checked against, besides the protocol: the
 /// subscription plan's rates and the contract.
 struct Checks<'a> {
-    meter: Option<&'a crate::meter::PlanMeter>,
+    /// The subscription plan's meter and the API's per-connection one.
+    meters: [Option<&'a crate::meter::Meter>; 2],
     inspect: Option<&'a mut crate::direction::Inspect>,
 }
 
@@ -329,8 +332,11 @@ where
         carry.clear();
         dir.carry = carry;
     }
-    let Checks { meter, mut inspect } = checks;
-    let done = dir.process_metered(&mut scratch[..carried + n], meter, inspect.as_deref_mut());
+    let Checks {
+        meters,
+        mut inspect,
+    } = checks;
+    let done = dir.process_metered(&mut scratch[..carried + n], meters, inspect.as_deref_mut());
     if !to.sent_close {
         to.send(cx, &scratch[..done.forward]);
     }
@@ -368,9 +374,17 @@ struct Relay<C, B> {
     read_bytes: u32,
     /// The subscription plan's rates, when it meters any (both directions count).
     meter: Option<std::sync::Arc<crate::meter::PlanMeter>>,
-    /// With message validation: each direction's (client to backend first).
-    inspect: Option<Box<[Option<crate::direction::Inspect>; 2]>>,
+    /// What only some APIs ask for, boxed so that a connection without it pays one
+    /// pointer: message validation and per-connection rates.
+    policing: Option<Box<Policing>>,
     ended: Option<Ended>,
+}
+
+/// A connection's message validation (each direction's, client to backend first) and
+/// its API's per-connection rates.
+struct Policing {
+    inspect: [Option<crate::direction::Inspect>; 2],
+    rate: Option<crate::meter::Meter>,
 }
 
 impl<C, B> Relay<C, B>
@@ -427,10 +441,10 @@ where
     /// Tell the senders of dropped messages, each when the stream towards it is between
     /// frames (until then the notice waits; a newer one replaces it).
     fn notify(&mut self) {
-        let Some(inspect) = self.inspect.as_deref_mut() else {
+        let Some(policing) = self.policing.as_deref_mut() else {
             return;
         };
-        let [up, down] = inspect;
+        let [up, down] = &mut policing.inspect;
         if let Some(i) = up {
             if let Some(n) = i.take_notice() {
                 if !self.client.own_frame(&self.down, OpCode::Text, &n) && !self.client.gone {
@@ -450,9 +464,13 @@ where
     /// One read from `who`; whether anything happened.
     fn read(&mut self, cx: &mut Context<'_>, who: Who, scratch: &mut Vec<u8>) -> bool {
         self.notify();
-        let [up_inspect, down_inspect] = match self.inspect.as_deref_mut() {
-            Some([up, down]) => [up.as_mut(), down.as_mut()],
-            None => [None, None],
+        let plan = self.meter.as_deref();
+        let (rate, [up_inspect, down_inspect]) = match self.policing.as_deref_mut() {
+            Some(Policing {
+                inspect: [up, down],
+                rate,
+            }) => (rate.as_ref(), [up.as_mut(), down.as_mut()]),
+            None => (None, [None, None]),
         };
         let read = match who {
             Who::Client => read_once(
@@ -463,7 +481,7 @@ where
                 scratch,
                 self.read_bytes as usize,
                 Checks {
-                    meter: self.meter.as_deref(),
+                    meters: [plan, rate],
                     inspect: up_inspect,
                 },
             ),
@@ -475,7 +493,7 @@ where
                 scratch,
                 self.read_bytes as usize,
                 Checks {
-                    meter: self.meter.as_deref(),
+                    meters: [plan, rate],
                     inspect: down_inspect,
                 },
             ),
@@ -486,6 +504,7 @@ where
             Read::Stopped(Stop::Close { frame, .. }) => self.close_from(who, frame),
             Read::Stopped(Stop::Violation(v)) => self.violation(who, v),
             Read::Stopped(Stop::Refused(v)) => self.refused(who, v),
+            Read::Stopped(Stop::OverRate(v)) => self.over_rate(v),
             Read::Lost => {
                 match who {
                     Who::Client => self.client.gone = true,
@@ -521,6 +540,15 @@ where
         }
     }
 
+    /// A frame went over the plan's or the API's rates that close: the rates are the
+    /// client's, whichever side sent the frame, so the client is told why (1008) and the
+    /// backend that the client is going.
+    fn over_rate(&mut self, v: frame::Violation) {
+        self.ended.get_or_insert(Ended::OverRate);
+        self.client.close(&self.down, v.code, &v.reason);
+        self.backend.close(&self.up, 1001, "client went away");
+    }
+
     /// `who` sent a message the contract does not allow (validation `reject`): it gets the
     /// code and reason, the other side 1001.
     fn refused(&mut self, who: Who, v: frame::Violation) {
@@ -544,14 +572,6 @@ where
     /// `who` broke the protocol or a limit: it gets the code that says so, the other side
     /// a close, and the breaker is read on for its answer.
     fn violation(&mut self, who: Who, v: frame::Violation) {
-        if v == crate::direction::OVER_PLAN {
-            // The plan is the client's, whichever side sent the frame: the client is
-            // told why (1008), the backend that the client is going.
-            self.ended.get_or_insert(Ended::OverPlan);
-            self.client.close(&self.down, v.code, &v.reason);
-            self.backend.close(&self.up, 1001, "client went away");
-            return;
-        }
         let too_big = v.code == frame::TOO_BIG;
         match who {
             Who::Client => {
@@ -659,9 +679,14 @@ where
         backend: Side::new(backend.io, true),
         up: Direction::new(true, settings.max_message_bytes),
         down: Direction::new(false, settings.max_message_bytes),
-        inspect: (up_rules.is_some() || down_rules.is_some()).then(|| {
-            Box::new([up_rules, down_rules].map(|r| r.map(crate::direction::Inspect::new)))
-        }),
+        policing: (up_rules.is_some() || down_rules.is_some() || settings.rate.is_some()).then(
+            || {
+                Box::new(Policing {
+                    inspect: [up_rules, down_rules].map(|r| r.map(crate::direction::Inspect::new)),
+                    rate: settings.rate,
+                })
+            },
+        ),
         read_bytes: u32::try_from(settings.read_bytes).unwrap_or(u32::MAX),
         meter: settings.meter,
         ended: None,
@@ -797,6 +822,7 @@ mod tests {
             read_bytes: 32 << 10,
             meter: None,
             rules: [None, None],
+            rate: None,
         };
         let pump = run(
             Leg {

@@ -524,6 +524,15 @@ pub struct LimitArgs {
     /// Close a bearer-token connection when its token expires (true or false).
     #[arg(long)]
     pub close_on_credential_expiry: Option<bool>,
+    /// Messages per second on one connection, both directions counted (0 = no limit).
+    #[arg(long)]
+    pub max_messages_per_second: Option<u64>,
+    /// Payload bytes per second on one connection, both directions counted (0 = no limit).
+    #[arg(long)]
+    pub max_bytes_per_second: Option<u64>,
+    /// What happens to a message over those rates: close (1008) or drop.
+    #[arg(long, value_parser = |s: &str| s.parse::<asyncgate_core::OnExcess>())]
+    pub rate_limit_action: Option<asyncgate_core::OnExcess>,
     /// Extra header sent to the backend, NAME=VALUE (repeatable; replaces the set).
     #[arg(long = "backend-header", value_name = "NAME=VALUE")]
     pub backend_headers: Vec<String>,
@@ -605,6 +614,9 @@ impl LimitArgs {
             max_connections: self.max_connections,
             max_connections_per_credential: self.max_connections_per_credential,
             close_on_credential_expiry: self.close_on_credential_expiry,
+            max_messages_per_second: self.max_messages_per_second,
+            max_bytes_per_second: self.max_bytes_per_second,
+            rate_limit_action: self.rate_limit_action,
         };
         (!patch.is_empty()).then_some(patch)
     }
