@@ -2,17 +2,22 @@
 //! directions must never panic or hang, and must be judged the same however the reads
 //! fall.
 //!
-//! Input: byte 0 picks the mode and the message limit, byte 1 seeds the read splits,
+//! Input: byte 0 picks the mode, the message limit and whether messages are validated
+//! against a contract (held until whole and judged: rejected, or dropped with a notice),
+//! byte 1 seeds the read splits,
 //! bytes 2-3 say where the client's bytes end and the backend's begin. In raw mode the
 //! bytes go on the wire as they are; in framed mode they are read as
 //! `[first byte][length][payload]` records and written as frames, masked from the
 //! client, so the fuzzer reaches deep into messages, fragments and close handshakes.
 #![no_main]
 
-use asyncgate_gateway::direction::feed_in_pieces;
+use asyncgate_core::{ApiPolicies, MessageValidation, SnapshotMessage, Unjudged};
+use asyncgate_gateway::direction::{feed, Direction, Inspect};
 use asyncgate_gateway::frame::apply_mask;
 use asyncgate_gateway::pump::{self, Leg, Settings, Signals, Timing};
+use asyncgate_gateway::validate::Rules;
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,6 +27,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let (mode, seed) = (data[0], data[1]);
     let max_message = [125u64, 1000, 1 << 20][usize::from(mode >> 1) % 3];
+    let validation = [
+        MessageValidation::Off,
+        MessageValidation::Reject,
+        MessageValidation::Drop,
+        MessageValidation::Report,
+    ][usize::from(mode >> 4) % 4];
     let rest = &data[4..];
     let split = usize::from(u16::from_le_bytes([data[2], data[3]])).min(rest.len());
     let (client, backend) = rest.split_at(split);
@@ -31,10 +42,24 @@ fuzz_target!(|data: &[u8]| {
         (framed(client, true), framed(backend, false))
     };
     for (from_client, wire) in [(true, &client), (false, &backend)] {
-        same_verdict_however_split(from_client, max_message, wire, seed);
+        same_verdict_however_split(from_client, max_message, wire, seed, validation);
     }
-    through_the_pump(client, backend, max_message, seed);
+    through_the_pump(client, backend, max_message, seed, validation);
 });
+
+/// A contract's rules for one direction: objects with a string `a`; binary and non-JSON
+/// text refused (mode bit 3) or passed.
+fn rules(from_client: bool, validation: MessageValidation) -> Option<Arc<Rules>> {
+    let policies = ApiPolicies {
+        message_validation: validation,
+        unjudged: Unjudged::Fail,
+    };
+    let messages = [SnapshotMessage {
+        name: "A".into(),
+        schema: Some(serde_json::json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}})),
+    }];
+    Rules::compile("/", from_client, policies, Some(&messages)).map(Arc::new)
+}
 
 /// Records `[first byte][length][payload]` as frames: the first byte as given (FIN,
 /// reserved bits, opcode), the length in its shortest form, masked when from a client.
@@ -75,13 +100,24 @@ fn cuts(seed: u8, len: usize) -> Vec<usize> {
     }
 }
 
-fn same_verdict_however_split(from_client: bool, max: u64, wire: &[u8], seed: u8) {
-    let (whole, whole_stop) = feed_in_pieces(from_client, max, wire, &[]);
-    let (split, split_stop) = feed_in_pieces(from_client, max, wire, &cuts(seed, wire.len()));
+fn same_verdict_however_split(
+    from_client: bool,
+    max: u64,
+    wire: &[u8],
+    seed: u8,
+    validation: MessageValidation,
+) {
+    let run = |cuts: &[usize]| {
+        let inspect = rules(from_client, validation).map(Inspect::new);
+        feed(Direction::new(from_client, max), inspect, wire, cuts)
+    };
+    let (whole, whole_notices, whole_stop) = run(&[]);
+    let (split, split_notices, split_stop) = run(&cuts(seed, wire.len()));
     assert_eq!(
         whole_stop, split_stop,
         "the same verdict however the reads fall"
     );
+    assert_eq!(whole_notices, split_notices, "the same notices");
     if whole_stop.is_none() {
         assert_eq!(whole, split, "the same bytes forwarded");
     } else {
@@ -96,7 +132,13 @@ fn same_verdict_however_split(from_client: bool, max: u64, wire: &[u8], seed: u8
 
 /// Both sides' bytes through `pump::run` over in-memory pipes with paused time: it must
 /// end (every timer fires as soon as nothing else can happen) without a panic.
-fn through_the_pump(client: Vec<u8>, backend: Vec<u8>, max_message: u64, seed: u8) {
+fn through_the_pump(
+    client: Vec<u8>,
+    backend: Vec<u8>,
+    max_message: u64,
+    seed: u8,
+    validation: MessageValidation,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -117,6 +159,8 @@ fn through_the_pump(client: Vec<u8>, backend: Vec<u8>, max_message: u64, seed: u
             max_message_bytes: max_message,
             read_bytes: 64 + usize::from(seed) * 4,
             meter: None,
+            rules: [rules(true, validation), rules(false, validation)],
+            rate: None,
         };
         let pump = tokio::spawn(pump::run(
             Leg {
