@@ -83,6 +83,34 @@ impl Publisher {
     }
 }
 
+/// The channels as the gateway routes them: one per address, the messages of channels
+/// that share an address (3.x allows it: a request and its reply on `/`) together.
+fn snapshot_channels(
+    channels: &[asyncgate_contract::Channel],
+    validation: asyncgate_core::MessageValidation,
+) -> Vec<SnapshotChannel> {
+    let mut out: Vec<SnapshotChannel> = Vec::new();
+    for c in channels {
+        let next = snapshot_channel(c, validation);
+        match out.iter_mut().find(|o| o.address == next.address) {
+            Some(o) => {
+                for (mine, theirs) in [
+                    (&mut o.client_sends, next.client_sends),
+                    (&mut o.client_receives, next.client_receives),
+                ] {
+                    match (mine.as_mut(), theirs) {
+                        (Some(m), Some(t)) => m.extend(t),
+                        (None, t) => *mine = t,
+                        (Some(_), None) => {}
+                    }
+                }
+            }
+            None => out.push(next),
+        }
+    }
+    out
+}
+
 /// A channel as the gateway needs it: its address and, when messages are validated, the
 /// messages allowed each way with their JSON Schemas.
 fn snapshot_channel(
@@ -278,12 +306,10 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
                 base_path: served.base_path.clone(),
                 aliases: Vec::new(),
                 target: served.target.clone(),
-                channels: served
-                    .contract
-                    .channels
-                    .iter()
-                    .map(|c| snapshot_channel(c, served.policies.message_validation))
-                    .collect(),
+                channels: snapshot_channels(
+                    &served.contract.channels,
+                    served.policies.message_validation,
+                ),
                 limits: served.limits,
                 security: served.security.clone(),
                 policies: served.policies,

@@ -311,3 +311,57 @@ async fn an_apis_per_connection_rates_close_or_drop_what_goes_over() -> anyhow::
     s.gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn channels_sharing_an_address_are_validated_together() -> anyhow::Result<()> {
+    // AsyncAPI 3: a request channel and its reply channel, both at `/`.
+    let contract = r#"
+asyncapi: 3.0.0
+info: {title: Pings, version: 1.0.0}
+channels:
+  ping:
+    address: /
+    messages:
+      ping: {payload: {type: object, required: [event], properties: {event: {const: ping}}}}
+  pong:
+    address: /
+    messages:
+      pong: {payload: {type: object}}
+operations:
+  receivePing:
+    action: receive
+    channel: {$ref: '#/channels/ping'}
+    reply: {channel: {$ref: '#/channels/pong'}}
+  sendPong:
+    action: send
+    channel: {$ref: '#/channels/pong'}
+"#;
+    let echo = Backend::echo().await?;
+    let gw = TestPlatform::start().await?;
+    gw.client
+        .post(
+            "/apis/import",
+            &json!({ "contract": contract, "target": echo.url, "identifier": "pings" }),
+        )
+        .await?;
+    gw.client
+        .patch("/apis/pings", &json!({ "messageValidation": "reject" }))
+        .await?;
+    let url = gw.deploy("pings", "development", "external").await?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let key = gw.create_key("pings").await?;
+    let mut c = WsClient::with_key(&url, &key).await?;
+    c.recv_json().await?; // the greeting is a pong: an object
+    c.send_text(r#"{"event":"ping"}"#).await?;
+    assert_eq!(c.recv_text().await?, r#"{"event":"ping"}"#);
+    c.send_text(r#"{"event":"pong"}"#).await?;
+    let (code, reason) = c.recv_close().await?;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "/: no message of the contract matches (at /event)")
+    );
+    gw.shutdown().await;
+    Ok(())
+}
