@@ -131,6 +131,12 @@ bcast_key=$("$bin/asyncgate" api key create bcast -o json | json key)
 "$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier open --target "ws://127.0.0.1:$backend_port" -o json > /dev/null
 "$bin/asyncgate" api update open --security off -o json > /dev/null
 gw_open_url=$("$bin/asyncgate" api deploy open --env development --access external -o json | json url)
+# What message validation costs: the same API with the chat contract's schemas enforced
+# (`reject`), driven with the chat sample's messages (as asyncgate-chat is, without it).
+"$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier validated --target "ws://127.0.0.1:$backend_port" -o json > /dev/null
+"$bin/asyncgate" api update validated --max-message-bytes 1048576 --idle-timeout 3600 --message-validation reject -o json > /dev/null
+gw_validated_url=$("$bin/asyncgate" api deploy validated --env development --access external -o json | json url)
+validated_key=$("$bin/asyncgate" api key create validated -o json | json key)
 "$bin/asyncgate" api lifecycle bench publish > /dev/null
 app_json=$("$bin/asyncgate" app create bench-client -o json)
 client_id=$(echo "$app_json" | json clientId); client_secret=$(echo "$app_json" | json clientSecret)
@@ -162,16 +168,19 @@ url_of() { # target [fanout]
   fi
   case $1 in
     direct) echo "ws://127.0.0.1:$backend_port/" ;;
-    asyncgate|asyncgate-jwt) echo "$gw_url" ;;
+    asyncgate|asyncgate-jwt|asyncgate-chat) echo "$gw_url" ;;
     asyncgate-open) echo "$gw_open_url" ;;
+    asyncgate-validated) echo "$gw_validated_url" ;;
     nginx) echo "ws://127.0.0.1:$nginx_port/" ;;
     haproxy) echo "ws://127.0.0.1:$haproxy_port/" ;;
   esac
 }
-pid_of() { case $1 in asyncgate|asyncgate-open|asyncgate-jwt) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
+pid_of() { case $1 in asyncgate|asyncgate-open|asyncgate-jwt|asyncgate-chat|asyncgate-validated) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
 headers_of() { # target [fanout]; one argument per line
   case $1 in
     asyncgate-jwt) printf '%s\n' --header "authorization:Bearer $jwt" ;;
+    asyncgate-chat) printf '%s\n' --header "api-key:$key" --chat ;;
+    asyncgate-validated) printf '%s\n' --header "api-key:$validated_key" --chat ;;
     asyncgate) if [ "${2:-}" = fanout ]; then printf '%s\n' --header "api-key:$bcast_key"; else printf '%s\n' --header "api-key:$key"; fi ;;
   esac
 }
@@ -206,6 +215,7 @@ for rep in $(seq 1 "$reps"); do
     selected "$label" || continue
     point_targets=("${targets[@]}")
     [ "$label" = handshakes ] && point_targets+=(asyncgate-open asyncgate-jwt)
+    case $label in 64x16-64B|64x16-16KiB) point_targets+=(asyncgate-chat asyncgate-validated) ;; esac
     for target in "${point_targets[@]}"; do
       # shellcheck disable=SC2086
       run_point "$rep" "$target" "$label" $args

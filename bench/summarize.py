@@ -102,6 +102,19 @@ if all(x for _, x in creds):
         lines.append(f"| {label} | {x['rate']:,.0f} ({x['min']:,.0f} – {x['max']:,.0f}) | {x['p99']:,} | "
                      f"{x['cpu_us']:.1f} | {x['cpu_us'] / key_cpu:.2f}× |")
 
+# What message validation costs (the chat sample's messages, validation off against on).
+validation = [(p, summary(p, "asyncgate-chat"), summary(p, "asyncgate-validated"))
+              for p in ("64x16-64B", "64x16-16KiB")]
+if all(off and on for _, off, on in validation):
+    lines += ["", "Message validation (the chat contract's schemas, `reject`; the chat sample's "
+              "`Data` messages as text, padded to the size, both ways through the echo backend):", "",
+              "| point | validation | rate (min – max) | p99 µs | proxy CPU µs | throughput vs off |",
+              "|---|---|---|---|---|---|"]
+    for p, off, on in validation:
+        for label, x in (("off", off), ("on", on)):
+            lines.append(f"| {p} | {label} | {x['rate']:,.0f} ({x['min']:,.0f} – {x['max']:,.0f}) | {x['p99']:,} | "
+                         f"{x['cpu_us']:.1f} | {x['rate'] / off['rate']:.2f}× |")
+
 lines += ["", "![throughput relative to a direct connection](benchmarks.svg)", "<!-- gateway:end -->"]
 section = "\n".join(lines) + "\n"
 

@@ -63,6 +63,10 @@ enum Command {
         /// Extra handshake header, NAME:VALUE.
         #[arg(long)]
         header: Vec<String>,
+        /// Send the chat sample's messages (`{"type":"Data","message":"..."}` padded to
+        /// the size, as text) instead of binary bytes: what message validation reads.
+        #[arg(long)]
+        chat: bool,
     },
     /// Connect, one echo, close, as fast as `concurrency` workers can.
     Handshakes {
@@ -266,20 +270,27 @@ async fn fanout(
     Ok(())
 }
 
+/// A chat `Data` message of `size` bytes (at least its fixed part), as text.
+fn chat_message(size: usize) -> Message {
+    let head = r#"{"type":"Data","message":""#;
+    let fill = size.saturating_sub(head.len() + 2);
+    Message::text(format!("{head}{}\"}}", "x".repeat(fill)))
+}
+
 async fn rtt(
     url: &str,
     connections: usize,
     inflight: usize,
-    size: usize,
+    payload: Message,
     seconds: f64,
     headers: &[String],
 ) -> anyhow::Result<()> {
+    let size = payload.len();
     let mut sockets = Vec::with_capacity(connections);
     for _ in 0..connections {
         sockets.push(connect(url, headers).await?);
     }
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let payload = vec![b'x'; size];
     let mut tasks = Vec::new();
     for mut ws in sockets {
         let payload = payload.clone();
@@ -287,7 +298,7 @@ async fn rtt(
             let mut h = histogram();
             let mut sent: VecDeque<Instant> = VecDeque::with_capacity(inflight);
             for _ in 0..inflight {
-                ws.feed(Message::binary(payload.clone())).await?;
+                ws.feed(payload.clone()).await?;
                 sent.push_back(Instant::now());
             }
             ws.flush().await?;
@@ -300,7 +311,7 @@ async fn rtt(
                 h.record(t.elapsed().as_micros().max(1) as u64)?;
                 done += 1;
                 if Instant::now() < deadline {
-                    ws.send(Message::binary(payload.clone())).await?;
+                    ws.send(payload.clone()).await?;
                     sent.push_back(Instant::now());
                 } else if sent.is_empty() {
                     break;
@@ -418,7 +429,15 @@ fn main() -> anyhow::Result<()> {
                 size,
                 seconds,
                 header,
-            } => rtt(&url, connections, inflight, size, seconds, &header).await,
+                chat,
+            } => {
+                let payload = if chat {
+                    chat_message(size)
+                } else {
+                    Message::binary(vec![b'x'; size])
+                };
+                rtt(&url, connections, inflight, payload, seconds, &header).await
+            }
             Command::Handshakes {
                 url,
                 concurrency,

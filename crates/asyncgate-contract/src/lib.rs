@@ -14,6 +14,7 @@ pub mod model;
 mod reader;
 pub mod refs;
 mod rules;
+pub mod sample;
 pub mod schema;
 pub mod spans;
 mod v2;
@@ -23,7 +24,7 @@ pub use derive::{derive, slugify, Derived};
 pub use diagnostic::{ContractError, Diagnostic};
 pub use diff::{diff, ContractDiff};
 pub use load::Limits;
-pub use model::{Channel, Contract, Message, Operation, Server};
+pub use model::{Channel, Contract, Message, Operation, Reply, Server};
 
 /// Parse and check a contract, returning its model. Every diagnostic carries the line and
 /// column of what it points at (or of its nearest existing ancestor).

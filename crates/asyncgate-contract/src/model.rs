@@ -90,6 +90,18 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     pub messages: Vec<Message>,
+    /// AsyncAPI 3 request/reply: what the server answers to which of these messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<Reply>,
+}
+
+/// One request/reply operation: a message of `requests` is answered with one of
+/// `answers` (which may belong to another channel at the same address).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply {
+    pub requests: Vec<Message>,
+    pub answers: Vec<Message>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,9 +128,18 @@ pub struct Message {
     /// The payload schema as written (top-level `$ref` resolved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+    /// Where the payload holds its correlation id, as a JSON pointer (from
+    /// `correlationId.location` `$message.payload#/reqid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_pointer: Option<String>,
 }
 
 impl Message {
+    /// The payloads of the message's examples.
+    pub fn example_payloads(&self) -> impl Iterator<Item = &Value> {
+        self.examples.iter().filter_map(|e| e.get("payload"))
+    }
+
     /// The payload schema when it is JSON Schema (the AsyncAPI schema, or JSON Schema in
     /// JSON or YAML): the one the gateway can enforce. `None` without a payload schema or
     /// with one in another format (Avro, Protobuf, RAML, ...).

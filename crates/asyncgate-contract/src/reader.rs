@@ -146,9 +146,18 @@ impl<'a> Reader<'a> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        let correlation_pointer = match map.get("correlationId") {
+            Some(c) => self
+                .deref(c, &format!("{at}/correlationId"))
+                .and_then(|(c, _)| c.get("location")?.as_str())
+                .and_then(|l| l.strip_prefix("$message.payload#"))
+                .map(str::to_string),
+            None => None,
+        };
         Some(Message {
             headers,
             examples,
+            correlation_pointer,
             name: text(map, "name"),
             title: text(map, "title"),
             summary: text(map, "summary"),

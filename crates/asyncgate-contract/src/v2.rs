@@ -105,6 +105,7 @@ fn operation_of<'a>(r: &mut Reader<'a>, value: &'a Value, at: &str) -> Option<Op
         operation_id: text(map, "operationId"),
         summary: text(map, "summary"),
         messages,
+        replies: Vec::new(),
     })
 }
 

@@ -4,7 +4,7 @@
 
 use crate::diagnostic::ContractError;
 use crate::load::Limits;
-use crate::model::{Channel, Contract, Message, Operation, Server};
+use crate::model::{Channel, Contract, Message, Operation, Reply, Server};
 use crate::reader::{text, Reader};
 use crate::refs::escape;
 use serde_json::Value;
@@ -185,6 +185,16 @@ fn operation_of<'a>(r: &mut Reader<'a>, key: &str, value: &'a Value, channels: &
             }
         }
     }
+    let replies: Vec<Reply> = match map.get("reply") {
+        Some(reply) if to_server => reply_of(r, reply, &format!("{at}/reply"), index, channels)
+            .map(|answers| Reply {
+                requests: messages.clone(),
+                answers,
+            })
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
     let channel = &mut channels[index].channel;
     let slot = if to_server {
         &mut channel.client_to_server
@@ -192,13 +202,62 @@ fn operation_of<'a>(r: &mut Reader<'a>, key: &str, value: &'a Value, channels: &
         &mut channel.server_to_client
     };
     match slot {
-        Some(existing) => existing.messages.extend(messages),
+        Some(existing) => {
+            existing.messages.extend(messages);
+            existing.replies.extend(replies);
+        }
         None => {
             *slot = Some(Operation {
                 operation_id: Some(key.to_string()),
                 summary: text(map, "summary"),
                 messages,
+                replies,
             })
         }
+    }
+}
+
+/// The messages an operation's `reply` answers with: those it names, or every message of
+/// its channel (the reply's own, or the operation's).
+fn reply_of<'a>(
+    r: &mut Reader<'a>,
+    value: &'a Value,
+    at: &str,
+    operation_channel: usize,
+    channels: &[Found],
+) -> Option<Vec<Message>> {
+    let (reply, at) = r.deref(value, at)?;
+    let channel = match reply.get("channel") {
+        Some(c) => {
+            let Some(ptr) = ref_of(c) else {
+                r.problem(
+                    &format!("{at}/channel"),
+                    "must be a `$ref` to a channel (`#/channels/...`)",
+                );
+                return None;
+            };
+            match channels.iter().position(|f| f.pointer == ptr) {
+                Some(i) => i,
+                None => {
+                    r.problem(
+                        &format!("{at}/channel"),
+                        format!("unresolved reference `#{ptr}`: no such channel"),
+                    );
+                    return None;
+                }
+            }
+        }
+        None => operation_channel,
+    };
+    let available = &channels[channel].messages;
+    match reply.get("messages").and_then(Value::as_array) {
+        None => Some(available.iter().map(|(_, m)| m.clone()).collect()),
+        Some(list) => Some(
+            list.iter()
+                .filter_map(ref_of)
+                .filter_map(|ptr| available.iter().find(|(p, _)| p == ptr))
+                .map(|(_, m)| m.clone())
+                .collect(),
+        ),
     }
 }

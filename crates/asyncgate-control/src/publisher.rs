@@ -118,7 +118,7 @@ fn snapshot_channel(
     validation: asyncgate_core::MessageValidation,
 ) -> SnapshotChannel {
     let validating = validation != asyncgate_core::MessageValidation::Off;
-    let messages = |op: &Option<asyncgate_contract::Operation>| {
+    let messages = |op: &Option<asyncgate_contract::Operation>| -> Option<Vec<SnapshotMessage>> {
         let op = op.as_ref()?;
         let names = op.message_names();
         Some(
@@ -132,18 +132,41 @@ fn snapshot_channel(
                 .collect(),
         )
     };
+    if !validating {
+        return SnapshotChannel {
+            address: c.address.clone(),
+            client_sends: None,
+            client_receives: None,
+        };
+    }
+    // Replies to the client's requests come back on its connection: they are messages the
+    // client receives, whichever channel declares them.
+    let answers: Vec<SnapshotMessage> = c
+        .client_to_server
+        .iter()
+        .flat_map(|op| &op.replies)
+        .flat_map(|r| &r.answers)
+        .map(|m| SnapshotMessage {
+            name: m
+                .name
+                .clone()
+                .or_else(|| m.title.clone())
+                .unwrap_or_default(),
+            schema: m.json_schema().cloned(),
+        })
+        .collect();
+    let client_receives = match messages(&c.server_to_client) {
+        Some(mut sent) => {
+            sent.extend(answers);
+            Some(sent)
+        }
+        None if answers.is_empty() => None,
+        None => Some(answers),
+    };
     SnapshotChannel {
         address: c.address.clone(),
-        client_sends: if validating {
-            messages(&c.client_to_server)
-        } else {
-            None
-        },
-        client_receives: if validating {
-            messages(&c.server_to_client)
-        } else {
-            None
-        },
+        client_sends: messages(&c.client_to_server),
+        client_receives,
     }
 }
 

@@ -70,7 +70,8 @@ impl ChannelPattern {
         }
     }
 
-    fn matches(&self, rest: &str) -> bool {
+    /// Whether `rest` (a path below the base path) is this channel's address.
+    pub fn matches(&self, rest: &str) -> bool {
         let mut parts = rest.split('/').filter(|s| !s.is_empty());
         for seg in &self.segments {
             match (seg, parts.next()) {

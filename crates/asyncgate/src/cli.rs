@@ -32,6 +32,21 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9410")]
         listen: String,
     },
+    /// Serve a contract as a WebSocket backend: its channels' paths, replies to
+    /// request/reply operations, and the server's messages on an interval.
+    Mock {
+        /// Contract file, or http(s) URL.
+        contract: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9412")]
+        listen: String,
+        /// Seconds between rounds of the server's messages.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// Allow fetching the contract from loopback and private addresses.
+        #[arg(long)]
+        allow_private: bool,
+    },
     /// Run a plain WebSocket echo backend (messages and close codes sent back).
     EchoBackend {
         /// Address to listen on.

@@ -10,18 +10,7 @@ use std::path::Path;
 
 /// Returns whether the contract is valid (the caller turns `false` into exit code 1).
 pub async fn validate(source: &str, allow_private: bool, output: Output) -> anyhow::Result<bool> {
-    let text = if source.starts_with("http://") || source.starts_with("https://") {
-        let policy = ImportPolicy {
-            allow_private_addresses: allow_private,
-            ..ImportPolicy::default()
-        };
-        asyncgate_control::fetch::fetch_document(source, &policy)
-            .await
-            .map_err(|e| anyhow!("cannot fetch {source}: {}", e.detail))?
-    } else {
-        std::fs::read_to_string(Path::new(source))
-            .map_err(|e| anyhow!("cannot read {source}: {e}"))?
-    };
+    let text = read(source, allow_private).await?;
     let result = asyncgate_contract::parse(&text, &Limits::default());
     let report = report(&result);
     match output {
@@ -29,6 +18,31 @@ pub async fn validate(source: &str, allow_private: bool, output: Output) -> anyh
         Output::Text => print!("{}", text_report(&result)),
     }
     Ok(result.is_ok())
+}
+
+/// The contract at `source` (a file, or an http(s) URL fetched under the import guards),
+/// read into the model; its diagnostics when it is invalid.
+pub async fn load(source: &str, allow_private: bool) -> anyhow::Result<Contract> {
+    let text = read(source, allow_private).await?;
+    asyncgate_contract::parse(&text, &Limits::default())
+        .map_err(|e| anyhow!("{}", text_report(&Err(e))))
+}
+
+async fn read(source: &str, allow_private: bool) -> anyhow::Result<String> {
+    Ok(
+        if source.starts_with("http://") || source.starts_with("https://") {
+            let policy = ImportPolicy {
+                allow_private_addresses: allow_private,
+                ..ImportPolicy::default()
+            };
+            asyncgate_control::fetch::fetch_document(source, &policy)
+                .await
+                .map_err(|e| anyhow!("cannot fetch {source}: {}", e.detail))?
+        } else {
+            std::fs::read_to_string(Path::new(source))
+                .map_err(|e| anyhow!("cannot read {source}: {e}"))?
+        },
+    )
 }
 
 fn report(result: &Result<Contract, ContractError>) -> Value {

@@ -14,6 +14,7 @@ pub mod contract_cmd;
 pub mod demo;
 pub mod echo_backend;
 pub mod endpoints;
+pub mod mock;
 pub mod platform;
 
 /// The sample contract bundled with the binary (the guide's chat service).

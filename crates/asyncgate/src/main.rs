@@ -60,6 +60,25 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             println!("chat backend listening on ws://{}", listener.local_addr()?);
             until_signal(asyncgate::chat_backend::run, listener).await
         }
+        Command::Mock {
+            contract,
+            listen,
+            interval,
+            allow_private,
+        } => {
+            let contract = asyncgate::contract_cmd::load(&contract, allow_private).await?;
+            let mock = std::sync::Arc::new(asyncgate::mock::Mock::new(
+                &contract,
+                std::time::Duration::from_secs_f64(interval.max(0.01)),
+            ));
+            let listener = bind(&listen).await?;
+            println!(
+                "mock of {} listening on ws://{}",
+                contract.title,
+                listener.local_addr()?
+            );
+            until_signal(|l, stop| mock.run(l, stop), listener).await
+        }
         Command::EchoBackend { listen } => {
             let listener = bind(&listen).await?;
             println!("echo backend listening on ws://{}", listener.local_addr()?);
