@@ -623,11 +623,14 @@ pub(crate) fn normalize_base_path(v: &str) -> ApiResult<String> {
 }
 
 pub(crate) fn check_target(v: &str) -> ApiResult<String> {
+    if v.trim() == asyncgate_core::domain::MOCK_TARGET {
+        return Ok(asyncgate_core::domain::MOCK_TARGET.to_string());
+    }
     let url = url::Url::parse(v.trim())
         .map_err(|e| ApiError::bad_request(format!("`target` {v} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "ws" | "wss") {
         return Err(ApiError::bad_request(format!(
-            "`target` must be a ws:// or wss:// URL, got {v}"
+            "`target` must be a ws:// or wss:// URL (or `mock:`), got {v}"
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {

@@ -22,6 +22,9 @@ pub struct Publisher {
     /// Versions the in-process gateway has applied; when set, `publish` returns only once
     /// the gateway serves the new snapshot (so a deploy is live when its call returns).
     applied: OnceLock<watch::Receiver<u64>>,
+    /// Where the platform serves mocks (`ws://host:port`): an API whose target is `mock:`
+    /// is dialled at `<base>/<api id>/<revision>`.
+    mock_base: OnceLock<String>,
 }
 
 /// Longest `publish` waits for the in-process gateway to apply a snapshot.
@@ -35,7 +38,13 @@ impl Publisher {
             issuer,
             lock: Mutex::new(0),
             applied: OnceLock::new(),
+            mock_base: OnceLock::new(),
         }
+    }
+
+    /// Dial APIs whose target is `mock:` at the platform's mock server at `base`.
+    pub fn serve_mocks_at(&self, base: String) {
+        let _ = self.mock_base.set(base);
     }
 
     /// Make `publish` wait for the in-process gateway, which reports applied versions on
@@ -61,7 +70,12 @@ impl Publisher {
     /// Rebuild the snapshot from the store and publish it.
     pub async fn publish(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
         let mut version = self.lock.lock().await;
-        let mut snapshot = build(store, &self.issuer).await?;
+        let mut snapshot = build(
+            store,
+            &self.issuer,
+            self.mock_base.get().map(String::as_str),
+        )
+        .await?;
         *version += 1;
         snapshot.version = *version;
         let snapshot = Arc::new(snapshot);
@@ -174,7 +188,11 @@ fn snapshot_channel(
 /// version.
 type Family = (String, String, String, u64);
 
-async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
+async fn build(
+    store: &Store,
+    issuer: &str,
+    mock_base: Option<&str>,
+) -> Result<Snapshot, StoreError> {
     let assertion = crate::signing::assertion_key(store)
         .await
         .map_err(|e| StoreError::Corrupt(e.detail))?;
@@ -328,7 +346,12 @@ async fn build(store: &Store, issuer: &str) -> Result<Snapshot, StoreError> {
                 access_mode: d.access_mode,
                 base_path: served.base_path.clone(),
                 aliases: Vec::new(),
-                target: served.target.clone(),
+                target: match (served.target.as_str(), mock_base) {
+                    (asyncgate_core::domain::MOCK_TARGET, Some(base)) => {
+                        format!("{base}/{}/{}", api.id, d.revision)
+                    }
+                    _ => served.target.clone(),
+                },
                 channels: snapshot_channels(
                     &served.contract.channels,
                     served.policies.message_validation,

@@ -1,5 +1,8 @@
 //! Small domain enums used by the control plane, the gateway and the CLI alike.
 
+/// The target that makes the platform run a mock of the API's contract as its backend.
+pub const MOCK_TARGET: &str = "mock:";
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

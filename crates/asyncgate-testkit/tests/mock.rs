@@ -112,3 +112,32 @@ async fn krakens_request_reply_is_answered_with_the_correlation_id_through_the_g
     gw.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_api_with_the_target_mock_is_served_by_the_platforms_own_mock() -> anyhow::Result<()> {
+    let gw = TestPlatform::start().await?;
+    let api = gw.import_sample("mock:").await?;
+    assert_eq!(api["target"], "mock:");
+    let deployed = gw.deploy("chat-api", "development", "external").await?;
+    assert_eq!(deployed["target"], "mock:");
+    let url = deployed["url"].as_str().unwrap_or_default().to_string();
+    let key = gw.create_key("chat-api").await?;
+    let mut c = WsClient::with_key(&url, &key).await?;
+    assert_eq!(
+        c.recv_json().await?,
+        json!({ "type": "connect", "message": "Hello from user1" })
+    );
+    // Anything else is refused when saved.
+    let e = gw
+        .client
+        .patch("/apis/chat-api", &json!({ "target": "mock:elsewhere" }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("HTTP 400") && e.contains("(or `mock:`)"),
+        "{e}"
+    );
+    gw.shutdown().await;
+    Ok(())
+}

@@ -3,12 +3,16 @@
 //! AsyncAPI 3 request/reply operations with the reply's example (or a value generated from
 //! its schema, with the request's correlation id copied), sends every server-to-client
 //! message's examples on connecting and then on an interval, and echoes nothing else.
+//! The platform runs the same for APIs whose target is `mock:` ([`hub`]).
 
 use asyncgate_contract::{Channel, Contract, Message as ContractMessage};
 use asyncgate_gateway::route::ChannelPattern;
+use asyncgate_store::Store;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -132,24 +136,39 @@ impl Mock {
             if self.find(&path).is_some() {
                 return Ok(resp);
             }
-            let known: Vec<&str> = self
-                .channels
-                .iter()
-                .map(|c| c.pattern.address.as_str())
-                .collect();
-            let mut refused = ErrorResponse::new(Some(format!(
-                "no channel at {path}; the contract's channels are {}",
-                known.join(", ")
-            )));
+            let mut refused = ErrorResponse::new(Some(self.no_channel(&path)));
             *refused.status_mut() = StatusCode::NOT_FOUND;
             Err(refused)
         };
-        let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
             return;
         };
-        let Some(channel) = self.find(&path) else {
-            return;
-        };
+        if let Some(channel) = self.find(&path) {
+            self.converse(channel, ws).await;
+        }
+    }
+
+    fn no_channel(&self, path: &str) -> String {
+        let known: Vec<&str> = self
+            .channels
+            .iter()
+            .map(|c| c.pattern.address.as_str())
+            .collect();
+        format!(
+            "no channel at {path}; the contract's channels are {}",
+            known.join(", ")
+        )
+    }
+
+    /// Serve one connection on `channel`: its messages on connecting and every interval,
+    /// answers to its requests, nothing else.
+    async fn converse<S>(
+        &self,
+        channel: &MockChannel,
+        mut ws: tokio_tungstenite::WebSocketStream<S>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let mut ticks = tokio::time::interval(self.interval);
         loop {
             tokio::select! {
@@ -172,6 +191,84 @@ impl Mock {
                     _ => return,
                 },
             }
+        }
+    }
+}
+
+/// The mocks the platform made, by API and revision.
+type Mocks = Arc<Mutex<HashMap<(String, u32), Arc<Mock>>>>;
+
+/// Seconds between rounds of server messages of the mocks the platform runs.
+const HUB_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The platform's own mock server, for APIs whose target is `mock:`: the gateway dials
+/// `<this>/<api id>/<revision>/<channel path>`, and the revision's contract is served (each
+/// made into a mock once, when first dialled).
+pub async fn hub(listener: TcpListener, store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mocks: Mocks = Arc::default();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(hub_session(stream, store.clone(), mocks.clone()));
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+// tungstenite's accept callback returns its own (large) error response type.
+#[allow(clippy::result_large_err)]
+async fn hub_session(stream: TcpStream, store: Store, mocks: Mocks) {
+    let _ = stream.set_nodelay(true);
+    let mut path = String::new();
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp: Response| {
+            path = req.uri().path().to_string();
+            Ok(resp)
+        })
+        .await
+    else {
+        return;
+    };
+    // `/<api id>/<revision>` then the channel's path.
+    let mut parts = path.splitn(4, '/').skip(1);
+    let (api, revision) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let rest = format!("/{}", parts.next().unwrap_or_default());
+    let key = (api.to_string(), revision.parse().unwrap_or(0));
+    let known = mocks.lock().ok().and_then(|m| m.get(&key).cloned());
+    let mock = match known {
+        Some(m) => Some(m),
+        None => match store.revision(&key.0, key.1).await {
+            Ok(Some(rev)) => {
+                let made = Arc::new(Mock::new(&rev.design.contract, HUB_INTERVAL));
+                if let Ok(mut m) = mocks.lock() {
+                    m.insert(key, made.clone());
+                }
+                Some(made)
+            }
+            _ => None,
+        },
+    };
+    let channel = mock.as_ref().and_then(|m| Some((m, m.find(&rest)?)));
+    match channel {
+        Some((mock, channel)) => mock.converse(channel, ws).await,
+        None => {
+            let reason = match &mock {
+                Some(m) => m.no_channel(&rest),
+                None => "no such API revision to mock".to_string(),
+            };
+            let _ = ws
+                .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code:
+                        tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy,
+                    reason: reason.chars().take(120).collect::<String>().into(),
+                }))
+                .await;
         }
     }
 }

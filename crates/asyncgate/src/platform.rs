@@ -106,6 +106,9 @@ impl Platform {
 
         let management_url = format!("http://{}", management.local_addr()?);
         let publisher = Arc::new(Publisher::new(management_url.clone()));
+        // Mocks of APIs whose target is `mock:`, on loopback only.
+        let mocks = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        publisher.serve_mocks_at(format!("ws://{}", mocks.local_addr()?));
         publisher.publish(&store).await?;
         let descriptors = asyncgate_gateway::intake::raise_descriptor_limit();
         tracing::debug!(descriptors, "file descriptor limit");
@@ -126,6 +129,7 @@ impl Platform {
                 }
             });
         }
+        tasks.spawn(crate::mock::hub(mocks, store.clone(), shutdown_rx.clone()));
         let mut specs = Vec::new();
         for (name, ext, int) in env_listeners {
             for (listener, kind) in [(ext, ListenerKind::External), (int, ListenerKind::Internal)] {
