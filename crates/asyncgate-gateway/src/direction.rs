@@ -174,9 +174,9 @@ impl Direction {
         self.process_metered(buf, [None, None], None)
     }
 
-    /// [`Direction::process`], with every data frame counted against a subscription
-    /// plan's rates when `meter` is given (the connection holds it once for both
-    /// directions).
+    /// [`Direction::process`], with every data frame counted against the `meters` given
+    /// (the subscription plan's, then the API's per connection; the connection holds each
+    /// once for both directions).
     ///
     /// With `inspect` (the API validates messages), each data message is held until whole
     /// and judged; reading stops after a judged one ([`Processed::judged`]).
