@@ -15,7 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let mut fields = data.split(|b| *b == 0xFF);
     let query = fields.next().map(String::from_utf8_lossy);
     let mut headers = HeaderMap::new();
-    for name in ["api-key", "authorization", "sec-websocket-protocol", "x-chat-key"] {
+    for name in [
+        "api-key",
+        "authorization",
+        "sec-websocket-protocol",
+        "x-chat-key",
+    ] {
         if let Some(v) = fields.next().and_then(|v| HeaderValue::from_bytes(v).ok()) {
             headers.append(HeaderName::from_static(name), v);
         }
@@ -36,5 +41,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let again = read_credentials(&left, read.backend_query.as_deref(), None)
         .expect("what is left for the backend reads again");
-    assert_eq!(again.presented, None, "a credential would reach the backend");
+    assert_eq!(
+        again.presented, None,
+        "a credential would reach the backend"
+    );
 });

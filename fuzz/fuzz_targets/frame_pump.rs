@@ -56,7 +56,9 @@ fn rules(from_client: bool, validation: MessageValidation) -> Option<Arc<Rules>>
     };
     let messages = [SnapshotMessage {
         name: "A".into(),
-        schema: Some(serde_json::json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}})),
+        schema: Some(
+            serde_json::json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}}),
+        ),
     }];
     Rules::compile("/", from_client, policies, Some(&messages)).map(Arc::new)
 }
