@@ -5,7 +5,8 @@
 //! frame costs a header parse and, for text, a UTF-8 check; its payload is streamed on
 //! as soon as it is read, never gathered into a message. Only when the API validates
 //! messages is a message held (its frames as received, and its payload unmasked) until
-//! it is whole and judged against the contract, then sent on, dropped or refused.
+//! it is whole and judged against the contract, then sent on, dropped or refused; the
+//! messages judged in one read go on together, in the order they came.
 
 use crate::frame::{self, OpCode, Violation};
 use crate::meter::Meter;
@@ -13,6 +14,7 @@ use crate::utf8::Utf8Stream;
 use crate::validate::Rules;
 use asyncgate_core::{MessageValidation, OnExcess};
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Payload of the gateway's own keepalive pings; pongs carrying it stop at the gateway.
@@ -44,12 +46,8 @@ pub enum Stop {
 /// What one call to [`Direction::process`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Processed {
-    /// `buf[..forward]` is to be sent on.
+    /// `buf[..forward]` is to be sent on (then, when validating, [`Inspect::ready`]).
     pub forward: usize,
-    /// A held message was judged: what [`Direction::held`] holds is to be sent on after
-    /// `buf[..forward]` (it may be empty: the message was dropped), then
-    /// [`Direction::released`] called. Reading stopped there; the rest is in `carry`.
-    pub judged: bool,
     pub stop: Option<Stop>,
 }
 
@@ -62,8 +60,11 @@ pub struct Inspect {
     held: Vec<u8>,
     /// Its payload, unmasked.
     payload: Vec<u8>,
-    /// What the sender of a dropped message is to be told.
-    notice: Option<Vec<u8>>,
+    /// To be sent on after what the read forwarded in place: the messages judged in it,
+    /// in order, with the control frames that followed the first of them.
+    ready: Vec<u8>,
+    /// What the senders of dropped messages are to be told, oldest first.
+    notices: VecDeque<Vec<u8>>,
 }
 
 impl Inspect {
@@ -72,40 +73,74 @@ impl Inspect {
             rules,
             held: Vec::new(),
             payload: Vec::new(),
-            notice: None,
+            ready: Vec::new(),
+            notices: VecDeque::new(),
         }
     }
 
-    /// The judged message to send on (after [`Processed::judged`]).
-    pub fn held(&self) -> &[u8] {
-        &self.held
+    /// What is to be sent on after `buf[..forward]` of the last [`Processed`]; then
+    /// [`Inspect::sent`].
+    pub fn ready(&self) -> &[u8] {
+        &self.ready
     }
 
-    /// The judged message went on (or the stream broke off): its buffers are emptied,
-    /// and kept when small.
-    pub fn released(&mut self) {
-        for buf in [&mut self.held, &mut self.payload] {
-            if buf.capacity() > KEPT_HELD {
-                *buf = Vec::new();
-            } else {
-                buf.clear();
-            }
+    /// What was ready went on.
+    pub fn sent(&mut self) {
+        emptied(&mut self.ready);
+    }
+
+    /// The message under way is let go (the stream broke off).
+    fn released(&mut self) {
+        emptied(&mut self.held);
+        emptied(&mut self.payload);
+    }
+
+    /// The held message, judged, goes on after what is already ready.
+    fn accept(&mut self) {
+        if self.ready.is_empty() {
+            std::mem::swap(&mut self.ready, &mut self.held);
+        } else {
+            self.ready.extend_from_slice(&self.held);
         }
+        self.held.clear();
+        emptied(&mut self.payload);
     }
 
-    /// What the sender of a dropped message is to be told (a JSON text message), taken.
+    /// The sender is to be told that a message was dropped; of more than
+    /// [`PENDING_NOTICES`] waiting, the newest replaces the last.
+    fn notify(&mut self, notice: Vec<u8>) {
+        if self.notices.len() == PENDING_NOTICES {
+            self.notices.pop_back();
+        }
+        self.notices.push_back(notice);
+    }
+
+    /// The oldest notice for the sender of a dropped message (a JSON text message), taken.
     pub fn take_notice(&mut self) -> Option<Vec<u8>> {
-        self.notice.take()
+        self.notices.pop_front()
     }
 
-    /// Put back a notice that could not be sent yet.
+    /// Put back a notice that could not be sent yet (it stays the oldest).
     pub fn keep_notice(&mut self, notice: Vec<u8>) {
-        self.notice = Some(notice);
+        self.notices.push_front(notice);
     }
 }
 
 /// Held-message buffers larger than this are not kept between messages.
 const KEPT_HELD: usize = 64 * 1024;
+
+/// Notices of dropped messages waiting for the stream to their sender to be between
+/// frames, at most.
+pub const PENDING_NOTICES: usize = 16;
+
+/// Empty a buffer, keeping it when small.
+fn emptied(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEPT_HELD {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -179,7 +214,8 @@ impl Direction {
     /// once for both directions).
     ///
     /// With `inspect` (the API validates messages), each data message is held until whole
-    /// and judged; reading stops after a judged one ([`Processed::judged`]).
+    /// and judged; the judged ones, and what follows the first of them, go on from
+    /// [`Inspect::ready`].
     pub fn process_metered(
         &mut self,
         buf: &mut [u8],
@@ -190,7 +226,6 @@ impl Direction {
         // Where this call kept the header of the data frame under way: until written, a
         // frame that breaks the rules can be taken back whole.
         let mut frame_kept: Option<usize> = None;
-        let mut judged = false;
         let mut pos = 0;
         let stop = loop {
             if pos == buf.len() {
@@ -227,7 +262,7 @@ impl Direction {
                                     frame::apply_mask(&mut i.payload[start..], key, offset);
                                 }
                             }
-                            _ => keep(buf, &mut kept, pos, n),
+                            (i, _) => pass_on(buf, &mut kept, pos, n, i),
                         }
                     }
                     pos += n;
@@ -251,13 +286,8 @@ impl Direction {
                                 break Some(self.breach(buf, pos, v, true));
                             }
                             if let (Some(i), true) = (inspect.as_deref_mut(), held && fin) {
-                                match self.judge(i, was_text) {
-                                    Ok(()) => {
-                                        self.carry.extend_from_slice(&buf[pos..]);
-                                        judged = true;
-                                        break None;
-                                    }
-                                    Err(v) => break Some(self.refuse(buf, pos, v)),
+                                if let Err(v) = self.judge(i, was_text) {
+                                    break Some(self.refuse(buf, pos, v));
                                 }
                             }
                         }
@@ -332,7 +362,7 @@ impl Direction {
                                 Err(v) => break Some(self.breach(buf, pos + total, v, true)),
                             },
                             OpCode::Pong if payload == KEEPALIVE => {}
-                            _ => keep(buf, &mut kept, pos, total),
+                            _ => pass_on(buf, &mut kept, pos, total, inspect.as_deref_mut()),
                         }
                         pos += total;
                         continue;
@@ -408,13 +438,8 @@ impl Direction {
                             break Some(self.breach(buf, pos, v, true));
                         }
                         if header.fin() {
-                            match self.judge(i, was_text) {
-                                Ok(()) => {
-                                    self.carry.extend_from_slice(&buf[pos..]);
-                                    judged = true;
-                                    break None;
-                                }
-                                Err(v) => break Some(self.refuse(buf, pos, v)),
+                            if let Err(v) = self.judge(i, was_text) {
+                                break Some(self.refuse(buf, pos, v));
                             }
                         }
                         continue;
@@ -451,16 +476,16 @@ impl Direction {
         }
         Processed {
             forward: kept,
-            judged,
             stop,
         }
     }
 
-    /// The verdict on the whole held message: `Ok` when it is to be sent on (allowed, or
-    /// only reported, or dropped: then nothing is held and the sender gets a notice), or
-    /// the violation that closes its sender.
+    /// The verdict on the whole held message: `Ok` when it was dealt with (allowed or only
+    /// reported: ready to go on; dropped: the sender gets a notice), or the violation that
+    /// closes its sender.
     fn judge(&self, i: &mut Inspect, text: bool) -> Result<(), Violation> {
         let Err(refusal) = i.rules.judge(text, &i.payload) else {
+            i.accept();
             return Ok(());
         };
         let (channel, sender) = (
@@ -474,12 +499,14 @@ impl Direction {
         match i.rules.mode {
             MessageValidation::Off | MessageValidation::Report => {
                 tracing::info!(%channel, from = sender, reason = %refusal.reason, "message does not match the contract (reported, forwarded)");
+                i.accept();
                 Ok(())
             }
             MessageValidation::Drop => {
                 tracing::info!(%channel, from = sender, reason = %refusal.reason, "message does not match the contract (dropped)");
-                i.notice = Some(i.rules.notice(&refusal));
-                i.held.clear();
+                let notice = i.rules.notice(&refusal);
+                i.notify(notice);
+                i.released();
                 Ok(())
             }
             MessageValidation::Reject => Err(Violation {
@@ -611,8 +638,9 @@ pub fn feed_in_pieces(
     (out, stop)
 }
 
-/// Feed `wire` to `d` cut at `cuts`, as the pump does (a judged message sent on, then
-/// what follows it read): what it forwarded, the notices for the sender, why it stopped.
+/// Feed `wire` to `d` cut at `cuts`, as the pump does (what a read forwarded in place,
+/// then what became ready): what it forwarded, the notices for the sender, why it
+/// stopped.
 pub fn feed(
     mut d: Direction,
     mut inspect: Option<Inspect>,
@@ -623,25 +651,18 @@ pub fn feed(
     let mut notices = Vec::new();
     let mut start = 0;
     for end in cuts.iter().copied().chain([wire.len()]) {
-        let mut fresh = &wire[start..end];
+        let mut buf = std::mem::take(&mut d.carry);
+        buf.extend_from_slice(&wire[start..end]);
         start = end;
-        loop {
-            let mut buf = std::mem::take(&mut d.carry);
-            buf.extend_from_slice(fresh);
-            fresh = &[];
-            let p = d.process_metered(&mut buf, [None, None], inspect.as_mut());
-            out.extend_from_slice(&buf[..p.forward]);
-            if let (Some(i), true) = (&mut inspect, p.judged) {
-                out.extend_from_slice(i.held());
-                i.released();
-            }
-            notices.extend(inspect.as_mut().and_then(Inspect::take_notice));
-            if p.stop.is_some() {
-                return (out, notices, p.stop);
-            }
-            if !p.judged {
-                break;
-            }
+        let p = d.process_metered(&mut buf, [None, None], inspect.as_mut());
+        out.extend_from_slice(&buf[..p.forward]);
+        if let Some(i) = &mut inspect {
+            out.extend_from_slice(i.ready());
+            i.sent();
+            notices.extend(std::iter::from_fn(|| i.take_notice()));
+        }
+        if p.stop.is_some() {
+            return (out, notices, p.stop);
         }
     }
     (out, notices, None)
@@ -655,6 +676,15 @@ fn retract(kept: &mut usize, frame_kept: Option<usize>) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Pass `buf[from..from + n]` on: kept in place, or after the judged messages when some
+/// are ready (so that everything goes on in the order it came).
+fn pass_on(buf: &mut [u8], kept: &mut usize, from: usize, n: usize, inspect: Option<&mut Inspect>) {
+    match inspect {
+        Some(i) if !i.ready.is_empty() => i.ready.extend_from_slice(&buf[from..from + n]),
+        _ => keep(buf, kept, from, n),
     }
 }
 
@@ -783,6 +813,39 @@ mod tests {
             feed(d, i, &wire, &[3])
         };
         assert_eq!((out, notices.len(), stop), (wire.clone(), 0, None));
+    }
+
+    #[test]
+    fn messages_judged_in_one_read_go_on_together_in_the_order_they_came() {
+        let good = |n: usize| frame(OpCode::Text, format!(r#"{{"text":"{n}"}}"#).as_bytes(), KEY);
+        let bad = frame(OpCode::Text, br#"{"text":5}"#, KEY);
+        let ping = frame(OpCode::Ping, b"p", KEY);
+        // A ping between judged messages stays between them.
+        let wire = [good(1), ping.clone(), good(2), good(3)].concat();
+        let (d, i) = validating(MessageValidation::Reject);
+        let (out, notices, stop) = feed(d, i, &wire, &[]);
+        assert_eq!((stop, notices.len()), (None, 0));
+        assert!(out == wire, "the frames in the order they came");
+        // A refused message stops the read; those judged before it go on.
+        let wire = [good(1), good(2), bad.clone(), good(3)].concat();
+        let (d, i) = validating(MessageValidation::Reject);
+        let (out, _, stop) = feed(d, i, &wire, &[]);
+        assert!(matches!(stop, Some(Stop::Refused(_))));
+        assert!(out == [good(1), good(2)].concat());
+        // Every dropped message is told, up to the notices that may wait; past them the
+        // newest replaces the last.
+        for drops in [3, PENDING_NOTICES + 5] {
+            let mut wire = Vec::new();
+            for n in 0..drops {
+                wire.extend(&bad);
+                wire.extend(good(n));
+            }
+            let (d, i) = validating(MessageValidation::Drop);
+            let (out, notices, stop) = feed(d, i, &wire, &[]);
+            assert_eq!(stop, None);
+            assert!(out == (0..drops).flat_map(good).collect::<Vec<u8>>());
+            assert_eq!(notices.len(), drops.min(PENDING_NOTICES), "{drops} dropped");
+        }
     }
 
     #[test]

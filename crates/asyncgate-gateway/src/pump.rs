@@ -8,7 +8,7 @@
 //! connection's own, and the sender is not read again until that buffer is written
 //! (backpressure).
 
-use crate::direction::{Direction, Stop, KEEPALIVE};
+use crate::direction::{Direction, Inspect, Stop, KEEPALIVE};
 use crate::frame::{self, OpCode};
 use crate::live::Eviction;
 use std::cell::RefCell;
@@ -284,7 +284,7 @@ enum Read {
 struct Checks<'a> {
     /// The subscription plan's meter and the API's per-connection one.
     meters: [Option<&'a crate::meter::Meter>; 2],
-    inspect: Option<&'a mut crate::direction::Inspect>,
+    inspect: Option<&'a mut Inspect>,
 }
 
 /// Read once from `from`, forward what may go on to `to`.
@@ -340,13 +340,13 @@ where
     if !to.sent_close {
         to.send(cx, &scratch[..done.forward]);
     }
-    if let (Some(i), true) = (inspect, done.judged) {
-        if !to.sent_close {
-            to.send(cx, i.held());
+    if let Some(i) = inspect {
+        if !i.ready().is_empty() {
+            if !to.sent_close {
+                to.send(cx, i.ready());
+            }
+            i.sent();
         }
-        i.released();
-        // Reading stopped after the judged message: the rest is read next, unread.
-        from.unread = !dir.carry.is_empty();
     }
     match done.stop {
         Some(stop) => {
@@ -354,6 +354,23 @@ where
             Read::Stopped(stop)
         }
         None => Read::Progress,
+    }
+}
+
+/// Send `sender` the notices waiting for it in `inspect`, while the stream towards it
+/// (`feed`) is between frames.
+fn tell<S: AsyncRead + AsyncWrite + Unpin>(
+    sender: &mut Side<S>,
+    feed: &Direction,
+    inspect: &mut Inspect,
+) {
+    while let Some(notice) = inspect.take_notice() {
+        if !sender.own_frame(feed, OpCode::Text, &notice) {
+            if !sender.gone {
+                inspect.keep_notice(notice);
+            }
+            return;
+        }
     }
 }
 
@@ -383,7 +400,7 @@ struct Relay<C, B> {
 /// A connection's message validation (each direction's, client to backend first) and
 /// its API's per-connection rates.
 struct Policing {
-    inspect: [Option<crate::direction::Inspect>; 2],
+    inspect: [Option<Inspect>; 2],
     rate: Option<crate::meter::Meter>,
 }
 
@@ -439,25 +456,17 @@ where
     }
 
     /// Tell the senders of dropped messages, each when the stream towards it is between
-    /// frames (until then the notice waits; a newer one replaces it).
+    /// frames (until then the notices wait, [`crate::direction::PENDING_NOTICES`] at most).
     fn notify(&mut self) {
         let Some(policing) = self.policing.as_deref_mut() else {
             return;
         };
         let [up, down] = &mut policing.inspect;
         if let Some(i) = up {
-            if let Some(n) = i.take_notice() {
-                if !self.client.own_frame(&self.down, OpCode::Text, &n) && !self.client.gone {
-                    i.keep_notice(n);
-                }
-            }
+            tell(&mut self.client, &self.down, i);
         }
         if let Some(i) = down {
-            if let Some(n) = i.take_notice() {
-                if !self.backend.own_frame(&self.up, OpCode::Text, &n) && !self.backend.gone {
-                    i.keep_notice(n);
-                }
-            }
+            tell(&mut self.backend, &self.up, i);
         }
     }
 
@@ -682,7 +691,7 @@ where
         policing: (up_rules.is_some() || down_rules.is_some() || settings.rate.is_some()).then(
             || {
                 Box::new(Policing {
-                    inspect: [up_rules, down_rules].map(|r| r.map(crate::direction::Inspect::new)),
+                    inspect: [up_rules, down_rules].map(|r| r.map(Inspect::new)),
                     rate: settings.rate,
                 })
             },
