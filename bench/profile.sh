@@ -28,7 +28,8 @@ gw=$!
 for _ in $(seq 1 200); do [ -f "$data/endpoints.json" ] && break; sleep 0.05; done
 export ASYNCGATE_DATA_DIR=$data
 "$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier bench --target "ws://127.0.0.1:$backend_port" -o json > /dev/null
-"$bin/asyncgate" api update bench --max-message-bytes 1048576 --idle-timeout 3600 -o json > /dev/null
+# PROFILE_API_FLAGS: more `api update` flags, e.g. "--message-validation reject".
+"$bin/asyncgate" api update bench --max-message-bytes 1048576 --idle-timeout 3600 ${PROFILE_API_FLAGS:-} -o json > /dev/null
 url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
 key=$("$bin/asyncgate" api key create bench -o json | json key)
 

@@ -56,13 +56,15 @@ pub struct Processed {
 /// connection without validation pays one pointer for it.
 pub struct Inspect {
     rules: Arc<Rules>,
-    /// The message's frames as received.
+    /// The judged messages ready to go on (`..ready`), with the control frames that
+    /// followed the first of them, then the message under way: frames as received.
     held: Vec<u8>,
-    /// Its payload, unmasked.
+    ready: usize,
+    /// Where in `held` the payload of the message under way starts, while it is one
+    /// unmasked frame and so can be judged where it lies.
+    in_place: Option<usize>,
+    /// Otherwise its payload, unmasked.
     payload: Vec<u8>,
-    /// To be sent on after what the read forwarded in place: the messages judged in it,
-    /// in order, with the control frames that followed the first of them.
-    ready: Vec<u8>,
     /// What the senders of dropped messages are to be told, oldest first.
     notices: VecDeque<Vec<u8>>,
 }
@@ -72,8 +74,9 @@ impl Inspect {
         Inspect {
             rules,
             held: Vec::new(),
+            ready: 0,
+            in_place: None,
             payload: Vec::new(),
-            ready: Vec::new(),
             notices: VecDeque::new(),
         }
     }
@@ -81,29 +84,71 @@ impl Inspect {
     /// What is to be sent on after `buf[..forward]` of the last [`Processed`]; then
     /// [`Inspect::sent`].
     pub fn ready(&self) -> &[u8] {
-        &self.ready
+        &self.held[..self.ready]
     }
 
     /// What was ready went on.
     pub fn sent(&mut self) {
-        emptied(&mut self.ready);
-    }
-
-    /// The message under way is let go (the stream broke off).
-    fn released(&mut self) {
-        emptied(&mut self.held);
-        emptied(&mut self.payload);
-    }
-
-    /// The held message, judged, goes on after what is already ready.
-    fn accept(&mut self) {
-        if self.ready.is_empty() {
-            std::mem::swap(&mut self.ready, &mut self.held);
-        } else {
-            self.ready.extend_from_slice(&self.held);
+        self.held.drain(..self.ready);
+        self.in_place = self.in_place.map(|start| start - self.ready);
+        self.ready = 0;
+        if self.held.is_empty() {
+            emptied(&mut self.held);
         }
-        self.held.clear();
+    }
+
+    /// A data frame's header: the start of a message that is one unmasked frame is
+    /// judged where it lies.
+    fn hold_header(&mut self, header: &[u8], whole_unmasked: bool) {
+        self.held.extend_from_slice(header);
+        self.in_place = whole_unmasked.then_some(self.held.len());
+    }
+
+    /// A piece of the payload of the message under way (`offset`: its position modulo 4).
+    fn hold_payload(&mut self, piece: &[u8], mask: Option<[u8; 4]>, offset: usize) {
+        self.held.extend_from_slice(piece);
+        if self.in_place.is_none() {
+            let start = self.payload.len();
+            self.payload.extend_from_slice(piece);
+            if let Some(key) = mask {
+                frame::apply_mask(&mut self.payload[start..], key, offset);
+            }
+        }
+    }
+
+    /// The whole payload of the message under way, unmasked.
+    fn message(&self) -> &[u8] {
+        match self.in_place {
+            Some(start) => &self.held[start..],
+            None => &self.payload,
+        }
+    }
+
+    /// The message under way is let go (dropped, or the stream broke off).
+    fn released(&mut self) {
+        self.held.truncate(self.ready);
+        self.in_place = None;
         emptied(&mut self.payload);
+    }
+
+    /// The message under way, judged, is ready to go on.
+    fn accept(&mut self) {
+        self.ready = self.held.len();
+        self.in_place = None;
+        emptied(&mut self.payload);
+    }
+
+    /// A control frame that follows judged messages goes on after them (before a message
+    /// still under way); `false` when nothing is ready, so it may go on at once.
+    fn follow(&mut self, frame: &[u8]) -> bool {
+        if self.ready == 0 {
+            return false;
+        }
+        self.held
+            .splice(self.ready..self.ready, frame.iter().copied());
+        self.ready += frame.len();
+        self.in_place = self.in_place.map(|start| start + frame.len());
+        true
     }
 
     /// The sender is to be told that a message was dropped; of more than
@@ -253,15 +298,7 @@ impl Direction {
                             break Some(self.breach(buf, pos, INVALID_UTF8, whole));
                         }
                         match (inspect.as_deref_mut(), held) {
-                            (Some(i), true) => {
-                                let piece = &buf[pos..pos + n];
-                                i.held.extend_from_slice(piece);
-                                let start = i.payload.len();
-                                i.payload.extend_from_slice(piece);
-                                if let Some(key) = mask {
-                                    frame::apply_mask(&mut i.payload[start..], key, offset);
-                                }
-                            }
+                            (Some(i), true) => i.hold_payload(&buf[pos..pos + n], mask, offset),
                             (i, _) => pass_on(buf, &mut kept, pos, n, i),
                         }
                     }
@@ -419,7 +456,10 @@ impl Direction {
                     }
                     if let Some(i) = inspect.as_deref_mut() {
                         // Held until the message is whole and judged.
-                        i.held.extend_from_slice(&buf[pos..pos + header.len]);
+                        i.hold_header(
+                            &buf[pos..pos + header.len],
+                            opcode != OpCode::Continuation && header.fin() && header.mask.is_none(),
+                        );
                         pos += header.len;
                         if header.payload_len > 0 {
                             self.state = State::Payload {
@@ -484,7 +524,7 @@ impl Direction {
     /// reported: ready to go on; dropped: the sender gets a notice), or the violation that
     /// closes its sender.
     fn judge(&self, i: &mut Inspect, text: bool) -> Result<(), Violation> {
-        let Err(refusal) = i.rules.judge(text, &i.payload) else {
+        let Err(refusal) = i.rules.judge(text, i.message()) else {
             i.accept();
             return Ok(());
         };
@@ -682,9 +722,8 @@ fn retract(kept: &mut usize, frame_kept: Option<usize>) -> bool {
 /// Pass `buf[from..from + n]` on: kept in place, or after the judged messages when some
 /// are ready (so that everything goes on in the order it came).
 fn pass_on(buf: &mut [u8], kept: &mut usize, from: usize, n: usize, inspect: Option<&mut Inspect>) {
-    match inspect {
-        Some(i) if !i.ready.is_empty() => i.ready.extend_from_slice(&buf[from..from + n]),
-        _ => keep(buf, kept, from, n),
+    if !inspect.is_some_and(|i| i.follow(&buf[from..from + n])) {
+        keep(buf, kept, from, n);
     }
 }
 
