@@ -121,21 +121,29 @@ pub async fn authenticate(
             "missing credentials: send `Authorization: Bearer <token>` (sign in with `asyncgate login`, or use the admin token in <data-dir>/admin-token)",
         )
     })?;
-    let hash = hash_secret(token);
-    let principal = if constant_time_eq(hash.as_bytes(), state.admin_token_hash.as_bytes()) {
-        Principal::Operator
-    } else {
-        match state.store.user_of_token(&hash, unix_now()).await? {
-            Some((user, _)) => Principal::User(user),
-            None => return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "the token is not valid: it is unknown, expired or revoked, or its user is blocked",
-            )),
-        }
-    };
+    let principal = principal_of(&state, token).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the token is not valid: it is unknown, expired or revoked, or its user is blocked",
+        )
+    })?;
     req.extensions_mut()
         .insert(Authenticated { principal, origin });
     Ok(next.run(req).await)
+}
+
+/// Whose token this is: the operator's (the admin token), a user's (a live session or
+/// personal token of a user who is not blocked), or nobody's.
+pub async fn principal_of(state: &AppState, token: &str) -> Result<Option<Principal>, ApiError> {
+    let hash = hash_secret(token);
+    if constant_time_eq(hash.as_bytes(), state.admin_token_hash.as_bytes()) {
+        return Ok(Some(Principal::Operator));
+    }
+    Ok(state
+        .store
+        .user_of_token(&hash, unix_now())
+        .await?
+        .map(|(user, _)| Principal::User(user)))
 }
 
 /// The address of the client that sent a request (when the server was told connections'
@@ -187,6 +195,18 @@ impl FromRequestParts<AppState> for Caller {
                 })
             })
             .transpose()?;
+        Caller::of(state, auth, named).await
+    }
+}
+
+impl Caller {
+    /// The caller acting in the organization `named` (id, handle or name), or in their
+    /// only one (the operator: the default organization).
+    pub async fn of(
+        state: &AppState,
+        auth: Authenticated,
+        named: Option<&str>,
+    ) -> Result<Caller, ApiError> {
         let unknown = |name: &str| {
             ApiError::not_found(format!("no organization `{name}` that you are a member of"))
         };
@@ -240,6 +260,6 @@ pub fn unix_now() -> i64 {
     asyncgate_core::credential::unix_now() as i64
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod changes;
+pub mod console;
 pub mod contracts;
 pub mod deployments;
 pub mod environments;
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, managed.merge(public))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .merge(console::router())
         .route("/healthz", get(|| async { "ok" }))
         .route(oauth2::TOKEN_PATH, post(oauth2::token))
         .route(oauth2::JWKS_PATH, get(oauth2::jwks))

@@ -182,6 +182,22 @@ pub async fn login(
     ClientIp(origin): ClientIp,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
+    let user = check_password(&state, origin, &req.email, &req.password).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(open_session(&state, user, origin).await?),
+    ))
+}
+
+/// The user whose email and password these are, if they may sign in: one rule for the
+/// REST API and the console (attempts limited per address, failures audited, the same
+/// answer for an unknown email and a wrong password).
+pub(crate) async fn check_password(
+    state: &AppState,
+    origin: Option<std::net::IpAddr>,
+    email: &str,
+    password: &str,
+) -> ApiResult<UserRecord> {
     if let Some(ip) = origin {
         if state.login_limiter.check_key(&ip).is_err() {
             return Err(ApiError::new(
@@ -190,48 +206,61 @@ pub async fn login(
             ));
         }
     }
-    let user = state.store.user_by_email(req.email.trim()).await?;
-    let matched = passwords::verify(
-        &req.password,
-        user.as_ref().map(|u| u.password_hash.as_str()),
-    )
-    .await;
-    let origin = origin.map(|ip| ip.to_string()).unwrap_or_default();
-    let user = match user {
-        Some(u) if matched && u.blocked_at.is_none() => u,
+    let user = state.store.user_by_email(email.trim()).await?;
+    let matched =
+        passwords::verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
+    match user {
+        Some(u) if matched && u.blocked_at.is_none() => Ok(u),
         found => {
             // Recorded in each organization of a known user; the password never is.
             if let Some(u) = found {
                 let attempt = Authenticated {
                     principal: Principal::User(u.clone()),
-                    origin: origin.clone(),
+                    origin: origin.map(|ip| ip.to_string()).unwrap_or_default(),
                 };
-                audit_everywhere(&state, &attempt, "user.login_failed", &u.id, "").await?;
+                audit_everywhere(state, &attempt, "user.login_failed", &u.id, "").await?;
             }
-            tracing::info!(%origin, "sign-in refused");
-            return Err(ApiError::new(
+            tracing::info!(origin = ?origin, "sign-in refused");
+            Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "wrong email or password (or the user is blocked)",
-            ));
+            ))
         }
-    };
+    }
+}
+
+/// A new session for a user who proved who they are (audited).
+pub(crate) async fn open_session(
+    state: &AppState,
+    user: UserRecord,
+    origin: Option<std::net::IpAddr>,
+) -> ApiResult<Session> {
     let ttl = state.config.session_ttl.as_secs() as i64;
     let (record, token) = mint(&user, TokenKind::Session, "session", Some(ttl));
     state.store.insert_user_token(&record).await?;
     let auth = Authenticated {
         principal: Principal::User(user.clone()),
-        origin,
+        origin: origin.map(|ip| ip.to_string()).unwrap_or_default(),
     };
-    let me = me_of(&state, &auth).await?;
-    audit_everywhere(&state, &auth, "user.login", &user.id, "").await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Session {
-            token,
-            expires_at: record.expires_at.unwrap_or_default(),
-            me,
-        }),
-    ))
+    let me = me_of(state, &auth).await?;
+    audit_everywhere(state, &auth, "user.login", &user.id, "").await?;
+    Ok(Session {
+        token,
+        expires_at: record.expires_at.unwrap_or_default(),
+        me,
+    })
+}
+
+/// End the session whose token this is (a no-op for an unknown one).
+pub(crate) async fn end_session(state: &AppState, token: &str) -> ApiResult<()> {
+    if let Some((user, t)) = state
+        .store
+        .user_of_token(&hash_secret(token), unix_now())
+        .await?
+    {
+        state.store.revoke_user_token(&user.id, &t.id).await?;
+    }
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/logout", tag = "users", responses((status = 204)), security(("admin" = [])))]
@@ -240,14 +269,8 @@ pub async fn logout(
     auth: Authenticated,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<StatusCode> {
-    if let (Some(user), Some(token)) = (auth.user(), crate::auth::bearer(&headers)) {
-        if let Some((_, t)) = state
-            .store
-            .user_of_token(&hash_secret(token), unix_now())
-            .await?
-        {
-            state.store.revoke_user_token(&user.id, &t.id).await?;
-        }
+    if let (Some(_), Some(token)) = (auth.user(), crate::auth::bearer(&headers)) {
+        end_session(&state, token).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -174,6 +174,15 @@ impl Store {
 
     // ---- users ------------------------------------------------------------------------
 
+    /// Whether any user exists (a fresh installation has none until its first
+    /// organization is created).
+    pub async fn has_users(&self) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM users LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query("SELECT * FROM users WHERE email = $1")
             .bind(email.to_ascii_lowercase())

@@ -1,0 +1,45 @@
+//! The web console at `/console/`: pages rendered on the server from templates compiled
+//! into the binary (askama), plain forms that work without JavaScript, sessions by
+//! cookie, a CSRF token on every form and a strict Content-Security-Policy. Its pages call
+//! the same functions as the REST API, so both answer alike.
+
+mod assets;
+mod create;
+mod home;
+mod signin;
+mod web;
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+/// Where the console lives on the management address.
+pub const PREFIX: &str = "/console";
+
+/// The console's pages and assets.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(entry))
+        .route("/console/", get(entry))
+        .route("/console/create", get(create::form).post(create::submit))
+        .route("/console/sign-in", get(signin::form).post(signin::submit))
+        .route("/console/sign-out", post(signin::sign_out))
+        .route("/console/home", get(home::page))
+        .route("/console/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn(web::secured))
+}
+
+/// The first page: **Create** an organization on a fresh data folder, then **Sign in**,
+/// or Project Home for a signed-in visitor.
+async fn entry(State(state): State<AppState>, visitor: web::Visitor) -> Response {
+    match state.store.has_users().await {
+        Ok(false) => Redirect::to("/console/create").into_response(),
+        Ok(true) if visitor.signed_in(&state).await.is_some() => {
+            Redirect::to("/console/home").into_response()
+        }
+        Ok(true) => Redirect::to("/console/sign-in").into_response(),
+        Err(e) => web::failure(e.into()),
+    }
+}
