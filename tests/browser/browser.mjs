@@ -28,6 +28,10 @@ export async function launch({ shots }) {
   return {
     browser,
     errors,
+    /** Collect the errors of a page opened otherwise. */
+    watchPage(page, name) {
+      watch(page, name);
+    },
     /** The page at a path ending in `path` may be answered with an error status. */
     refusedOn(path) {
       refusals.push(path);
@@ -35,6 +39,8 @@ export async function launch({ shots }) {
     /** A new page in its own context (its own cookies) at a viewport. */
     async page(name, viewport = { width: 1280, height: 800 }) {
       const context = await browser.newContext({ viewport });
+      // Every wait is for an event; this only bounds a test that would otherwise hang.
+      context.setDefaultTimeout(120_000);
       const page = await context.newPage();
       watch(page, name);
       return page;

@@ -1,11 +1,17 @@
-// The console in a real browser, on a fresh data folder: Create an organization, Project
-// Home, Sign out, Sign in (a wrong password first), and the same pages on a phone.
-// Environment: CONSOLE (the management address), SETUP_TOKEN, SHOTS (screenshot folder).
+// The guide's flow in the console, in a real browser, on a fresh data folder: Create an
+// organization, Sign out and in (a wrong password first), import the sample contract by
+// URL, edit the target, Create, Configure and Deploy (External), see a chat broadcast in
+// the test console from a second client, Promote, Publish with a display name; and the
+// pages on a phone.
+// Environment: CONSOLE (the management address), SETUP_TOKEN, CONTRACT_URL (the sample
+// contract, served on 127.0.0.1), TARGET (a chat backend), SHOTS (screenshot folder).
 import { launch, check } from './browser.mjs';
 
 const base = process.env.CONSOLE;
 const token = process.env.SETUP_TOKEN;
 const shots = process.env.SHOTS;
+const contractUrl = process.env.CONTRACT_URL;
+const target = process.env.TARGET;
 const admin = { email: 'tony@stark.example', password: 'correct horse battery' };
 const b = await launch({ shots });
 try {
@@ -61,6 +67,88 @@ try {
   await page.getByLabel('Password').fill(admin.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: /Project Home/ }).waitFor();
+
+  // Import API Contract: WebSocket, by URL, Next, the target edited, Create.
+  await page.getByRole('link', { name: 'Import API Contract' }).click();
+  await page.getByRole('heading', { name: 'Import API Contract' }).waitFor();
+  await page.getByLabel('WebSocket').check();
+  await page.getByLabel('URL', { exact: true }).check();
+  b.refusedOn('/console/import');
+  // Nothing listens on port 1: the fetch fails, and the page says why.
+  await page.getByLabel('AsyncAPI contract URL').fill('http://127.0.0.1:1/asyncapi.yaml');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('alert').waitFor();
+  await b.shot(page, 'import-refused');
+  await page.getByLabel('AsyncAPI contract URL').fill(contractUrl);
+  await b.shot(page, 'import-api-contract');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('heading', { name: 'Create an API Proxy' }).waitFor();
+  check(await page.getByLabel('Name').inputValue() === 'Chat API', 'the name comes from the contract');
+  await page.getByLabel('Target').fill(target);
+  await b.shot(page, 'edit-values');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.locator('.channel h3').filter({ hasText: 'PUB' }).filter({ hasText: 'SUB' }).waitFor();
+  await b.shot(page, 'overview');
+  const apiPath = new URL(page.url()).pathname;
+
+  // Deploy: Configure and Deploy, External.
+  await page.getByRole('link', { name: 'Deploy' }).click();
+  await page.getByRole('heading', { name: 'Deploy', exact: true }).waitFor();
+  const dev = page.locator('section.env', { has: page.getByRole('heading', { name: 'Development' }) });
+  await dev.locator('summary', { hasText: /^Deploy$/ }).click();
+  await dev.locator('summary', { hasText: 'Configure and Deploy' }).click();
+  await dev.getByLabel('External').check();
+  await b.shot(page, 'configure-and-deploy');
+  await dev.getByRole('button', { name: 'Deploy', exact: true }).click();
+  await dev.getByText('Deployed', { exact: true }).waitFor();
+  check(await dev.locator('dd', { hasText: /^External$/ }).count() === 1, 'deployed External');
+  await b.shot(page, 'deployed-development');
+
+  // Test → Console: two clients in one chat room; the first sees the second's message.
+  const alice = page;
+  await alice.getByRole('link', { name: 'Console' }).click();
+  await alice.getByRole('heading', { name: 'Console' }).waitFor();
+  const bob = await page.context().newPage();
+  b.watchPage(bob, 'second client');
+  await bob.goto(alice.url());
+  for (const [who, name] of [[alice, 'alice'], [bob, 'bob']]) {
+    check((await who.getByLabel('URL', { exact: true }).inputValue()).startsWith('ws://'), 'the full ws URL is shown');
+    await who.getByRole('button', { name: 'Connect', exact: true }).click();
+    await who.locator('#tc-log li.log-connected').waitFor();
+    await who.getByLabel('Message').fill(JSON.stringify({ type: 'Connect', username: name }));
+    await who.getByRole('button', { name: 'Send' }).click();
+    await who.locator('#tc-log li.log-sent').first().waitFor();
+  }
+  await bob.getByLabel('Message').fill(JSON.stringify({ type: 'Data', message: 'hello from bob' }));
+  await bob.getByRole('button', { name: 'Send' }).click();
+  await alice.locator('#tc-log li.log-received', { hasText: 'hello from bob' }).waitFor();
+  await b.shot(alice, 'test-console-broadcast');
+  await b.shot(bob, 'test-console-sender');
+  await bob.getByRole('button', { name: 'Disconnect' }).click();
+  const closed = await bob.locator('#tc-log li.log-closed').textContent();
+  check(closed.includes('code 1000'), `a clean close: ${closed}`);
+  await bob.close();
+  await alice.getByRole('button', { name: 'Disconnect' }).click();
+  await alice.locator('#tc-log li.log-closed').waitFor();
+
+  // Promote to Production.
+  await page.goto(`${base}${apiPath}/deploy`);
+  await dev.getByRole('button', { name: 'Promote' }).click();
+  const prod = page.locator('section.env', { has: page.getByRole('heading', { name: 'Production' }) });
+  await prod.getByText('Deployed', { exact: true }).waitFor();
+  await b.shot(page, 'promoted');
+
+  // Lifecycle: Publish, with a display name, Confirm.
+  await page.getByRole('link', { name: 'Lifecycle' }).click();
+  await page.getByRole('heading', { name: 'Lifecycle' }).waitFor();
+  await page.locator('summary', { hasText: 'Publish' }).click();
+  await page.getByRole('dialog', { name: 'Publish API' }).waitFor();
+  await page.getByLabel('Display name').fill('Chat Service');
+  await b.shot(page, 'publish-api');
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.locator('.api-nav .state', { hasText: 'Published' }).waitFor();
+  await b.shot(page, 'published');
 
   // On a phone.
   const phone = await b.page('phone', { width: 390, height: 844 });

@@ -339,12 +339,14 @@ async fn project_for(state: &AppState, caller: &Caller, named: Option<&str>) -> 
     Ok(handle)
 }
 
-/// Create an API from an import request.
-async fn create(
+/// What an import request would create: the contract loaded, the values derived from it
+/// with the request's overrides, all checked; nothing stored (the console's **Next**
+/// shows it for editing).
+pub(crate) async fn draft(
     state: &AppState,
     caller: &Caller,
-    req: ImportRequest,
-) -> ApiResult<(StatusCode, Json<ApiView>)> {
+    req: &ImportRequest,
+) -> ApiResult<ApiRecord> {
     let (source, contract) = load_contract(
         state,
         req.url.as_deref(),
@@ -415,6 +417,16 @@ async fn create(
         created_at: at.clone(),
         updated_at: at,
     };
+    Ok(api)
+}
+
+/// Create an API from an import request.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: ImportRequest,
+) -> ApiResult<(StatusCode, Json<ApiView>)> {
+    let api = draft(state, caller, &req).await?;
     state.store.insert_api(&api).await?;
     state
         .store

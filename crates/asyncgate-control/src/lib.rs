@@ -10,6 +10,7 @@ pub mod changes;
 pub mod console;
 pub mod contracts;
 pub mod deployments;
+pub mod docs;
 pub mod environments;
 pub mod error;
 pub mod fetch;

@@ -1,9 +1,10 @@
 //! The web console over real sockets: forms refused without their CSRF token, sessions in
 //! HttpOnly SameSite=Strict cookies ended on the server at sign-out, the first-visit
-//! **Create** closed once the installation has a user, and the pages clicked through in
-//! Debian's Chromium (`scripts/browser`), a screenshot per step in target/screenshots.
+//! **Create** closed once the installation has a user, and the guide's flow clicked
+//! through in Debian's Chromium (`scripts/browser`, `tests/browser/console.mjs`), a
+//! screenshot per step in target/screenshots/console.
 
-use asyncgate_testkit::TestPlatform;
+use asyncgate_testkit::{sample_contract_path, Backend, FileServer, TestPlatform};
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{redirect, Response, StatusCode};
 use std::path::Path;
@@ -199,14 +200,20 @@ async fn forms_need_their_csrf_token_and_sessions_live_in_strict_cookies() -> an
 async fn the_console_is_clicked_through_in_chromium() -> anyhow::Result<()> {
     let p = TestPlatform::start().await?;
     let token = std::fs::read_to_string(&p.platform.endpoints.admin_token_file)?;
+    let backend = Backend::chat().await?;
+    let contract = std::fs::read_to_string(sample_contract_path())?;
+    let files = FileServer::serve("/chat/asyncapi.yaml", contract).await?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let shots = root.join("target/screenshots/console");
     let base = p.management().to_string();
+    let (contract_url, target) = (files.url.clone(), backend.url.clone());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(root.join("scripts/browser"))
             .arg("console.mjs")
             .env("CONSOLE", base)
             .env("SETUP_TOKEN", token.trim())
+            .env("CONTRACT_URL", contract_url)
+            .env("TARGET", target)
             .env("SHOTS", shots)
             .output()
     })

@@ -143,7 +143,13 @@ async fn serve_user(
                         if ws.send(Message::text(reply)).await.is_err() { break }
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // The close is answered (tungstenite queued the reply; it goes out on
+                // the flush), so the user's close handshake completes.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = ws.flush().await;
+                    break;
+                }
+                None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
             },
             _ = shutdown.changed() => {

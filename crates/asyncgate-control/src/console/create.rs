@@ -51,7 +51,7 @@ pub async fn form(State(state): State<AppState>, visitor: Visitor) -> Response {
                 error: None,
             },
         ),
-        Err(e) => web::failure(e.into()),
+        Err(e) => web::failure(e),
     }
 }
 

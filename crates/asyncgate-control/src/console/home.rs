@@ -22,7 +22,7 @@ struct HomePage {
 pub async fn page(State(state): State<AppState>, who: SignedIn) -> Response {
     let project = match state.store.default_project(&who.caller.org.id).await {
         Ok(p) => p.name,
-        Err(e) => return web::failure(e.into()),
+        Err(e) => return web::failure(e),
     };
     let apis = match apis::list(State(state.clone()), who.caller).await {
         Ok(Json(apis)) => apis,

@@ -3,10 +3,15 @@
 //! cookie, a CSRF token on every form and a strict Content-Security-Policy. Its pages call
 //! the same functions as the REST API, so both answer alike.
 
+mod api;
 mod assets;
 mod create;
+mod deploy;
 mod home;
+mod import;
+mod lifecycle;
 mod signin;
+mod test_console;
 mod web;
 
 use crate::state::AppState;
@@ -27,6 +32,21 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-in", get(signin::form).post(signin::submit))
         .route("/console/sign-out", post(signin::sign_out))
         .route("/console/home", get(home::page))
+        .route("/console/import", get(import::form).post(import::next))
+        .route("/console/import/create", post(import::create))
+        .route("/console/apis/{api}", get(api::overview))
+        .route(
+            "/console/apis/{api}/deploy",
+            get(deploy::show).post(deploy::deploy),
+        )
+        .route("/console/apis/{api}/promote", post(deploy::promote))
+        .route("/console/apis/{api}/stop", post(deploy::stop))
+        .route("/console/apis/{api}/test", get(test_console::show))
+        .route("/console/apis/{api}/test-token", post(test_console::token))
+        .route(
+            "/console/apis/{api}/lifecycle",
+            get(lifecycle::show).post(lifecycle::change),
+        )
         .route("/console/assets/{file}", get(assets::serve))
         .layer(axum::middleware::from_fn(web::secured))
 }
@@ -40,6 +60,6 @@ async fn entry(State(state): State<AppState>, visitor: web::Visitor) -> Response
             Redirect::to("/console/home").into_response()
         }
         Ok(true) => Redirect::to("/console/sign-in").into_response(),
-        Err(e) => web::failure(e.into()),
+        Err(e) => web::failure(e),
     }
 }

@@ -30,7 +30,7 @@ pub async fn form(State(state): State<AppState>, visitor: Visitor) -> Response {
     match state.store.has_users().await {
         Ok(false) => return Redirect::to("/console/create").into_response(),
         Ok(true) => {}
-        Err(e) => return web::failure(e.into()),
+        Err(e) => return web::failure(e),
     }
     if let Some(Ok(_)) = visitor.signed_in(&state).await {
         return Redirect::to("/console/home").into_response();
