@@ -1,8 +1,9 @@
 // The guide's flow in the console, in a real browser, on a fresh data folder: Create an
 // organization, Sign out and in (a wrong password first), import the sample contract by
 // URL, edit the target, Create, Configure and Deploy (External), see a chat broadcast in
-// the test console from a second client, Promote, Publish with a display name; and the
-// pages on a phone.
+// the test console from a second client, Promote, Publish with a display name; then, as
+// a consumer, find the API in the developer portal, sign up, create an application,
+// subscribe, get a key and connect with it; and the pages on a phone.
 // Environment: CONSOLE (the management address), SETUP_TOKEN, CONTRACT_URL (the sample
 // contract, served on 127.0.0.1), TARGET (a chat backend), SHOTS (screenshot folder).
 import { launch, check } from './browser.mjs';
@@ -149,6 +150,53 @@ try {
   await page.getByRole('button', { name: 'Confirm' }).click();
   await page.locator('.api-nav .state', { hasText: 'Published' }).waitFor();
   await b.shot(page, 'published');
+
+  // The organization lets consumers sign up in the developer portal.
+  await page.getByRole('link', { name: 'Organization' }).click();
+  await page.getByLabel('Let consumers sign up as subscribers').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  check(await page.getByLabel('Let consumers sign up as subscribers').isChecked(), 'sign-up is open');
+
+  // A consumer, in a browser of their own: the catalogue, the API's documentation.
+  const consumer = await b.page('consumer');
+  await consumer.goto(`${base}/portal/`);
+  await consumer.getByRole('link', { name: 'Chat Service' }).click();
+  await consumer.getByRole('heading', { name: /Chat Service/ }).first().waitFor();
+  await consumer.getByRole('heading', { name: 'Endpoints' }).waitFor();
+  check(await consumer.locator('pre.code', { hasText: 'wscat -c' }).count() === 1, 'a wscat snippet with the real URL');
+  await b.shot(consumer, 'portal-api');
+  const apiUrl = consumer.url();
+
+  // Sign up, create an application, subscribe it, get a key.
+  await consumer.getByRole('link', { name: 'Sign up' }).first().click();
+  await consumer.getByLabel('Organization').selectOption({ label: 'Stark Industries' });
+  await consumer.getByLabel('Email').fill('peter@parker.example');
+  await consumer.getByLabel('Password').fill('with great power');
+  await consumer.getByRole('button', { name: 'Sign up' }).click();
+  await consumer.getByRole('heading', { name: 'Applications' }).waitFor();
+  await consumer.getByLabel('Application name').fill('Daily Bugle chat');
+  await consumer.getByRole('button', { name: 'Create' }).click();
+  await consumer.getByText(/Client secret of Daily Bugle chat/).waitFor();
+  await b.shot(consumer, 'application-created');
+  await consumer.getByRole('button', { name: 'Subscribe' }).click();
+  await consumer.getByText(/Chat Service · /).waitFor();
+  await consumer.getByLabel('Environment').selectOption('production');
+  await consumer.getByRole('button', { name: 'Generate API key' }).click();
+  await consumer.getByText(/API key for production/).waitFor();
+  const key = (await consumer.locator('#shown-once').textContent()).trim();
+  check(key.length > 20, 'the key is shown once');
+  await b.shot(consumer, 'api-key');
+
+  // Connect with it, from the API's page.
+  await consumer.goto(apiUrl);
+  await consumer.getByLabel('Environment').selectOption({ label: 'Production' });
+  await consumer.getByLabel('API key').fill(key);
+  await consumer.getByRole('button', { name: 'Connect', exact: true }).click();
+  await consumer.locator('#tc-log li.log-connected').waitFor();
+  await consumer.getByLabel('Message').fill(JSON.stringify({ type: 'Connect', username: 'peter' }));
+  await consumer.getByRole('button', { name: 'Send' }).click();
+  await consumer.locator('#tc-log li.log-received', { hasText: 'peter' }).waitFor();
+  await b.shot(consumer, 'connected-with-key');
 
   // On a phone.
   const phone = await b.page('phone', { width: 390, height: 844 });

@@ -1,4 +1,5 @@
-// The test console: connect to a deployed API through the gateway, send messages and log
+// The test console (the console's Test page, the portal's try-out): connect to a deployed
+// API through the gateway, send messages and log
 // everything that happens, with times. No framework; the page carries its configuration
 // in data-config (environments with channel URLs, channels with parameters and examples).
 (() => {
@@ -96,17 +97,31 @@
       missing.focus();
       return;
     }
-    connectButton.disabled = true;
-    state.textContent = 'Connecting…';
-    let token;
-    try {
-      token = await testToken();
-    } catch (e) {
-      entry('Error', e.message);
-      connected(false);
-      return;
+    // The publisher's console asks for a short-lived test token; the portal's try-out
+    // uses the API key the subscriber pastes.
+    let credential;
+    if (config.tokenUrl) {
+      connectButton.disabled = true;
+      state.textContent = 'Connecting…';
+      try {
+        credential = `access_token.${await testToken()}`;
+      } catch (e) {
+        entry('Error', e.message);
+        connected(false);
+        return;
+      }
+    } else {
+      const key = $('tc-key')?.value.trim();
+      if (!key) {
+        entry('Error', 'paste the API key of one of your applications');
+        $('tc-key')?.focus();
+        return;
+      }
+      connectButton.disabled = true;
+      state.textContent = 'Connecting…';
+      credential = `apikey.${key}`;
     }
-    const protocols = [`access_token.${token}`];
+    const protocols = [credential];
     const extra = $('tc-protocol').value.trim();
     if (extra) protocols.push(extra);
     const ws = new WebSocket(url.value, protocols);

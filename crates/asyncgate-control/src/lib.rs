@@ -10,6 +10,7 @@ pub mod changes;
 pub mod console;
 pub mod contracts;
 pub mod deployments;
+pub mod devportal;
 pub mod docs;
 pub mod environments;
 pub mod error;
@@ -88,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::list))
         .route("/organizations", get(orgs::list).post(orgs::create))
         .route("/projects", get(orgs::projects))
+        .route(
+            "/organization/settings",
+            get(orgs::settings).patch(orgs::update_settings),
+        )
         .route("/users", get(users::list).post(users::add))
         .route(
             "/users/{user}",
@@ -163,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .nest(API_PREFIX, managed.merge(public))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .merge(console::router())
+        .merge(devportal::router())
         .route("/healthz", get(|| async { "ok" }))
         .route(oauth2::TOKEN_PATH, post(oauth2::token))
         .route(oauth2::JWKS_PATH, get(oauth2::jwks))

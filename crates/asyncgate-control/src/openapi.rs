@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         crate::portal::list, crate::portal::show,
         crate::environments::list, crate::audit::list,
         crate::orgs::create, crate::orgs::list, crate::orgs::projects,
+        crate::orgs::settings, crate::orgs::update_settings,
         crate::users::add, crate::users::list, crate::users::update, crate::users::remove,
         crate::sessions::login, crate::sessions::logout, crate::sessions::me,
         crate::sessions::create_token, crate::sessions::list_tokens, crate::sessions::revoke_token,

@@ -152,3 +152,56 @@ pub async fn projects(
 ) -> ApiResult<Json<Vec<ProjectRecord>>> {
     Ok(Json(state.store.projects(&caller.org.id).await?))
 }
+
+/// The settings of the caller's organization.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrgSettings {
+    /// Whether consumers may sign themselves up as subscribers in the developer portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_signup: Option<bool>,
+}
+
+async fn settings_of(state: &AppState, org_id: &str) -> ApiResult<OrgSettings> {
+    Ok(OrgSettings {
+        subscriber_signup: Some(state.store.subscriber_signup(org_id).await?),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/organization/settings", tag = "organizations", responses((status = 200, body = OrgSettings)), security(("admin" = [])))]
+pub async fn settings(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> ApiResult<Json<OrgSettings>> {
+    Ok(Json(settings_of(&state, &caller.org.id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/organization/settings", tag = "organizations", request_body = OrgSettings,
+    responses((status = 200, body = OrgSettings), (status = 403, body = crate::error::Problem)), security(("admin" = [])))]
+pub async fn update_settings(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    Body(req): Body<OrgSettings>,
+) -> ApiResult<Json<OrgSettings>> {
+    caller.require(
+        asyncgate_core::Permission::ManageOrganization,
+        "changing the organization's settings",
+    )?;
+    if let Some(open) = req.subscriber_signup {
+        state
+            .store
+            .set_subscriber_signup(&caller.org.id, open)
+            .await?;
+        state
+            .store
+            .audit(
+                &caller.actor(),
+                "org.settings",
+                &caller.org.id,
+                None,
+                &format!("subscriberSignup={open}"),
+            )
+            .await?;
+    }
+    Ok(Json(settings_of(&state, &caller.org.id).await?))
+}

@@ -131,6 +131,38 @@ impl Store {
         Ok(row.as_ref().map(org_from_row))
     }
 
+    /// Whether consumers may sign up as subscribers of the organization in the portal.
+    pub async fn subscriber_signup(&self, org_id: &str) -> Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT subscriber_signup FROM organizations WHERE id = $1")
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some_and(|(open,)| open != 0))
+    }
+
+    pub async fn set_subscriber_signup(&self, org_id: &str, open: bool) -> Result<()> {
+        let done = sqlx::query("UPDATE organizations SET subscriber_signup = $1 WHERE id = $2")
+            .bind(i64::from(open))
+            .bind(org_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("organization {org_id}")));
+        }
+        Ok(())
+    }
+
+    /// The organizations consumers may sign up to, by name.
+    pub async fn signup_orgs(&self) -> Result<Vec<OrgRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM organizations WHERE subscriber_signup <> 0 ORDER BY name, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(org_from_row).collect())
+    }
+
     pub async fn orgs(&self) -> Result<Vec<OrgRecord>> {
         let rows = sqlx::query("SELECT * FROM organizations ORDER BY created_at, id")
             .fetch_all(&self.pool)

@@ -3,16 +3,17 @@
 //! cookie, a CSRF token on every form and a strict Content-Security-Policy. Its pages call
 //! the same functions as the REST API, so both answer alike.
 
-mod api;
-mod assets;
+pub(crate) mod api;
+pub(crate) mod assets;
 mod create;
-mod deploy;
+pub(crate) mod deploy;
 mod home;
 mod import;
 mod lifecycle;
+mod organization;
 mod signin;
-mod test_console;
-mod web;
+pub(crate) mod test_console;
+pub(crate) mod web;
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -32,6 +33,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-in", get(signin::form).post(signin::submit))
         .route("/console/sign-out", post(signin::sign_out))
         .route("/console/home", get(home::page))
+        .route(
+            "/console/organization",
+            get(organization::show).post(organization::save),
+        )
         .route("/console/import", get(import::form).post(import::next))
         .route("/console/import/create", post(import::create))
         .route("/console/apis/{api}", get(api::overview))

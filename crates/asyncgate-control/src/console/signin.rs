@@ -70,14 +70,11 @@ pub async fn submit(
     }
 }
 
-#[derive(Deserialize)]
-pub struct SignOutForm {}
-
 /// Sign out: the session ends on the server, and its cookie goes.
 pub async fn sign_out(
     State(state): State<AppState>,
     visitor: Visitor,
-    Posted(SignOutForm {}): Posted<SignOutForm>,
+    Posted(web::NoFields {}): Posted<web::NoFields>,
 ) -> Response {
     if let Some(token) = visitor.session() {
         if let Err(e) = sessions::end_session(&state, token).await {

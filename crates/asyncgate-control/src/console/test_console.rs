@@ -10,8 +10,9 @@ use crate::body::Body;
 use crate::error::ApiError;
 use crate::keys::{self, TestTokenRequest};
 use crate::state::AppState;
-use crate::views::api_view;
+use crate::views::{api_view, DeploymentView};
 use askama::Template;
+use asyncgate_store::ApiRecord;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +25,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Config {
-    token_url: String,
+    /// Where to ask for a test token; `None`: the visitor pastes an API key.
+    token_url: Option<String>,
     csrf: String,
     environments: Vec<EnvConfig>,
     channels: Vec<ChannelConfig>,
@@ -46,6 +48,46 @@ struct ChannelConfig {
     examples: Vec<String>,
 }
 
+/// What the test console's script needs, as the JSON its page carries: the deployments
+/// it may connect to, the API's channels with their example payloads, and where a test
+/// token comes from (`None`: the visitor pastes an API key).
+pub fn config(
+    api: &ApiRecord,
+    deployments: Vec<DeploymentView>,
+    token_url: Option<String>,
+    csrf: &str,
+) -> String {
+    let config = Config {
+        token_url,
+        csrf: csrf.to_string(),
+        environments: deployments
+            .into_iter()
+            .map(|d| EnvConfig {
+                title: super::deploy::title(&d.environment),
+                name: d.environment,
+                channels: d.channels.into_iter().map(|c| (c.address, c.url)).collect(),
+            })
+            .collect(),
+        channels: api
+            .design
+            .contract
+            .channels
+            .iter()
+            .map(|c| ChannelConfig {
+                address: c.address.clone(),
+                parameters: c.parameters.clone(),
+                examples: c
+                    .client_to_server
+                    .iter()
+                    .flat_map(|op| op.messages.iter())
+                    .flat_map(|m| crate::docs::message(m).examples)
+                    .collect(),
+            })
+            .collect(),
+    };
+    serde_json::to_string(&config).unwrap_or_default()
+}
+
 #[derive(Template)]
 #[template(path = "console/test.html")]
 struct TestPage {
@@ -53,6 +95,7 @@ struct TestPage {
     frame: ApiFrame,
     config: String,
     deployed: bool,
+    key_input: bool,
 }
 
 pub async fn show(
@@ -68,42 +111,19 @@ pub async fn show(
         Ok(v) => v,
         Err(e) => return web::failure(e),
     };
-    let environments: Vec<EnvConfig> = view
-        .deployments
-        .into_iter()
-        .map(|d| EnvConfig {
-            title: super::deploy::title(&d.environment),
-            name: d.environment,
-            channels: d.channels.into_iter().map(|c| (c.address, c.url)).collect(),
-        })
-        .collect();
-    let channels = api
-        .design
-        .contract
-        .channels
-        .iter()
-        .map(|c| ChannelConfig {
-            address: c.address.clone(),
-            parameters: c.parameters.clone(),
-            examples: c
-                .client_to_server
-                .iter()
-                .flat_map(|op| op.messages.iter())
-                .flat_map(|m| crate::docs::message(m).examples)
-                .collect(),
-        })
-        .collect();
-    let config = Config {
-        token_url: format!("/console/apis/{}/test-token", api.id),
-        csrf: who.chrome.csrf.clone(),
-        environments,
-        channels,
-    };
+    let deployed = !view.deployments.is_empty();
+    let config = config(
+        &api,
+        view.deployments,
+        Some(format!("/console/apis/{}/test-token", api.id)),
+        &who.chrome.csrf,
+    );
     web::render(
         StatusCode::OK,
         &TestPage {
-            deployed: !config.environments.is_empty(),
-            config: serde_json::to_string(&config).unwrap_or_default(),
+            deployed,
+            config,
+            key_input: false,
             frame: ApiFrame::of(&api, "test"),
             chrome: Some(who.chrome),
         },

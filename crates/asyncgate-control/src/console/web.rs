@@ -33,6 +33,7 @@ struct CsrfToken(String);
 /// The middleware of every console response: a CSRF token for a visitor without one,
 /// and the security headers.
 pub async fn secured(mut req: Request, next: Next) -> Response {
+    let site = site_of(req.uri().path());
     let existing = cookie(req.headers(), CSRF_COOKIE).filter(|v| v.len() >= 32);
     let fresh = existing.is_none().then(|| generate_secret(""));
     let token = existing.or_else(|| fresh.clone()).unwrap_or_default();
@@ -40,7 +41,10 @@ pub async fn secured(mut req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     if let Some(token) = fresh {
-        h.append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &token, None));
+        h.append(
+            header::SET_COOKIE,
+            set_cookie(site, CSRF_COOKIE, &token, None),
+        );
     }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -72,11 +76,26 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-/// A console cookie: HttpOnly, SameSite=Strict, for the console's paths only; `max_age`
-/// `None` lasts the browser session.
-fn set_cookie(name: &str, value: &str, max_age: Option<cookie::time::Duration>) -> HeaderValue {
+/// The site a path belongs to, whose paths its cookies are for: the developer portal
+/// (`/portal`) or the console (`/console`).
+fn site_of(path: &str) -> &'static str {
+    if path.starts_with(crate::devportal::PREFIX) {
+        crate::devportal::PREFIX
+    } else {
+        super::PREFIX
+    }
+}
+
+/// A cookie of one site: HttpOnly, SameSite=Strict, for that site's paths only;
+/// `max_age` `None` lasts the browser session.
+fn set_cookie(
+    site: &str,
+    name: &str,
+    value: &str,
+    max_age: Option<cookie::time::Duration>,
+) -> HeaderValue {
     let mut c = Cookie::build((name, value))
-        .path(super::PREFIX)
+        .path(site)
         .http_only(true)
         .same_site(SameSite::Strict);
     if let Some(age) = max_age {
@@ -166,6 +185,10 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// A form with nothing to say but its CSRF token (sign out).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A posted form whose CSRF token (field `csrf`) is the visitor's; any other is refused
 /// before the form is read.
 pub struct Posted<T>(pub T);
@@ -250,23 +273,28 @@ pub fn failure(e: impl Into<ApiError>) -> Response {
     )
 }
 
-/// After signing in: the session cookie, and on to `to`.
+/// After signing in: the session cookie (for the site of `to`), and on to `to`.
 pub fn signed_in(state: &AppState, session: &Session, to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
     let ttl = cookie::time::Duration::seconds(state.config.session_ttl.as_secs() as i64);
     res.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &session.token, Some(ttl)),
+        set_cookie(site_of(to), SESSION_COOKIE, &session.token, Some(ttl)),
     );
     res
 }
 
-/// After signing out: the session cookie removed, and on to `to`.
+/// After signing out: the session cookie (of the site of `to`) removed, and on to `to`.
 pub fn signed_out(to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", Some(cookie::time::Duration::ZERO)),
+        set_cookie(
+            site_of(to),
+            SESSION_COOKIE,
+            "",
+            Some(cookie::time::Duration::ZERO),
+        ),
     );
     res
 }

@@ -1,0 +1,186 @@
+//! **Applications**: a subscriber's applications, each with its subscriptions, OAuth2
+//! client id, and API keys; create one (its client secret shown once), subscribe it to a
+//! published API with a plan, generate an API key for an environment (shown once).
+
+use super::Subscriber;
+use crate::applications::{self, AppKeyRequest, AppRequest, AppView, PlanView, SubscribeRequest};
+use crate::body::Body;
+use crate::console::web::{self, Posted};
+use crate::error::ApiError;
+use crate::portal::{self, PortalApi, PortalQuery};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use serde::Deserialize;
+
+/// A secret the page shows once: what it is, and the value.
+struct ShownOnce {
+    what: String,
+    value: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/applications.html")]
+struct AppsPage {
+    header: super::Header,
+    apps: Vec<AppView>,
+    /// Published APIs of the subscriber's organization that take subscriptions.
+    apis: Vec<PortalApi>,
+    plans: Vec<PlanView>,
+    environments: Vec<String>,
+    shown_once: Option<ShownOnce>,
+    error: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    who: Subscriber,
+    shown_once: Option<ShownOnce>,
+    error: Option<ApiError>,
+) -> Response {
+    let apps = match applications::list(State(state.clone()), who.caller.clone()).await {
+        Ok(Json(a)) => a,
+        Err(e) => return web::failure(e),
+    };
+    let plans = match applications::plans(State(state.clone()), who.caller.clone()).await {
+        Ok(Json(p)) => p,
+        Err(e) => return web::failure(e),
+    };
+    let apis = match portal::list(
+        State(state.clone()),
+        Query(PortalQuery {
+            org: Some(who.caller.org.id.clone()),
+        }),
+    )
+    .await
+    {
+        Ok(Json(a)) => a.into_iter().filter(|a| a.subscribable).collect(),
+        Err(e) => return web::failure(e),
+    };
+    let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+    web::render(
+        status,
+        &AppsPage {
+            header: who.header,
+            apps,
+            apis,
+            plans,
+            environments: state
+                .config
+                .environments
+                .iter()
+                .map(|e| e.name.clone())
+                .collect(),
+            shown_once,
+            error: error.map(|e| e.detail),
+        },
+    )
+}
+
+pub async fn list(State(state): State<AppState>, who: Subscriber) -> Response {
+    page(&state, who, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Create an application; its client secret is shown once.
+pub async fn create(
+    State(state): State<AppState>,
+    who: Subscriber,
+    Posted(form): Posted<CreateForm>,
+) -> Response {
+    match applications::create(
+        State(state.clone()),
+        who.caller.clone(),
+        Body(AppRequest { name: form.name }),
+    )
+    .await
+    {
+        Ok((_, Json(app))) => {
+            let shown = ShownOnce {
+                what: format!(
+                    "Client secret of {} (client id {}): copy it now, it is not shown again",
+                    app.name, app.client_id
+                ),
+                value: app.client_secret,
+            };
+            page(&state, who, Some(shown), None).await
+        }
+        Err(e) => page(&state, who, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SubscribeForm {
+    #[serde(default)]
+    api: String,
+    #[serde(default)]
+    plan: String,
+}
+
+/// Subscribe an application to an API with a plan.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    who: Subscriber,
+    Path(app): Path<String>,
+    Posted(form): Posted<SubscribeForm>,
+) -> Response {
+    let done = applications::subscribe(
+        State(state.clone()),
+        who.caller.clone(),
+        Path(app),
+        Body(SubscribeRequest {
+            api: form.api,
+            plan: Some(form.plan).filter(|p| !p.is_empty()),
+        }),
+    )
+    .await;
+    match done {
+        Ok(_) => Redirect::to("/portal/applications").into_response(),
+        Err(e) => page(&state, who, None, Some(e)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    environment: String,
+}
+
+/// Generate an API key of an application for an environment; shown once.
+pub async fn create_key(
+    State(state): State<AppState>,
+    who: Subscriber,
+    Path(app): Path<String>,
+    Posted(form): Posted<KeyForm>,
+) -> Response {
+    let done = applications::create_key(
+        State(state.clone()),
+        who.caller.clone(),
+        Path(app),
+        Body(AppKeyRequest {
+            environment: form.environment,
+        }),
+    )
+    .await;
+    match done {
+        Ok((_, Json(key))) => {
+            let shown = ShownOnce {
+                what: format!(
+                    "API key for {}: copy it now, it is not shown again",
+                    key.environment
+                ),
+                value: key.key,
+            };
+            page(&state, who, Some(shown), None).await
+        }
+        Err(e) => page(&state, who, None, Some(e)).await,
+    }
+}
