@@ -1,10 +1,11 @@
 // What the browser tests share: Debian's Chromium launched headless by playwright-core,
 // a screenshot per step, and every error the page reports collected (a test fails on any).
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export async function launch({ shots }) {
+  rmSync(shots, { recursive: true, force: true });
   mkdirSync(shots, { recursive: true });
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

@@ -93,6 +93,24 @@ try {
   await b.shot(page, 'overview');
   const apiPath = new URL(page.url()).pathname;
 
+  // Settings: a rate limit and message validation, saved; an API key, shown once; a
+  // limit that is not a number is refused on the form.
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('heading', { name: 'Settings' }).waitFor();
+  await page.getByLabel('Messages per second').fill('many');
+  b.refusedOn('/settings');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('alert').filter({ hasText: 'not a whole number' }).waitFor();
+  await page.getByLabel('Messages per second').fill('50');
+  await page.getByLabel('Message validation').selectOption('report');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('heading', { name: 'Settings' }).waitFor();
+  check(await page.getByLabel('Messages per second').inputValue() === '50', 'the rate limit is saved');
+  check(await page.getByLabel('Message validation').inputValue() === 'report', 'message validation is saved');
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  await page.locator('#shown-once').waitFor();
+  await b.shot(page, 'settings');
+
   // Deploy: Configure and Deploy, External.
   await page.getByRole('link', { name: 'Deploy' }).click();
   await page.getByRole('heading', { name: 'Deploy', exact: true }).waitFor();

@@ -16,8 +16,14 @@ pub struct Endpoints {
     pub management: String,
     /// The management API's OpenAPI document.
     pub openapi: String,
-    /// The developer portal's listing of published APIs.
+    /// The developer portal's listing of published APIs (JSON).
     pub portal: String,
+    /// The web console (sign in, or create the first organization).
+    #[serde(default)]
+    pub console: String,
+    /// The developer portal's pages.
+    #[serde(default)]
+    pub portal_site: String,
     /// Per environment, the `ws://` base URLs of its listeners.
     pub environments: BTreeMap<String, ListenerUrls>,
     /// File holding the admin token the CLI uses.

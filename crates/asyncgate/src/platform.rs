@@ -193,6 +193,8 @@ impl Platform {
                 "{management_url}{}/portal/apis",
                 asyncgate_control::API_PREFIX
             ),
+            console: format!("{management_url}/console/"),
+            portal_site: format!("{management_url}/portal/"),
             management: management_url,
             environments: env_urls,
             admin_token_file: std::fs::canonicalize(&token_path).unwrap_or(token_path),
@@ -236,8 +238,8 @@ impl Platform {
     pub fn describe(&self) -> String {
         let e = &self.endpoints;
         let mut out = format!(
-            "management API  {}\nOpenAPI         {}\nportal          {}\n",
-            e.management, e.openapi, e.portal
+            "console         {}\ndeveloper portal {}\nmanagement API  {}\nOpenAPI         {}\nportal (JSON)   {}\n",
+            e.console, e.portal_site, e.management, e.openapi, e.portal
         );
         for (name, urls) in &e.environments {
             out.push_str(&format!(

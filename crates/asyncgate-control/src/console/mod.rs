@@ -11,6 +11,7 @@ mod home;
 mod import;
 mod lifecycle;
 mod organization;
+mod settings;
 mod signin;
 pub(crate) mod test_console;
 pub(crate) mod web;
@@ -46,6 +47,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/apis/{api}/promote", post(deploy::promote))
         .route("/console/apis/{api}/stop", post(deploy::stop))
+        .route(
+            "/console/apis/{api}/settings",
+            get(settings::show).post(settings::save),
+        )
+        .route(
+            "/console/apis/{api}/settings/keys",
+            post(settings::create_key),
+        )
+        .route(
+            "/console/apis/{api}/settings/keys/{key}/revoke",
+            post(settings::revoke_key),
+        )
         .route("/console/apis/{api}/test", get(test_console::show))
         .route("/console/apis/{api}/test-token", post(test_console::token))
         .route(
