@@ -216,6 +216,15 @@ try {
   await consumer.locator('#tc-log li.log-received', { hasText: 'peter' }).waitFor();
   await b.shot(consumer, 'connected-with-key');
 
+  // The portal's pages on a phone: no sideways scrolling.
+  const phonePortal = await b.page('phone portal', { width: 390, height: 844 });
+  for (const path of ['/portal/', new URL(apiUrl).pathname]) {
+    await phonePortal.goto(`${base}${path}`);
+    const wide = await phonePortal.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    check(!wide, `${path} fits a phone without sideways scrolling`);
+  }
+  await b.shot(phonePortal, 'portal-api-phone');
+
   // On a phone.
   const phone = await b.page('phone', { width: 390, height: 844 });
   await phone.goto(`${base}/console/`);
@@ -228,6 +237,12 @@ try {
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   check(!overflow, 'Project Home fits a phone without sideways scrolling');
   await b.shot(phone, 'project-home-phone');
+  for (const path of [apiPath, `${apiPath}/deploy`, `${apiPath}/test`, `${apiPath}/settings`]) {
+    await phone.goto(`${base}${path}`);
+    const wide = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    check(!wide, `${path} fits a phone without sideways scrolling`);
+  }
+  await b.shot(phone, 'test-console-phone');
 
   check(b.errors.length === 0, `no errors in the browser console:\n${b.errors.join('\n')}`);
   console.log(JSON.stringify({ done: true }));

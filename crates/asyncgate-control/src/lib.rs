@@ -167,7 +167,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, managed.merge(public))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .merge(console::router())
+        // A contract travels in the console's forms too (an upload, then a hidden field).
+        .merge(console::router().layer(axum::extract::DefaultBodyLimit::max(body_limit)))
         .merge(devportal::router())
         .route("/healthz", get(|| async { "ok" }))
         .route(oauth2::TOKEN_PATH, post(oauth2::token))

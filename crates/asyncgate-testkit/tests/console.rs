@@ -185,6 +185,54 @@ async fn forms_need_their_csrf_token_and_sessions_live_in_strict_cookies() -> an
         "the default organization and Stark Industries: {orgs}"
     );
 
+    // Import API Contract with a file: Next shows the derived values (the contract
+    // carried in the form), Create makes the API proxy. Without the CSRF token, nothing.
+    let contract = std::fs::read_to_string(sample_contract_path())?;
+    let upload = |csrf: &str| {
+        reqwest::multipart::Form::new()
+            .text("csrf", csrf.to_string())
+            .text("source", "file")
+            .part(
+                "contract",
+                reqwest::multipart::Part::text(contract.clone()).file_name("asyncapi.yaml"),
+            )
+    };
+    let post_upload = |form: reqwest::multipart::Form| {
+        v.http
+            .post(format!("{}/console/import", v.base))
+            .header(COOKIE, v.cookie_header())
+            .multipart(form)
+            .send()
+    };
+    let res = post_upload(upload("forged")).await?;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post_upload(upload(&csrf)).await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await?;
+    assert!(
+        html.contains("Create an API Proxy") && html.contains(r#"name="contract""#),
+        "{html}"
+    );
+    let (res, _) = v
+        .post(
+            "/console/import/create",
+            &[
+                ("csrf", &csrf),
+                ("contract", &contract),
+                ("name", "Uploaded chat"),
+                ("identifier", "uploaded-chat"),
+                ("version", "1.0.0"),
+                ("target", "ws://127.0.0.1:9/chat"),
+            ],
+        )
+        .await?;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&res).starts_with("/console/apis/api_"),
+        "{}",
+        location(&res)
+    );
+
     // Sign out ends the session on the server: its cookie no longer opens a page.
     let stolen = v.cookies.clone();
     let (res, _) = v.post("/console/sign-out", &[("csrf", &csrf)]).await?;

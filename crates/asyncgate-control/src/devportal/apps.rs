@@ -148,6 +148,30 @@ pub async fn subscribe(
     }
 }
 
+/// Generate a new OAuth2 client secret for an application (the old one stops working);
+/// shown once.
+pub async fn regenerate_secret(
+    State(state): State<AppState>,
+    who: Subscriber,
+    Path(app): Path<String>,
+    Posted(web::NoFields {}): Posted<web::NoFields>,
+) -> Response {
+    match applications::regenerate_secret(State(state.clone()), who.caller.clone(), Path(app)).await
+    {
+        Ok((_, Json(app))) => {
+            let shown = ShownOnce {
+                what: format!(
+                    "New client secret of {} (client id {}): copy it now, it is not shown again",
+                    app.name, app.client_id
+                ),
+                value: app.client_secret,
+            };
+            page(&state, who, Some(shown), None).await
+        }
+        Err(e) => page(&state, who, None, Some(e)).await,
+    }
+}
+
 #[derive(Deserialize)]
 pub struct KeyForm {
     #[serde(default)]

@@ -41,6 +41,10 @@ pub fn router() -> Router<AppState> {
             post(apps::subscribe),
         )
         .route("/portal/applications/{app}/keys", post(apps::create_key))
+        .route(
+            "/portal/applications/{app}/secret",
+            post(apps::regenerate_secret),
+        )
         .route("/portal/assets/{file}", get(crate::console::assets::serve))
         .layer(axum::middleware::from_fn(web::secured))
 }
