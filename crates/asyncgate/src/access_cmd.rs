@@ -5,7 +5,7 @@ use crate::cli::{ConnArgs, IdpCommand, OrgCommand, Output, TokenCommand, UserCom
 use crate::client::{segment, Client, SESSION_FILE};
 use crate::commands::{print, shown};
 use anyhow::{anyhow, Context};
-use asyncgate_control::orgs::{OrgRequest, OrgView};
+use asyncgate_control::orgs::{OrgRequest, OrgSettings, OrgView};
 use asyncgate_control::providers::{ProviderRequest, ProviderView};
 use asyncgate_control::sessions::{
     LoginRequest, Me, Session, TokenCreated, TokenRequest, TokenView,
@@ -66,6 +66,28 @@ pub async fn run_org(conn: &ConnArgs, command: OrgCommand) -> anyhow::Result<()>
                 v.iter()
                     .map(|o| format!("{:<24} {:<24} {}\n", o.handle, o.id, shown(&o.name)))
                     .collect()
+            });
+        }
+        OrgCommand::Settings {
+            subscriber_signup,
+            output,
+        } => {
+            let v: OrgSettings = match subscriber_signup {
+                Some(_) => {
+                    let req = OrgSettings { subscriber_signup };
+                    c.patch_as("/organization/settings", &req).await?
+                }
+                None => c.get_as("/organization/settings").await?,
+            };
+            print(output, &v, |v| {
+                format!(
+                    "subscriber sign-up in the developer portal: {}\n",
+                    if v.subscriber_signup.unwrap_or(false) {
+                        "on"
+                    } else {
+                        "off"
+                    }
+                )
             });
         }
     }

@@ -205,6 +205,14 @@ pub enum OrgCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Show the organization's settings (--org), or change those given.
+    Settings {
+        /// Let consumers sign up as subscribers in the developer portal: on or off.
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
+        subscriber_signup: Option<bool>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

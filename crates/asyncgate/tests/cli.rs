@@ -686,6 +686,15 @@ fn organizations_users_and_applications_from_the_command_line() {
         Some("iron man suit 42\n"),
     ));
     assert_eq!(me["organizations"][0]["handle"], "stark-industries");
+    // Its admin opens sign-up in the developer portal; the setting reads back.
+    let closed = json(&cli(&data, &["org", "settings", "-o", "json"], None));
+    assert_eq!(closed["subscriberSignup"], false);
+    let opened = json(&cli(
+        &data,
+        &["org", "settings", "--subscriber-signup", "on", "-o", "json"],
+        None,
+    ));
+    assert_eq!(opened["subscriberSignup"], true);
     let session = std::fs::read_to_string(data.join("cli-session")).unwrap();
     assert!(session.starts_with("ags_"));
     #[cfg(unix)]

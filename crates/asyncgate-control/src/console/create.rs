@@ -115,6 +115,10 @@ async fn create(state: &AppState, visitor: &Visitor, form: &CreateForm) -> ApiRe
         }),
     )
     .await?;
-    let user = sessions::check_password(state, None, &form.email, &form.password).await?;
+    let user = state
+        .store
+        .user_by_email(form.email.trim())
+        .await?
+        .ok_or_else(|| ApiError::not_found("the new admin was not stored"))?;
     sessions::open_session(state, user, visitor.origin).await
 }

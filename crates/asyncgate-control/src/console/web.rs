@@ -131,6 +131,11 @@ impl FromRequestParts<AppState> for Visitor {
 }
 
 impl Visitor {
+    /// The session token the visitor's cookie holds.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
     /// The signed-in publisher acting in their organization (the first of several), or
     /// `None` without a live session.
     pub async fn signed_in(&self, state: &AppState) -> Option<Result<Caller, ApiError>> {
@@ -297,11 +302,4 @@ pub fn signed_out(to: &str) -> Response {
         ),
     );
     res
-}
-
-impl Visitor {
-    /// The session token the visitor's cookie holds.
-    pub fn session(&self) -> Option<&str> {
-        self.session.as_deref()
-    }
 }
