@@ -206,6 +206,22 @@ async fn forms_need_their_csrf_token_and_sessions_live_in_strict_cookies() -> an
     };
     let res = post_upload(upload("forged")).await?;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A broken contract is answered on the form with the contract engine's errors at
+    // their line.
+    let broken = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("source", "file")
+        .part(
+            "contract",
+            reqwest::multipart::Part::text(
+                "asyncapi: '2.0.0'\ninfo:\n  title: Chat\nchannels: 5\n",
+            )
+            .file_name("asyncapi.yaml"),
+        );
+    let res = post_upload(broken).await?;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await?;
+    assert!(html.contains("line 4"), "the error names its line: {html}");
     let res = post_upload(upload(&csrf)).await?;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await?;
