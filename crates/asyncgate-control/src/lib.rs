@@ -16,6 +16,7 @@ pub mod environments;
 pub mod error;
 pub mod fetch;
 pub mod fields;
+pub mod health;
 pub mod keys;
 pub mod lifecycle;
 pub mod oauth2;
@@ -170,7 +171,8 @@ pub fn router(state: AppState) -> Router {
         // A contract travels in the console's forms too (an upload, then a hidden field).
         .merge(console::router().layer(axum::extract::DefaultBodyLimit::max(body_limit)))
         .merge(devportal::router())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
         .route(oauth2::TOKEN_PATH, post(oauth2::token))
         .route(oauth2::JWKS_PATH, get(oauth2::jwks))
         .route("/.well-known/backend-jwks.json", get(signing::backend_jwks))

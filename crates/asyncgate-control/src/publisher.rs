@@ -63,6 +63,11 @@ impl Publisher {
         &self.issuer
     }
 
+    /// The snapshot version the in-process gateway serves, when there is one.
+    pub fn applied_version(&self) -> Option<u64> {
+        self.applied.get().map(|rx| *rx.borrow())
+    }
+
     pub fn current(&self) -> Arc<Snapshot> {
         self.tx.borrow().clone()
     }

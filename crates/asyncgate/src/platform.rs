@@ -230,6 +230,11 @@ impl Platform {
     }
 
     /// The data plane of this process (live connections, current snapshot).
+    /// The store (tests close it to see readiness fall).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
     }
