@@ -1,5 +1,6 @@
-//! What every console page shares: the security headers, the session and CSRF cookies,
-//! who is signed in, forms checked for their CSRF token, and rendering a page or an error.
+//! What every page of the console and the developer portal shares: the security headers,
+//! the session and CSRF cookies (each site's own), who is signed in, forms checked for
+//! their CSRF token, and rendering a page or an error.
 
 use crate::auth::{constant_time_eq, principal_of, Authenticated, Caller, ClientIp, Principal};
 use crate::error::ApiError;
@@ -22,7 +23,7 @@ pub const SESSION_COOKIE: &str = "asyncgate_session";
 /// The cookie holding the visitor's CSRF token, which every form repeats.
 pub const CSRF_COOKIE: &str = "asyncgate_csrf";
 
-/// Scripts and styles only from the console itself (no inline script), WebSocket
+/// Scripts and styles only from the site itself (no inline script), WebSocket
 /// connections for the test console, nothing framed, forms posted only here.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -30,8 +31,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 #[derive(Debug, Clone)]
 struct CsrfToken(String);
 
-/// The middleware of every console response: a CSRF token for a visitor without one,
-/// and the security headers.
+/// The middleware of every console and portal response: a CSRF token for a visitor
+/// without one, and the security headers.
 pub async fn secured(mut req: Request, next: Next) -> Response {
     let site = site_of(req.uri().path());
     let existing = cookie(req.headers(), CSRF_COOKIE).filter(|v| v.len() >= 32);
