@@ -182,17 +182,25 @@ pub async fn login(
     ClientIp(origin): ClientIp,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let user = check_password(&state, origin, &req.email, &req.password).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(open_session(&state, user, origin).await?),
-    ))
+    let session = sign_in(&state, origin, &req.email, &req.password).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Sign in with email and password: the REST API's, the console's and the portal's.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    origin: Option<std::net::IpAddr>,
+    email: &str,
+    password: &str,
+) -> ApiResult<Session> {
+    let user = check_password(state, origin, email, password).await?;
+    open_session(state, user, origin).await
 }
 
 /// The user whose email and password these are, if they may sign in: one rule for the
 /// REST API and the console (attempts limited per address, failures audited, the same
 /// answer for an unknown email and a wrong password).
-pub(crate) async fn check_password(
+async fn check_password(
     state: &AppState,
     origin: Option<std::net::IpAddr>,
     email: &str,

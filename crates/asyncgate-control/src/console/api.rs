@@ -2,7 +2,7 @@
 //! Deploy, Test → Console, Lifecycle) and the **Overview**: the contract rendered
 //! (channels with PUB/SUB, messages, payload tables, examples) and the contract as written.
 
-use super::web::{self, SignedIn};
+use super::web::{self, PageResult, SignedIn};
 use crate::apis;
 use crate::docs::{self, ChannelDoc};
 use crate::error::ApiResult;
@@ -11,7 +11,6 @@ use askama::Template;
 use asyncgate_store::ApiRecord;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 
 /// What every page of one API shows around its content.
 pub struct ApiFrame {
@@ -60,13 +59,10 @@ pub async fn overview(
     State(state): State<AppState>,
     who: SignedIn,
     Path(key): Path<String>,
-) -> Response {
-    let api = match find(&state, &who, &key).await {
-        Ok(api) => api,
-        Err(e) => return web::failure(e),
-    };
+) -> PageResult {
+    let api = find(&state, &who, &key).await?;
     let d = &api.design;
-    web::render(
+    Ok(web::render(
         StatusCode::OK,
         &OverviewPage {
             frame: ApiFrame::of(&api, "overview"),
@@ -79,5 +75,5 @@ pub async fn overview(
             source: api.contract_source.clone(),
             chrome: Some(who.chrome),
         },
-    )
+    ))
 }

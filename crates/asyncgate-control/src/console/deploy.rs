@@ -4,7 +4,7 @@
 //! action is the REST API's own.
 
 use super::api::{self, ApiFrame};
-use super::web::{self, Posted, SignedIn};
+use super::web::{self, PageResult, Posted, SignedIn};
 use crate::body::Body;
 use crate::deployments::{self, DeployRequest, HistoryEntry, HistoryQuery, PromoteRequest};
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use askama::Template;
 use asyncgate_core::AccessMode;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde::Deserialize;
 
@@ -49,26 +49,16 @@ pub fn title(name: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError>) -> Response {
-    let api = match api::find(state, &who, key).await {
-        Ok(api) => api,
-        Err(e) => return web::failure(e),
-    };
-    let view = match api_view(state, &api).await {
-        Ok(v) => v,
-        Err(e) => return web::failure(e),
-    };
-    let history = match deployments::history(
+async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError>) -> PageResult {
+    let api = api::find(state, &who, key).await?;
+    let view = api_view(state, &api).await?;
+    let Json(history) = deployments::history(
         State(state.clone()),
         who.caller.clone(),
         Path(api.id.clone()),
         Query(HistoryQuery { env: None }),
     )
-    .await
-    {
-        Ok(Json(h)) => h,
-        Err(e) => return web::failure(e),
-    };
+    .await?;
     let envs = &state.config.environments;
     let latest = view.latest_revision.unwrap_or(0);
     let mut deployed = view.deployments;
@@ -87,7 +77,7 @@ async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError
         })
         .collect();
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
-    web::render(
+    Ok(web::render(
         status,
         &DeployPage {
             frame: ApiFrame::of(&api, "deploy"),
@@ -98,14 +88,14 @@ async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError
             history: history.into_iter().rev().collect(),
             error: error.map(|e| e.detail),
         },
-    )
+    ))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     who: SignedIn,
     Path(key): Path<String>,
-) -> Response {
+) -> PageResult {
     page(&state, who, &key, None).await
 }
 
@@ -125,7 +115,7 @@ pub async fn deploy(
     who: SignedIn,
     Path(key): Path<String>,
     Posted(form): Posted<DeployForm>,
-) -> Response {
+) -> PageResult {
     let Some(access_mode) = form.access else {
         let e = ApiError::bad_request("select the API Access Mode: External or Internal");
         return page(&state, who, &key, Some(e)).await;
@@ -160,7 +150,7 @@ pub async fn promote(
     who: SignedIn,
     Path(key): Path<String>,
     Posted(form): Posted<PromoteForm>,
-) -> Response {
+) -> PageResult {
     let done = deployments::promote(
         State(state.clone()),
         who.caller.clone(),
@@ -186,7 +176,7 @@ pub async fn stop(
     who: SignedIn,
     Path(key): Path<String>,
     Posted(form): Posted<StopForm>,
-) -> Response {
+) -> PageResult {
     let done = deployments::undeploy(
         State(state.clone()),
         who.caller.clone(),
@@ -197,9 +187,14 @@ pub async fn stop(
 }
 
 /// Back to the Deploy page: as it is now, or with what went wrong.
-async fn after(state: &AppState, who: SignedIn, key: &str, done: Result<(), ApiError>) -> Response {
+async fn after(
+    state: &AppState,
+    who: SignedIn,
+    key: &str,
+    done: Result<(), ApiError>,
+) -> PageResult {
     match done {
-        Ok(()) => Redirect::to(&format!("/console/apis/{key}/deploy")).into_response(),
+        Ok(()) => Ok(Redirect::to(&format!("/console/apis/{key}/deploy")).into_response()),
         Err(e) => page(state, who, key, Some(e)).await,
     }
 }

@@ -1,14 +1,13 @@
 //! **Project Home**: the default project's API proxies with their lifecycle state and
 //! where each is deployed.
 
-use super::web::{self, SignedIn};
+use super::web::{self, PageResult, SignedIn};
 use crate::apis;
 use crate::state::AppState;
 use crate::views::ApiView;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::Json;
 
 #[derive(Template)]
@@ -19,21 +18,15 @@ struct HomePage {
     apis: Vec<ApiView>,
 }
 
-pub async fn page(State(state): State<AppState>, who: SignedIn) -> Response {
-    let project = match state.store.default_project(&who.caller.org.id).await {
-        Ok(p) => p.name,
-        Err(e) => return web::failure(e),
-    };
-    let apis = match apis::list(State(state.clone()), who.caller).await {
-        Ok(Json(apis)) => apis,
-        Err(e) => return web::failure(e),
-    };
-    web::render(
+pub async fn page(State(state): State<AppState>, who: SignedIn) -> PageResult {
+    let project = state.store.default_project(&who.caller.org.id).await?.name;
+    let Json(apis) = apis::list(State(state.clone()), who.caller).await?;
+    Ok(web::render(
         StatusCode::OK,
         &HomePage {
             chrome: Some(who.chrome),
             project,
             apis,
         },
-    )
+    ))
 }

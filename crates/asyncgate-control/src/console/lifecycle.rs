@@ -2,7 +2,7 @@
 //! **Publish API** dialog with an editable display name and **Confirm**, and the history.
 
 use super::api::{self, ApiFrame};
-use super::web::{self, Posted, SignedIn};
+use super::web::{self, PageResult, Posted, SignedIn};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::lifecycle::{self as rest, LifecycleRequest};
@@ -12,7 +12,7 @@ use asyncgate_core::LifecycleAction;
 use asyncgate_store::LifecycleEvent;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde::Deserialize;
 
@@ -45,21 +45,14 @@ fn label(action: &str) -> String {
     }
 }
 
-async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError>) -> Response {
-    let api = match api::find(state, &who, key).await {
-        Ok(api) => api,
-        Err(e) => return web::failure(e),
-    };
-    let history = match rest::history(
+async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError>) -> PageResult {
+    let api = api::find(state, &who, key).await?;
+    let Json(history) = rest::history(
         State(state.clone()),
         who.caller.clone(),
         Path(api.id.clone()),
     )
-    .await
-    {
-        Ok(Json(h)) => h,
-        Err(e) => return web::failure(e),
-    };
+    .await?;
     let allowed: Vec<String> = api
         .lifecycle
         .allowed_actions()
@@ -67,7 +60,7 @@ async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError
         .map(|a| a.to_string())
         .collect();
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
-    web::render(
+    Ok(web::render(
         status,
         &LifecyclePage {
             frame: ApiFrame::of(&api, "lifecycle"),
@@ -89,14 +82,14 @@ async fn page(state: &AppState, who: SignedIn, key: &str, error: Option<ApiError
             history: history.into_iter().rev().collect(),
             error: error.map(|e| e.detail),
         },
-    )
+    ))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     who: SignedIn,
     Path(key): Path<String>,
-) -> Response {
+) -> PageResult {
     page(&state, who, &key, None).await
 }
 
@@ -113,7 +106,7 @@ pub async fn change(
     who: SignedIn,
     Path(key): Path<String>,
     Posted(form): Posted<ChangeForm>,
-) -> Response {
+) -> PageResult {
     let action = match form.action.parse::<LifecycleAction>() {
         Ok(a) => a,
         Err(e) => {
@@ -138,7 +131,7 @@ pub async fn change(
     )
     .await;
     match done {
-        Ok(_) => Redirect::to(&format!("/console/apis/{key}/lifecycle")).into_response(),
+        Ok(_) => Ok(Redirect::to(&format!("/console/apis/{key}/lifecycle")).into_response()),
         Err(e) => page(&state, who, &key, Some(e)).await,
     }
 }

@@ -1,7 +1,7 @@
 //! The organization's settings in the console: whether consumers may sign themselves up
 //! as subscribers in the developer portal.
 
-use super::web::{self, Posted, SignedIn};
+use super::web::{self, PageResult, Posted, SignedIn};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::orgs::{self, OrgSettings};
@@ -9,7 +9,7 @@ use crate::state::AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde::Deserialize;
 
@@ -22,13 +22,10 @@ struct OrganizationPage {
     error: Option<String>,
 }
 
-async fn page(state: &AppState, who: SignedIn, error: Option<ApiError>) -> Response {
-    let settings = match orgs::settings(State(state.clone()), who.caller.clone()).await {
-        Ok(Json(s)) => s,
-        Err(e) => return web::failure(e),
-    };
+async fn page(state: &AppState, who: SignedIn, error: Option<ApiError>) -> PageResult {
+    let Json(settings) = orgs::settings(State(state.clone()), who.caller.clone()).await?;
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
-    web::render(
+    Ok(web::render(
         status,
         &OrganizationPage {
             csrf: who.chrome.csrf.clone(),
@@ -36,10 +33,10 @@ async fn page(state: &AppState, who: SignedIn, error: Option<ApiError>) -> Respo
             signup: settings.subscriber_signup.unwrap_or(false),
             error: error.map(|e| e.detail),
         },
-    )
+    ))
 }
 
-pub async fn show(State(state): State<AppState>, who: SignedIn) -> Response {
+pub async fn show(State(state): State<AppState>, who: SignedIn) -> PageResult {
     page(&state, who, None).await
 }
 
@@ -54,7 +51,7 @@ pub async fn save(
     State(state): State<AppState>,
     who: SignedIn,
     Posted(form): Posted<SettingsForm>,
-) -> Response {
+) -> PageResult {
     let done = orgs::update_settings(
         State(state.clone()),
         who.caller.clone(),
@@ -64,7 +61,7 @@ pub async fn save(
     )
     .await;
     match done {
-        Ok(_) => Redirect::to("/console/organization").into_response(),
+        Ok(_) => Ok(Redirect::to("/console/organization").into_response()),
         Err(e) => page(&state, who, Some(e)).await,
     }
 }

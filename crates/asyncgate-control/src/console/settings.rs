@@ -4,7 +4,7 @@
 //! the next deploy, like every design change.
 
 use super::api::{self, ApiFrame};
-use super::web::{self, Posted, SignedIn};
+use super::web::{self, PageResult, Posted, SignedIn};
 use crate::apis::{self, SecurityPatch, UpdateRequest};
 use crate::body::Body;
 use crate::error::ApiError;
@@ -15,7 +15,7 @@ use askama::Template;
 use asyncgate_core::LimitsPatch;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -51,27 +51,17 @@ async fn page(
     key: &str,
     new_key: Option<String>,
     error: Option<ApiError>,
-) -> Response {
-    let record = match api::find(state, &who, key).await {
-        Ok(a) => a,
-        Err(e) => return web::failure(e),
-    };
-    let view = match api_view(state, &record).await {
-        Ok(v) => v,
-        Err(e) => return web::failure(e),
-    };
-    let keys = match keys::list(
+) -> PageResult {
+    let record = api::find(state, &who, key).await?;
+    let view = api_view(state, &record).await?;
+    let Json(keys) = keys::list(
         State(state.clone()),
         who.caller.clone(),
         Path(record.id.clone()),
     )
-    .await
-    {
-        Ok(Json(k)) => k,
-        Err(e) => return web::failure(e),
-    };
+    .await?;
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
-    web::render(
+    Ok(web::render(
         status,
         &SettingsPage {
             frame: ApiFrame::of(&record, "settings"),
@@ -87,14 +77,14 @@ async fn page(
             new_key,
             error: error.map(|e| e.detail),
         },
-    )
+    ))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     who: SignedIn,
     Path(key): Path<String>,
-) -> Response {
+) -> PageResult {
     page(&state, who, &key, None, None).await
 }
 
@@ -236,7 +226,7 @@ pub async fn save(
     who: SignedIn,
     Path(key): Path<String>,
     Posted(form): Posted<SettingsForm>,
-) -> Response {
+) -> PageResult {
     let req = match form.request() {
         Ok(r) => r,
         Err(e) => return page(&state, who, &key, None, Some(e)).await,
@@ -249,7 +239,7 @@ pub async fn save(
     )
     .await
     {
-        Ok(_) => Redirect::to(&format!("/console/apis/{key}/settings")).into_response(),
+        Ok(_) => Ok(Redirect::to(&format!("/console/apis/{key}/settings")).into_response()),
         Err(e) => page(&state, who, &key, None, Some(e)).await,
     }
 }
@@ -260,7 +250,7 @@ pub async fn create_key(
     who: SignedIn,
     Path(key): Path<String>,
     Posted(web::NoFields {}): Posted<web::NoFields>,
-) -> Response {
+) -> PageResult {
     match keys::create(State(state.clone()), who.caller.clone(), Path(key.clone())).await {
         Ok((_, Json(created))) => page(&state, who, &key, Some(created.key), None).await,
         Err(e) => page(&state, who, &key, None, Some(e)).await,
@@ -273,7 +263,7 @@ pub async fn revoke_key(
     who: SignedIn,
     Path((key, id)): Path<(String, String)>,
     Posted(web::NoFields {}): Posted<web::NoFields>,
-) -> Response {
+) -> PageResult {
     match keys::revoke(
         State(state.clone()),
         who.caller.clone(),
@@ -281,7 +271,7 @@ pub async fn revoke_key(
     )
     .await
     {
-        Ok(_) => Redirect::to(&format!("/console/apis/{key}/settings")).into_response(),
+        Ok(_) => Ok(Redirect::to(&format!("/console/apis/{key}/settings")).into_response()),
         Err(e) => page(&state, who, &key, None, Some(e)).await,
     }
 }

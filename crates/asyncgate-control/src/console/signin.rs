@@ -51,12 +51,7 @@ pub async fn submit(
     visitor: Visitor,
     Posted(form): Posted<SignInForm>,
 ) -> Response {
-    let opened =
-        match sessions::check_password(&state, visitor.origin, &form.email, &form.password).await {
-            Ok(user) => sessions::open_session(&state, user, visitor.origin).await,
-            Err(e) => Err(e),
-        };
-    match opened {
+    match sessions::sign_in(&state, visitor.origin, &form.email, &form.password).await {
         Ok(session) => web::signed_in(&state, &session, "/console/home"),
         Err(e) => web::render(
             e.status,

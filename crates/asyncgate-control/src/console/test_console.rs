@@ -5,7 +5,7 @@
 //! Connected / Sent / Received / Closed with their times.
 
 use super::api::{self, ApiFrame};
-use super::web::{self, SignedIn};
+use super::web::{self, PageResult, SignedIn};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::keys::{self, TestTokenRequest};
@@ -102,15 +102,9 @@ pub async fn show(
     State(state): State<AppState>,
     who: SignedIn,
     Path(key): Path<String>,
-) -> Response {
-    let api = match api::find(&state, &who, &key).await {
-        Ok(api) => api,
-        Err(e) => return web::failure(e),
-    };
-    let view = match api_view(&state, &api).await {
-        Ok(v) => v,
-        Err(e) => return web::failure(e),
-    };
+) -> PageResult {
+    let api = api::find(&state, &who, &key).await?;
+    let view = api_view(&state, &api).await?;
     let deployed = !view.deployments.is_empty();
     let config = config(
         &api,
@@ -118,7 +112,7 @@ pub async fn show(
         Some(format!("/console/apis/{}/test-token", api.id)),
         &who.chrome.csrf,
     );
-    web::render(
+    Ok(web::render(
         StatusCode::OK,
         &TestPage {
             deployed,
@@ -127,7 +121,7 @@ pub async fn show(
             frame: ApiFrame::of(&api, "test"),
             chrome: Some(who.chrome),
         },
-    )
+    ))
 }
 
 #[derive(Deserialize)]

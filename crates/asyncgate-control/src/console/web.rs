@@ -261,6 +261,24 @@ struct ErrorPage {
     detail: String,
 }
 
+/// A page, or the error page of what went wrong: `?` takes any management error.
+pub type PageResult = Result<Response, Failure>;
+
+/// What went wrong, answered with the error page.
+pub struct Failure(ApiError);
+
+impl<E: Into<ApiError>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        failure(self.0)
+    }
+}
+
 /// An error page: what went wrong, in the management API's words.
 pub fn failure(e: impl Into<ApiError>) -> Response {
     let e: ApiError = e.into();

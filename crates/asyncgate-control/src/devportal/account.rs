@@ -2,7 +2,7 @@
 //! (a user with the Subscriber role), **Sign in** and sign out.
 
 use super::Header;
-use crate::console::web::{self, Posted, Visitor};
+use crate::console::web::{self, PageResult, Posted, Visitor};
 use crate::error::{ApiError, ApiResult};
 use crate::orgs::new_user;
 use crate::sessions::{self, Session};
@@ -68,12 +68,7 @@ pub async fn sign_in(
     visitor: Visitor,
     Posted(form): Posted<Credentials>,
 ) -> Response {
-    let opened =
-        match sessions::check_password(&state, visitor.origin, &form.email, &form.password).await {
-            Ok(user) => sessions::open_session(&state, user, visitor.origin).await,
-            Err(e) => Err(e),
-        };
-    match opened {
+    match sessions::sign_in(&state, visitor.origin, &form.email, &form.password).await {
         Ok(session) => web::signed_in(&state, &session, "/portal/applications"),
         Err(e) => web::render(
             e.status,
@@ -94,13 +89,10 @@ async fn sign_up_page(
     visitor: &Visitor,
     form: Option<&SignUpForm>,
     e: Option<ApiError>,
-) -> Response {
-    let orgs = match state.store.signup_orgs().await {
-        Ok(o) => o,
-        Err(e) => return web::failure(e),
-    };
+) -> PageResult {
+    let orgs = state.store.signup_orgs().await?;
     let status = e.as_ref().map_or(StatusCode::OK, |e| e.status);
-    web::render(
+    Ok(web::render(
         status,
         &SignUpPage {
             header: Header {
@@ -112,10 +104,10 @@ async fn sign_up_page(
             email: form.map(|f| f.email.clone()).unwrap_or_default(),
             error: e.map(|e| e.detail),
         },
-    )
+    ))
 }
 
-pub async fn sign_up_form(State(state): State<AppState>, visitor: Visitor) -> Response {
+pub async fn sign_up_form(State(state): State<AppState>, visitor: Visitor) -> PageResult {
     sign_up_page(&state, &visitor, None, None).await
 }
 
@@ -123,9 +115,9 @@ pub async fn sign_up(
     State(state): State<AppState>,
     visitor: Visitor,
     Posted(form): Posted<SignUpForm>,
-) -> Response {
+) -> PageResult {
     match signed_up(&state, &visitor, &form).await {
-        Ok(session) => web::signed_in(&state, &session, "/portal/applications"),
+        Ok(session) => Ok(web::signed_in(&state, &session, "/portal/applications")),
         Err(e) => sign_up_page(&state, &visitor, Some(&form), Some(e)).await,
     }
 }

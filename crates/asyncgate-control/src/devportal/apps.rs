@@ -5,14 +5,14 @@
 use super::Subscriber;
 use crate::applications::{self, AppKeyRequest, AppRequest, AppView, PlanView, SubscribeRequest};
 use crate::body::Body;
-use crate::console::web::{self, Posted};
+use crate::console::web::{self, PageResult, Posted};
 use crate::error::ApiError;
 use crate::portal::{self, PortalApi, PortalQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use axum::Json;
 use serde::Deserialize;
 
@@ -40,28 +40,19 @@ async fn page(
     who: Subscriber,
     shown_once: Option<ShownOnce>,
     error: Option<ApiError>,
-) -> Response {
-    let apps = match applications::list(State(state.clone()), who.caller.clone()).await {
-        Ok(Json(a)) => a,
-        Err(e) => return web::failure(e),
-    };
-    let plans = match applications::plans(State(state.clone()), who.caller.clone()).await {
-        Ok(Json(p)) => p,
-        Err(e) => return web::failure(e),
-    };
-    let apis = match portal::list(
+) -> PageResult {
+    let Json(apps) = applications::list(State(state.clone()), who.caller.clone()).await?;
+    let Json(plans) = applications::plans(State(state.clone()), who.caller.clone()).await?;
+    let apis = portal::list(
         State(state.clone()),
         Query(PortalQuery {
             org: Some(who.caller.org.id.clone()),
         }),
     )
     .await
-    {
-        Ok(Json(a)) => a.into_iter().filter(|a| a.subscribable).collect(),
-        Err(e) => return web::failure(e),
-    };
+    .map(|Json(a)| a.into_iter().filter(|a| a.subscribable).collect())?;
     let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
-    web::render(
+    Ok(web::render(
         status,
         &AppsPage {
             header: who.header,
@@ -77,10 +68,10 @@ async fn page(
             shown_once,
             error: error.map(|e| e.detail),
         },
-    )
+    ))
 }
 
-pub async fn list(State(state): State<AppState>, who: Subscriber) -> Response {
+pub async fn list(State(state): State<AppState>, who: Subscriber) -> PageResult {
     page(&state, who, None, None).await
 }
 
@@ -95,7 +86,7 @@ pub async fn create(
     State(state): State<AppState>,
     who: Subscriber,
     Posted(form): Posted<CreateForm>,
-) -> Response {
+) -> PageResult {
     match applications::create(
         State(state.clone()),
         who.caller.clone(),
@@ -131,7 +122,7 @@ pub async fn subscribe(
     who: Subscriber,
     Path(app): Path<String>,
     Posted(form): Posted<SubscribeForm>,
-) -> Response {
+) -> PageResult {
     let done = applications::subscribe(
         State(state.clone()),
         who.caller.clone(),
@@ -143,7 +134,7 @@ pub async fn subscribe(
     )
     .await;
     match done {
-        Ok(_) => Redirect::to("/portal/applications").into_response(),
+        Ok(_) => Ok(Redirect::to("/portal/applications").into_response()),
         Err(e) => page(&state, who, None, Some(e)).await,
     }
 }
@@ -155,7 +146,7 @@ pub async fn regenerate_secret(
     who: Subscriber,
     Path(app): Path<String>,
     Posted(web::NoFields {}): Posted<web::NoFields>,
-) -> Response {
+) -> PageResult {
     match applications::regenerate_secret(State(state.clone()), who.caller.clone(), Path(app)).await
     {
         Ok((_, Json(app))) => {
@@ -184,7 +175,7 @@ pub async fn create_key(
     who: Subscriber,
     Path(app): Path<String>,
     Posted(form): Posted<KeyForm>,
-) -> Response {
+) -> PageResult {
     let done = applications::create_key(
         State(state.clone()),
         who.caller.clone(),

@@ -4,14 +4,13 @@
 //! download, and snippets to connect (wscat, JavaScript, Python) with the real URL.
 
 use super::Header;
-use crate::console::web::{self, Visitor};
+use crate::console::web::{self, PageResult, Visitor};
 use crate::docs::{self, ChannelDoc};
 use crate::portal::{self, PortalApi, PortalQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 
@@ -33,12 +32,9 @@ pub async fn list(
     State(state): State<AppState>,
     visitor: Visitor,
     Query(search): Query<Search>,
-) -> Response {
+) -> PageResult {
     let header = Header::of(&state, &visitor).await;
-    let apis = match portal::list(State(state.clone()), Query(PortalQuery::default())).await {
-        Ok(Json(apis)) => apis,
-        Err(e) => return web::failure(e),
-    };
+    let Json(apis) = portal::list(State(state.clone()), Query(PortalQuery::default())).await?;
     let q = search.q.trim().to_lowercase();
     let apis = apis
         .into_iter()
@@ -52,14 +48,14 @@ pub async fn list(
                     .contains(&q)
         })
         .collect();
-    web::render(
+    Ok(web::render(
         StatusCode::OK,
         &CataloguePage {
             header,
             q: search.q,
             apis,
         },
-    )
+    ))
 }
 
 /// How to connect to one URL, in three tools.
@@ -105,16 +101,10 @@ pub async fn show(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(key): Path<String>,
-) -> Response {
+) -> PageResult {
     let header = Header::of(&state, &visitor).await;
-    let api = match portal::show(State(state.clone()), Path(key.clone())).await {
-        Ok(Json(api)) => api,
-        Err(e) => return web::failure(e),
-    };
-    let record = match crate::apis::find_in(&state, None, &api.id).await {
-        Ok(r) => r,
-        Err(e) => return web::failure(e),
-    };
+    let Json(api) = portal::show(State(state.clone()), Path(key.clone())).await?;
+    let record = crate::apis::find_in(&state, None, &api.id).await?;
     let key_header = record.design.security.api_key_header.clone();
     let snippets = api
         .endpoints
@@ -122,16 +112,14 @@ pub async fn show(
         .map(|d| snippets(&d.url, &key_header))
         .unwrap_or_default();
     // The try-out connects where consumers do: the External deployments.
-    let external = match crate::views::api_view(&state, &record).await {
-        Ok(v) => v
-            .deployments
-            .into_iter()
-            .filter(|d| api.endpoints.iter().any(|e| e.environment == d.environment))
-            .collect(),
-        Err(e) => return web::failure(e),
-    };
+    let external = crate::views::api_view(&state, &record)
+        .await?
+        .deployments
+        .into_iter()
+        .filter(|d| api.endpoints.iter().any(|e| e.environment == d.environment))
+        .collect();
     let config = crate::console::test_console::config(&record, external, None, &header.csrf);
-    web::render(
+    Ok(web::render(
         StatusCode::OK,
         &ApiPage {
             header,
@@ -141,5 +129,5 @@ pub async fn show(
             key_input: true,
             api,
         },
-    )
+    ))
 }
