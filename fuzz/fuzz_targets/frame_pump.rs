@@ -177,7 +177,13 @@ fn through_the_pump(
                 read_ahead: Vec::new(),
             },
             settings,
-            Signals { shutdown, evicted },
+            Signals {
+                shutdown,
+                evicted,
+                connection: std::sync::Arc::new(asyncgate_gateway::connection::Connection::new(
+                    asyncgate_gateway::connection::Identity::example(),
+                )),
+            },
         ));
         let feed = |mut end: tokio::io::DuplexStream, wire: Vec<u8>| async move {
             let (mut rd, mut wr) = tokio::io::split(&mut end);

@@ -381,6 +381,7 @@ async fn build(
             subscriptions: subs,
             org_id: api.org_id,
             id: api.id,
+            handle: format!("{}@{}", api.design.identifier, api.design.version),
             name: api.display_name.unwrap_or(api.design.name),
             lifecycle: api.lifecycle,
             deployments,

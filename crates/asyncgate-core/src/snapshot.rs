@@ -92,6 +92,9 @@ pub struct SnapshotApi {
     #[serde(default)]
     pub org_id: String,
     pub name: String,
+    /// `identifier@version`, as the CLI names the API: its label in metrics and logs.
+    #[serde(default)]
+    pub handle: String,
     pub lifecycle: LifecycleState,
     /// SHA-256 (hex) of every API key made for this API alone (`api key create`).
     pub key_hashes: Vec<String>,

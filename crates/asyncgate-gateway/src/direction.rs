@@ -223,6 +223,9 @@ pub struct Direction {
     /// read, the bytes read past the handshake, or what followed a breach. They go in
     /// front of the next read.
     pub carry: Vec<u8>,
+    /// Messages this side completed and bytes read from it (the pump counts those) since
+    /// they were last published to the connection's counts.
+    pub unpublished: (u32, u32),
 }
 
 impl Direction {
@@ -236,6 +239,7 @@ impl Direction {
             utf8: Utf8Stream::default(),
             broken_off: None,
             carry: Vec::new(),
+            unpublished: (0, 0),
         }
     }
 
@@ -645,6 +649,7 @@ impl Direction {
         if !fin {
             return Ok(());
         }
+        self.unpublished.0 += 1;
         let text = self.message.take() == Some(true);
         if text && !self.utf8.finish() {
             return Err(INVALID_UTF8);

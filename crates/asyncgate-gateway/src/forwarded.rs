@@ -1,20 +1,80 @@
 //! Forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`, `Forwarded`, `X-Real-IP`):
 //! what a client wrote is replaced by the gateway's own values, unless the client is a
 //! trusted proxy (as nginx's real-IP module and Envoy's trusted hops decide), whose
-//! values are kept and extended with this hop.
+//! values are kept and extended with this hop. Also the request id (`X-Request-Id`) and
+//! the W3C trace context (`traceparent`, `tracestate`) the backend is given.
 
 use http::{header, HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
 /// The forwarding headers the gateway sets; never copied from a client as they are.
-pub const FORWARDING_HEADERS: [&str; 5] = [
+pub const FORWARDING_HEADERS: [&str; 8] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "forwarded",
     "x-real-ip",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
 ];
+
+/// The request id of a connection: a trusted proxy's `X-Request-Id` when it is a plain
+/// token (letters, digits, `-_.:`, at most 128), else a new one (32 hex digits).
+pub fn request_id(client: &HeaderMap, peer: SocketAddr, trusted: &TrustedProxies) -> String {
+    let theirs = client
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match theirs {
+        Some(id) if trusted.trusts(peer.ip()) => id.to_string(),
+        _ => format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
+/// Whether `value` is a W3C `traceparent` this gateway understands: version `00` (or a
+/// later one, read as `00`), a non-zero trace id and parent id, and flags.
+fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    parts.len() >= 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && (parts[0] != "00" || parts.len() == 4)
+        && hex(parts[1], 32)
+        && nonzero(parts[1])
+        && hex(parts[2], 16)
+        && nonzero(parts[2])
+        && hex(parts[3], 2)
+}
+
+/// Set the backend request's `X-Request-Id`, and pass the client's trace context on when
+/// its `traceparent` is valid (else neither it nor `tracestate`).
+pub fn set_tracing(out: &mut HeaderMap, client: &HeaderMap, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        out.insert("x-request-id", v);
+    }
+    let parent = client.get("traceparent").filter(|v| {
+        client.get_all("traceparent").iter().count() == 1 && v.to_str().is_ok_and(valid_traceparent)
+    });
+    if let Some(parent) = parent {
+        out.insert("traceparent", parent.clone());
+        if let Some(state) = client.get("tracestate") {
+            out.insert("tracestate", state.clone());
+        }
+    }
+}
 
 /// Networks whose peers may tell the gateway who the client is (`gateway.trusted_proxies`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -174,6 +234,62 @@ mod tests {
         assert!(trusted.trusts("::ffff:10.9.9.9".parse().unwrap()));
         assert!(trusted.trusts("::1".parse().unwrap()));
         assert!(!trusted.trusts("11.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_request_id_is_the_gateways_unless_a_trusted_proxy_set_one() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", "edge-42".parse().unwrap());
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
+        let proxy: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let stranger: SocketAddr = "203.0.113.9:1".parse().unwrap();
+        assert_eq!(request_id(&h, proxy, &trusted), "edge-42");
+        let own = request_id(&h, stranger, &trusted);
+        assert_eq!(own.len(), 32);
+        assert_ne!(own, request_id(&h, stranger, &trusted));
+        h.insert("x-request-id", "a b".parse().unwrap());
+        assert_eq!(request_id(&h, proxy, &trusted).len(), 32);
+    }
+
+    #[test]
+    fn only_a_valid_traceparent_goes_on() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for (parent, kept) in [
+            (good, true),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                false,
+            ),
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                false,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+                false,
+            ),
+            (
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+                true,
+            ),
+        ] {
+            let mut client = HeaderMap::new();
+            client.insert("traceparent", parent.parse().unwrap());
+            client.insert("tracestate", "vendor=1".parse().unwrap());
+            let mut out = HeaderMap::new();
+            set_tracing(&mut out, &client, "rid");
+            assert_eq!(out["x-request-id"], "rid");
+            assert_eq!(out.contains_key("traceparent"), kept, "{parent}");
+            assert_eq!(out.contains_key("tracestate"), kept, "{parent}");
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub fn admit<B>(
     compiled: &Compiled,
     peer: SocketAddr,
     trusted: &TrustedProxies,
+    request_id: &str,
 ) -> Result<Admission, GatewayError> {
     let client_key = check_upgrade(req)?;
     let routes = compiled.routes(&listener.environment, listener.kind);
@@ -146,6 +147,7 @@ pub fn admit<B>(
     }
 
     let mut backend_request = backend_request(req.headers(), &matched.backend_url, peer, trusted)?;
+    forwarded::set_tracing(backend_request.headers_mut(), req.headers(), request_id);
     let headers = backend_request.headers_mut();
     if let Some(name) = &route.api_key_header {
         headers.remove(name);

@@ -6,8 +6,13 @@
 //! carries frames after the upgrade, reading them with `direction` (`frame` is the wire
 //! format, `utf8` the text check). The gateway never reads the store: it follows a
 //! stream of [`asyncgate_core::Snapshot`]s (`snapshot`).
+//!
+//! What operators see: `live` and `connection` (each live connection, its counts and
+//! commands), `metrics` (Prometheus) and `access_log` (a line per connection).
 
+pub mod access_log;
 pub mod auth;
+pub mod connection;
 pub mod direction;
 pub mod error;
 pub mod forwarded;
@@ -17,6 +22,7 @@ pub mod intake;
 pub mod listener;
 pub mod live;
 pub mod meter;
+pub mod metrics;
 pub mod pump;
 pub mod request;
 pub mod route;

@@ -1,9 +1,12 @@
 //! Accepting connections on one environment listener and answering each handshake:
 //! admit (or reject with a status), dial the backend, then answer 101 and start the pump.
 
+use crate::access_log::{AccessLog, AccessLogConfig, Entry};
+use crate::connection::{Connection, Identity, DOWN, UP};
 use crate::forwarded::TrustedProxies;
 use crate::handshake::{self, ListenerInfo};
 use crate::live::{Live, LiveGuard};
+use crate::metrics::{ApiLabels, ClosedLabels, Metrics, OpenedLabels, RefusedLabels};
 use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
 use crate::{intake, pump, request, upstream, GatewayError};
@@ -14,7 +17,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -49,6 +52,8 @@ pub struct GatewayConfig {
     /// Handshakes in progress per client address (default 512: clients behind one NAT
     /// reconnect together); beyond it, 503.
     pub max_pending_handshakes_per_address: usize,
+    /// Where the line written for each connection at its end goes, and in what format.
+    pub access_log: AccessLogConfig,
 }
 
 impl Default for GatewayConfig {
@@ -64,6 +69,7 @@ impl Default for GatewayConfig {
             max_connections: 0,
             max_pending_handshakes: 4096,
             max_pending_handshakes_per_address: 512,
+            access_log: AccessLogConfig::default(),
         }
     }
 }
@@ -88,10 +94,13 @@ pub struct Gateway {
     pending: Arc<intake::Pending>,
     /// Refusals still lingering for their client to read the answer.
     lingering: Arc<AtomicUsize>,
+    metrics: Metrics,
+    access_log: AccessLog,
 }
 
 impl Gateway {
-    /// Fails only when the configured backend CA file cannot be used.
+    /// Fails when the configured backend CA file cannot be used or the access log cannot
+    /// be opened.
     pub fn new(config: GatewayConfig) -> Result<Gateway, String> {
         let tls = upstream::tls_config(config.backend_ca_file.as_deref())?;
         let total = match config.max_connections {
@@ -99,14 +108,20 @@ impl Gateway {
             n => n,
         }
         .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let live: Arc<Live> = Arc::default();
+        let snapshot = Arc::new(SnapshotHandle::default());
+        let metrics = Metrics::new(live.clone(), snapshot.clone());
+        let access_log = AccessLog::start(&config.access_log, metrics.access_log_dropped.clone())?;
         Ok(Gateway {
             connections: Arc::new(tokio::sync::Semaphore::new(total)),
             pending: Arc::default(),
             lingering: Arc::default(),
-            snapshot: Arc::new(SnapshotHandle::default()),
+            snapshot,
             config: Arc::new(config),
             tls,
-            live: Arc::default(),
+            live,
+            metrics,
+            access_log,
             tasks: Arc::default(),
             panics: Arc::default(),
             applied: Arc::new(watch::channel(0).0),
@@ -115,8 +130,20 @@ impl Gateway {
 
     /// Apply one snapshot now.
     pub fn apply(&self, snapshot: &asyncgate_core::Snapshot) {
+        let started = std::time::Instant::now();
         self.snapshot.apply(snapshot);
+        self.metrics
+            .snapshot_apply
+            .set(started.elapsed().as_secs_f64());
+        self.metrics
+            .snapshot_version
+            .set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
         self.applied.send_replace(snapshot.version);
+    }
+
+    /// The gateway's metrics (encode them for a scrape with [`Metrics::encode`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Versions of the snapshots this gateway has applied, as they are applied.
@@ -244,6 +271,7 @@ impl Gateway {
                 }
                 Err(e) => {
                     tracing::debug!(%peer, "handshake refused: {}", e.message);
+                    self.refused(&info, peer, "", None, &e, Duration::ZERO);
                     // A refusal lingers (so the client reads its answer) only while few do:
                     // under a flood, refusals must not take the descriptors either.
                     match intake::Lingering::enter(&self.lingering) {
@@ -301,10 +329,12 @@ impl Gateway {
             let signals = pump::Signals {
                 shutdown,
                 evicted: slot.evicted.clone(),
+                connection: slot.connection.clone(),
             };
-            let ended = pump::run(client, backend, settings, signals).await;
+            let outcome = pump::run(client, backend, settings, signals).await;
+            self.ended(&route, &slot.connection, &outcome);
             drop(slot);
-            tracing::debug!(api = %route.api_name, ?ended, "connection closed");
+            tracing::debug!(api = %route.api_name, ended = ?outcome.ended, "connection closed");
         };
         // A panic ends this connection only; it is never silent.
         AssertUnwindSafe(connection)
@@ -330,11 +360,13 @@ impl Gateway {
         peer: SocketAddr,
         info: &ListenerInfo,
     ) -> Option<Opened> {
+        let accepted = Instant::now();
         let head_timeout = self.config.request_head_timeout;
         let head = match tokio::time::timeout(head_timeout, request::read_head(&mut stream)).await {
             Ok(Ok(head)) => head,
             Ok(Err(None)) => return None,
             Ok(Err(Some(e))) => {
+                self.refused(info, peer, "", None, &e, accepted.elapsed());
                 request::refuse(stream, &e).await;
                 return None;
             }
@@ -344,22 +376,29 @@ impl Gateway {
                     "head_timeout",
                     format!("no complete request head within {head_timeout:?}"),
                 );
+                self.refused(info, peer, "", None, &e, accepted.elapsed());
                 request::refuse(stream, &e).await;
                 return None;
             }
         };
+        let request_id = crate::forwarded::request_id(
+            head.request.headers(),
+            peer,
+            &self.config.trusted_proxies,
+        );
         let (answer, backend, settings, slot, route) = match self
-            .handshake(&head.request, info, peer)
+            .handshake(&head.request, info, peer, request_id)
             .await
         {
             Ok(ok) => ok,
-            Err(e) => {
+            Err((e, request_id)) => {
                 let path = head.request.uri().path();
                 if e.fault == crate::Fault::Client {
                     tracing::debug!(status = %e.status, code = e.code, %path, "handshake rejected: {}", e.message);
                 } else {
                     tracing::warn!(status = %e.status, code = e.code, %path, "handshake failed: {}", e.message);
                 }
+                self.refused(info, peer, path, Some(&request_id), &e, accepted.elapsed());
                 request::refuse(stream, &e).await;
                 return None;
             }
@@ -367,6 +406,16 @@ impl Gateway {
         if stream.write_all(&answer).await.is_err() {
             return None;
         }
+        self.metrics
+            .observe_handshake(&info.environment, info.kind.as_str(), accepted.elapsed());
+        self.metrics
+            .opened
+            .get_or_create(&OpenedLabels {
+                api: route.api_handle.to_string(),
+                environment: route.environment.clone(),
+                listener: info.kind.as_str(),
+            })
+            .inc();
         Some(Opened {
             client: pump::Leg {
                 io: stream,
@@ -379,12 +428,80 @@ impl Gateway {
         })
     }
 
+    /// Count a refused handshake and write its access-log line.
+    fn refused(
+        &self,
+        info: &ListenerInfo,
+        peer: SocketAddr,
+        path: &str,
+        request_id: Option<&str>,
+        e: &GatewayError,
+        took: Duration,
+    ) {
+        self.metrics
+            .refused
+            .get_or_create(&RefusedLabels {
+                environment: info.environment.clone(),
+                listener: info.kind.as_str(),
+                code: e.code,
+            })
+            .inc();
+        self.access_log.write(&Entry {
+            request_id: request_id.unwrap_or(""),
+            peer: Some(peer),
+            environment: &info.environment,
+            listener: info.kind.as_str(),
+            path,
+            status: e.status.as_u16(),
+            error: Some(e.code),
+            duration: took,
+            ..Entry::default()
+        });
+    }
+
+    /// Count a connection that ended and write its access-log line.
+    fn ended(&self, route: &Route, connection: &Connection, outcome: &pump::Outcome) {
+        self.metrics
+            .closed
+            .get_or_create(&ClosedLabels {
+                api: route.api_handle.to_string(),
+                environment: route.environment.clone(),
+                code: outcome.code,
+                closed_by: outcome.ended.by(),
+            })
+            .inc();
+        let counts = connection.counts();
+        self.access_log.write(&Entry {
+            request_id: &connection.request_id,
+            peer: Some(connection.peer),
+            environment: &route.environment,
+            listener: connection.listener.as_str(),
+            path: &connection.path,
+            api: Some(&route.api_handle),
+            revision: Some(route.revision),
+            caller: Some(&connection.caller),
+            credential: Some(connection.credential_kind),
+            application: connection.application.as_deref(),
+            status: 101,
+            error: None,
+            started: Some(connection.started),
+            duration: connection.started.elapsed().unwrap_or_default(),
+            messages: [counts[UP].messages, counts[DOWN].messages],
+            bytes: [counts[UP].bytes, counts[DOWN].bytes],
+            close_code: Some(outcome.code),
+            close_reason: Some(&outcome.reason),
+            closed_by: Some(outcome.ended.by()),
+        });
+    }
+
     /// Admit the request and dial the backend: the 101 to send and what the pump needs.
+    /// On failure, the error and the request id (given back for the access log).
     async fn handshake(
         &self,
         req: &Request<()>,
         info: &ListenerInfo,
         peer: SocketAddr,
+        request_id: String,
     ) -> Result<
         (
             Vec<u8>,
@@ -393,23 +510,51 @@ impl Gateway {
             LiveGuard,
             Arc<Route>,
         ),
-        GatewayError,
+        (GatewayError, String),
     > {
-        let admission = handshake::admit(
+        let admission = match handshake::admit(
             req,
             info,
             &self.snapshot.load(),
             peer,
             &self.config.trusted_proxies,
-        )?;
+            &request_id,
+        ) {
+            Ok(a) => a,
+            Err(e) => return Err((e, request_id)),
+        };
         let route = admission.matched.route.clone();
-        let slot = self.live.admit(&route, info.kind, &admission.credential)?;
+        let (caller, application, credential_kind) = admission.credential.caller();
+        let identity = Identity {
+            peer,
+            listener: info.kind,
+            path: req.uri().path().to_string(),
+            caller: caller.to_string(),
+            credential_kind,
+            application: application.map(str::to_string),
+            revision: route.revision,
+            request_id,
+        };
+        let connection = Arc::new(Connection::new(identity));
+        let slot = self
+            .live
+            .admit(&route, info.kind, &admission.credential, connection.clone())
+            .map_err(|e| (e, connection.request_id.to_string()))?;
+        let dialing = Instant::now();
         let dialed = upstream::connect(
             admission.backend_request,
             self.config.connect_timeout,
             &self.tls,
         )
-        .await?;
+        .await
+        .map_err(|e| (e, slot.connection.request_id.to_string()))?;
+        self.metrics
+            .backend_connect
+            .get_or_create(&ApiLabels {
+                api: route.api_handle.to_string(),
+                environment: route.environment.clone(),
+            })
+            .observe(dialing.elapsed().as_secs_f64());
         let answer = request::switching_protocols(
             &derive_accept_key(admission.client_key.as_bytes()),
             dialed

@@ -5,9 +5,12 @@
 //!
 //! Connections are grouped by (listener, credential) under their API and environment;
 //! each group shares one eviction signal, so checking a new snapshot costs a look per
-//! group, not per connection.
+//! group, not per connection. Each connection is also listed by id ([`Connection`]), for
+//! operators, and what ended connections carried is added up per API and environment,
+//! for metrics.
 
 use crate::auth::Verified;
+use crate::connection::{Connection, Counts};
 use crate::error::GatewayError;
 use crate::meter::PlanMeter;
 use crate::route::Route;
@@ -52,6 +55,9 @@ struct Group {
 
 struct Entry {
     count: u64,
+    /// The API's `identifier@version` (its label in metrics).
+    handle: Arc<str>,
+    connections: HashMap<u64, Arc<Connection>>,
     per_credential: HashMap<Arc<str>, u64>,
     /// Per subscribed application: its connections (for its plan's connection limit) and
     /// the meter of its plan's rates, shared by those connections.
@@ -60,8 +66,38 @@ struct Entry {
 }
 
 #[derive(Default)]
+struct Inner {
+    entries: HashMap<Arc<Key>, Entry>,
+    /// What ended connections carried, per API and environment. Kept after the last
+    /// connection ends (counters never go back).
+    ended: HashMap<Arc<Key>, EndedTotals>,
+}
+
+struct EndedTotals {
+    handle: Arc<str>,
+    /// `[UP, DOWN]`.
+    counts: [Counts; 2],
+    /// Messages dropped over plan rates by subscriptions with no connection left.
+    dropped: u64,
+}
+
+/// What the connections of one API in one environment carried: those open now and those
+/// that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traffic {
+    pub environment: String,
+    pub api_id: String,
+    pub api_handle: Arc<str>,
+    pub active: u64,
+    /// Client to backend, backend to client.
+    pub counts: [Counts; 2],
+    /// Messages dropped for being over a plan's rates.
+    pub dropped: u64,
+}
+
+#[derive(Default)]
 pub struct Live {
-    entries: Mutex<HashMap<Arc<Key>, Entry>>,
+    inner: Mutex<Inner>,
     /// Checks made at the end of a grace period, counted as they complete.
     grace_checks: std::sync::atomic::AtomicU64,
 }
@@ -76,13 +112,15 @@ pub struct LiveGuard {
     app: Option<Arc<str>>,
     /// The plan's rate meter, when the subscription's plan meters.
     pub meter: Option<Arc<PlanMeter>>,
+    /// The connection as operators see it.
+    pub connection: Arc<Connection>,
     /// Becomes `Some` when the connection must be closed.
     pub evicted: watch::Receiver<Option<Eviction>>,
 }
 
 impl Live {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<Key>, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Take a slot for a connection to `route` on a `kind` listener made with
@@ -92,19 +130,23 @@ impl Live {
         route: &Route,
         kind: ListenerKind,
         verified: &Verified,
+        connection: Arc<Connection>,
     ) -> Result<LiveGuard, GatewayError> {
         let credential = verified.identity.as_str();
         let key = Key {
             environment: route.environment.clone(),
             api_id: route.api_id.clone(),
         };
-        let mut entries = self.lock();
+        let mut inner = self.lock();
+        let entries = &mut inner.entries;
         let key = match entries.get_key_value(&key) {
             Some((shared, _)) => shared.clone(),
             None => Arc::new(key),
         };
         let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
             count: 0,
+            handle: route.api_handle.clone(),
+            connections: HashMap::new(),
             per_credential: HashMap::new(),
             per_app: HashMap::new(),
             groups: HashMap::new(),
@@ -170,6 +212,8 @@ impl Live {
                 evict: watch::channel(None).0,
             });
         group.count += 1;
+        let evicted = group.evict.subscribe();
+        entry.connections.insert(connection.id, connection.clone());
         Ok(LiveGuard {
             live: self.clone(),
             key,
@@ -177,8 +221,78 @@ impl Live {
             credential,
             app,
             meter,
-            evicted: group.evict.subscribe(),
+            connection,
+            evicted,
         })
+    }
+
+    /// Live connections to an API, in one environment or all: each with its environment.
+    pub fn connections(
+        &self,
+        environment: Option<&str>,
+        api_id: &str,
+    ) -> Vec<(String, Arc<Connection>)> {
+        let inner = self.lock();
+        let mut found: Vec<(String, Arc<Connection>)> = inner
+            .entries
+            .iter()
+            .filter(|(k, _)| k.api_id == api_id && environment.is_none_or(|e| e == k.environment))
+            .flat_map(|(k, e)| {
+                e.connections
+                    .values()
+                    .map(|c| (k.environment.clone(), c.clone()))
+            })
+            .collect();
+        found.sort_by(|a, b| (a.1.started, a.1.id).cmp(&(b.1.started, b.1.id)));
+        found
+    }
+
+    /// One live connection to an API, by id.
+    pub fn connection(&self, api_id: &str, id: u64) -> Option<Arc<Connection>> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(k, _)| k.api_id == api_id)
+            .find_map(|(_, e)| e.connections.get(&id).cloned())
+    }
+
+    /// What every API's connections carried, per environment: open and ended ones.
+    pub fn traffic(&self) -> Vec<Traffic> {
+        let inner = self.lock();
+        let mut all: HashMap<Arc<Key>, Traffic> = HashMap::new();
+        let row = |key: &Arc<Key>, handle: &Arc<str>| Traffic {
+            environment: key.environment.clone(),
+            api_id: key.api_id.clone(),
+            api_handle: handle.clone(),
+            active: 0,
+            counts: [Counts::default(); 2],
+            dropped: 0,
+        };
+        for (key, ended) in &inner.ended {
+            let t = all
+                .entry(key.clone())
+                .or_insert_with(|| row(key, &ended.handle));
+            add(&mut t.counts, &ended.counts);
+            t.dropped += ended.dropped;
+        }
+        for (key, entry) in &inner.entries {
+            let t = all
+                .entry(key.clone())
+                .or_insert_with(|| row(key, &entry.handle));
+            t.active = entry.count;
+            for c in entry.connections.values() {
+                add(&mut t.counts, &c.counts());
+            }
+            t.dropped += entry
+                .per_app
+                .values()
+                .filter_map(|(_, m)| m.as_ref())
+                .map(|m| m.dropped())
+                .sum::<u64>();
+        }
+        let mut all: Vec<Traffic> = all.into_values().collect();
+        all.sort_by(|a, b| (&a.environment, &a.api_id).cmp(&(&b.environment, &b.api_id)));
+        all
     }
 
     /// Messages dropped for being over their plan's rates, on connections open now to an
@@ -189,6 +303,7 @@ impl Live {
             api_id: api_id.to_string(),
         };
         self.lock()
+            .entries
             .get(&key)
             .map(|e| {
                 e.per_app
@@ -206,16 +321,16 @@ impl Live {
             environment: environment.to_string(),
             api_id: api_id.to_string(),
         };
-        self.lock().get(&key).map(|e| e.count).unwrap_or(0)
+        self.lock().entries.get(&key).map(|e| e.count).unwrap_or(0)
     }
 
     /// Check every live connection against `compiled`. Those it would refuse are closed:
     /// at once for a credential, and for the rest only when `graceful` is false (after
     /// the grace period). Returns whether some wait for the grace period.
     pub fn reconcile(&self, compiled: &Compiled, graceful: bool) -> bool {
-        let mut entries = self.lock();
+        let mut inner = self.lock();
         let mut waiting = false;
-        for (key, entry) in entries.iter_mut() {
+        for (key, entry) in inner.entries.iter_mut() {
             for ((kind, credential), group) in entry.groups.iter_mut() {
                 let Some(eviction) = verdict(compiled, key, *kind, credential) else {
                     continue;
@@ -280,10 +395,30 @@ fn verdict(
         })
 }
 
+/// Add `more` to `totals`, direction by direction.
+fn add(totals: &mut [Counts; 2], more: &[Counts; 2]) {
+    for (t, m) in totals.iter_mut().zip(more) {
+        t.messages += m.messages;
+        t.bytes += m.bytes;
+    }
+}
+
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        let mut entries = self.live.lock();
+        let mut inner = self.live.lock();
+        let Inner { entries, ended } = &mut *inner;
         if let Some(entry) = entries.get_mut(&self.key) {
+            // Moved from the open connections' counts to the ended ones' under one lock,
+            // so that a scrape never sees a counter go back.
+            entry.connections.remove(&self.connection.id);
+            let totals = ended
+                .entry(self.key.clone())
+                .or_insert_with(|| EndedTotals {
+                    handle: entry.handle.clone(),
+                    counts: [Counts::default(); 2],
+                    dropped: 0,
+                });
+            add(&mut totals.counts, &self.connection.counts());
             entry.count = entry.count.saturating_sub(1);
             if let Some(n) = entry.per_credential.get_mut(&self.credential) {
                 *n -= 1;
@@ -292,9 +427,10 @@ impl Drop for LiveGuard {
                 }
             }
             if let Some(app) = &self.app {
-                if let Some((n, _)) = entry.per_app.get_mut(app) {
+                if let Some((n, meter)) = entry.per_app.get_mut(app) {
                     *n -= 1;
                     if *n == 0 {
+                        totals.dropped += meter.as_ref().map_or(0, |m| m.dropped());
                         entry.per_app.remove(app);
                     }
                 }

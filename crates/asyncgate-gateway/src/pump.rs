@@ -8,6 +8,7 @@
 //! connection's own, and the sender is not read again until that buffer is written
 //! (backpressure).
 
+use crate::connection::{Command, Connection, DOWN, UP};
 use crate::direction::{Direction, Inspect, Stop, KEEPALIVE};
 use crate::frame::{self, OpCode};
 use crate::live::Eviction;
@@ -53,7 +54,37 @@ pub enum Ended {
     /// A side sent a message the contract does not allow (validation `reject`).
     MessageRefused,
     Evicted,
+    /// An operator closed it (`DELETE .../connections/{id}`).
+    Closed,
     Shutdown,
+}
+
+impl Ended {
+    /// Who ended the connection: `client`, `backend` or `gateway` (a limit, a policy, an
+    /// operator or a shutdown).
+    pub fn by(self) -> &'static str {
+        use Ended::*;
+        match self {
+            ClientClosed | ClientLost | ClientTooBig | ClientBrokeProtocol | ClientSilent => {
+                "client"
+            }
+            BackendClosed | BackendLost | BackendTooBig | BackendBrokeProtocol | BackendSilent => {
+                "backend"
+            }
+            TimeLimit | CredentialExpired | OverRate | MessageRefused | Evicted | Closed
+            | Shutdown => "gateway",
+        }
+    }
+}
+
+/// How a connection ended, as the access log and metrics tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub ended: Ended,
+    /// The close code on the client's connection (sent or received); 1006 when it ended
+    /// without one, 1005 for a close frame without a code.
+    pub code: u16,
+    pub reason: Box<str>,
 }
 
 /// Time-based bounds of one connection.
@@ -76,6 +107,9 @@ pub struct Signals {
     pub shutdown: watch::Receiver<bool>,
     /// Set when the connection would no longer be admitted (see `live`).
     pub evicted: watch::Receiver<Option<Eviction>>,
+    /// The connection as operators see it: its counts are published there, its
+    /// commands taken from there.
+    pub connection: std::sync::Arc<Connection>,
 }
 
 /// One side's connection after its handshake, with the bytes read past the handshake.
@@ -326,6 +360,7 @@ where
         }
     };
     from.live.heard = true;
+    dir.unpublished.1 += n as u32;
     let mut carry = std::mem::take(&mut dir.carry);
     scratch[..carried].copy_from_slice(&carry);
     if carry.capacity() <= KEPT_CARRY {
@@ -395,6 +430,11 @@ struct Relay<C, B> {
     /// pointer: message validation and per-connection rates.
     policing: Option<Box<Policing>>,
     ended: Option<Ended>,
+    connection: std::sync::Arc<Connection>,
+    /// The close code and reason on the client's connection, once one crossed it (0:
+    /// none yet).
+    close_code: u16,
+    close_reason: Option<Box<str>>,
 }
 
 /// A connection's message validation (each direction's, client to backend first) and
@@ -507,10 +547,22 @@ where
                 },
             ),
         };
+        if !matches!(read, Read::Nothing) {
+            let (index, dir) = match who {
+                Who::Client => (UP, &mut self.up),
+                Who::Backend => (DOWN, &mut self.down),
+            };
+            let (messages, bytes) = std::mem::take(&mut dir.unpublished);
+            self.connection.add(index, messages, bytes);
+        }
         match read {
             Read::Nothing => return false,
             Read::Progress => {}
-            Read::Stopped(Stop::Close { frame, .. }) => self.close_from(who, frame),
+            Read::Stopped(Stop::Close {
+                frame,
+                code,
+                reason,
+            }) => self.close_from(who, frame, code, reason),
             Read::Stopped(Stop::Violation(v)) => self.violation(who, v),
             Read::Stopped(Stop::Refused(v)) => self.refused(who, v),
             Read::Stopped(Stop::OverRate(v)) => self.over_rate(v),
@@ -527,7 +579,12 @@ where
 
     /// `who` sent its close: relayed to the other side unless that side was already sent
     /// one (then this is the answer to it).
-    fn close_from(&mut self, who: Who, frame: Vec<u8>) {
+    fn close_from(&mut self, who: Who, frame: Vec<u8>, code: Option<u16>, reason: String) {
+        // The client's own close, or the backend's relayed to it (or answering the
+        // gateway's): what the client's connection closed with, unless one went before.
+        if who == Who::Client || !self.client.sent_close {
+            self.client_closed(code.unwrap_or(1005), &reason);
+        }
         let (ended, to_sent) = match who {
             Who::Client => {
                 self.client.got_close = true;
@@ -554,7 +611,7 @@ where
     /// backend that the client is going.
     fn over_rate(&mut self, v: frame::Violation) {
         self.ended.get_or_insert(Ended::OverRate);
-        self.client.close(&self.down, v.code, &v.reason);
+        self.close_client(v.code, &v.reason);
         self.backend.close(&self.up, 1001, "client went away");
     }
 
@@ -564,13 +621,12 @@ where
         self.ended.get_or_insert(Ended::MessageRefused);
         match who {
             Who::Client => {
-                self.client.close(&self.down, v.code, &v.reason);
+                self.close_client(v.code, &v.reason);
                 self.backend.close(&self.up, 1001, "client went away");
             }
             Who::Backend => {
                 self.backend.close(&self.up, v.code, &v.reason);
-                self.client.close(
-                    &self.down,
+                self.close_client(
                     1001,
                     "the backend sent a message the contract does not allow",
                 );
@@ -589,7 +645,7 @@ where
                 } else {
                     Ended::ClientBrokeProtocol
                 });
-                self.client.close(&self.down, v.code, &v.reason);
+                self.close_client(v.code, &v.reason);
                 self.backend.close(&self.up, 1001, "client went away");
             }
             Who::Backend => {
@@ -600,14 +656,9 @@ where
                 });
                 self.backend.close(&self.up, v.code, &v.reason);
                 if too_big {
-                    self.client.close(
-                        &self.down,
-                        1001,
-                        "the backend sent a message that is too big",
-                    );
+                    self.close_client(1001, "the backend sent a message that is too big");
                 } else {
-                    self.client
-                        .close(&self.down, 1011, "the backend broke the WebSocket protocol");
+                    self.close_client(1011, "the backend broke the WebSocket protocol");
                 }
             }
         }
@@ -622,16 +673,57 @@ where
             }
             Who::Backend => {
                 self.ended.get_or_insert(Ended::BackendLost);
-                self.client
-                    .close(&self.down, 1011, "backend connection lost");
+                self.close_client(1011, "backend connection lost");
             }
         }
+    }
+
+    /// Send the client the gateway's close (remembered as the connection's close code).
+    fn close_client(&mut self, code: u16, reason: &str) {
+        if !self.client.sent_close && !self.client.gone {
+            self.client_closed(code, reason);
+        }
+        self.client.close(&self.down, code, reason);
+    }
+
+    /// Remember the first close on the client's connection.
+    fn client_closed(&mut self, code: u16, reason: &str) {
+        if self.close_code == 0 {
+            self.close_code = code;
+            self.close_reason = Some(reason.into());
+        }
+    }
+
+    /// Carry out what operators asked of the connection: messages to the client are sent
+    /// when its stream is between frames (else they wait), a close at once.
+    /// Returns whether a message waits.
+    fn commands(&mut self) -> bool {
+        let connection = self.connection.clone();
+        while let Some(command) = connection.next_command() {
+            match command {
+                Command::Close { code, reason } => {
+                    self.close_both(Ended::Closed, code, &reason);
+                    return false;
+                }
+                Command::Send { text, payload } => {
+                    let opcode = if text { OpCode::Text } else { OpCode::Binary };
+                    if !self.client.own_frame(&self.down, opcode, &payload) {
+                        if !self.client.gone && !self.client.sent_close {
+                            connection.put_back(Command::Send { text, payload });
+                            return true;
+                        }
+                        return false;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Close the client with `code` and the backend with 1001, both with `reason`.
     fn close_both(&mut self, ended: Ended, code: u16, reason: &str) {
         self.ended.get_or_insert(ended);
-        self.client.close(&self.down, code, reason);
+        self.close_client(code, reason);
         self.backend.close(&self.up, 1001, reason);
     }
 
@@ -647,7 +739,7 @@ where
                 self.ended.get_or_insert(Ended::ClientSilent);
                 self.backend
                     .close(&self.up, 1001, "client stopped answering pings");
-                self.client.close(&self.down, 1001, "no answer to pings");
+                self.close_client(1001, "no answer to pings");
             }
             Due::Nothing => {}
         }
@@ -657,8 +749,7 @@ where
             }
             Due::Dead => {
                 self.ended.get_or_insert(Ended::BackendSilent);
-                self.client
-                    .close(&self.down, 1011, "backend stopped answering pings");
+                self.close_client(1011, "backend stopped answering pings");
                 self.backend.close(&self.up, 1001, "no answer to pings");
             }
             Due::Nothing => {}
@@ -677,7 +768,7 @@ pub fn run<C, B>(
     backend: Leg<B>,
     settings: Settings,
     signals: Signals,
-) -> impl std::future::Future<Output = Ended>
+) -> impl std::future::Future<Output = Outcome>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -699,6 +790,9 @@ where
         read_bytes: u32::try_from(settings.read_bytes).unwrap_or(u32::MAX),
         meter: settings.meter,
         ended: None,
+        connection: signals.connection,
+        close_code: 0,
+        close_reason: None,
     };
     // Bytes read past a handshake are processed before the first read; an empty buffer
     // is not kept for the connection's life.
@@ -711,7 +805,7 @@ where
         relay.backend.unread = true;
     }
     let timing = settings.timing;
-    let mut signals = signals;
+    let mut signals = (signals.shutdown, signals.evicted);
     // An async block rather than an async fn: it holds the relay where it was built
     // instead of keeping a second copy of its arguments.
     async move {
@@ -729,11 +823,11 @@ where
         // The signals' futures are polled once to register, then only when their channel
         // says something changed: polling a waiting one takes a lock shared by every
         // connection, and this poll runs on every wake-up.
-        let evicted_probe = signals.evicted.clone();
-        let shutdown_probe = signals.shutdown.clone();
+        let evicted_probe = signals.1.clone();
+        let shutdown_probe = signals.0.clone();
         let mut registered = false;
-        let evicted = signals.evicted.changed();
-        let shutdown = signals.shutdown.changed();
+        let evicted = signals.1.changed();
+        let shutdown = signals.0.changed();
         tokio::pin!(timer, evicted, shutdown);
         // Until closing begins: the relay first, then the timers and signals, in one poll.
         poll_fn(|cx| {
@@ -770,12 +864,28 @@ where
                 relay.close_both(Ended::Evicted, eviction.code, &eviction.reason);
             } else if signalled(first, &shutdown_probe) && shutdown.as_mut().poll(cx).is_ready() {
                 relay.close_both(Ended::Shutdown, 1001, "gateway shutting down");
+            } else if relay.connection.poll_commands(cx) {
+                let waits = relay.commands();
+                if !relay.closing() {
+                    // Write what was sent.
+                    if relay.poll_relay(cx, false).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    // Be woken by the next command (one that came meanwhile: at once). A
+                    // message waiting for the stream to be between frames is tried again
+                    // when the backend's frames move on, which wakes this task anyway.
+                    if !waits && relay.connection.poll_commands(cx) {
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
             } else {
                 return Poll::Pending;
             }
             Poll::Ready(())
         })
         .await;
+        relay.connection.closing();
         drop(time_limit);
         // Closing: wait (bounded) for the close answers and the backend's TCP close. As the
         // client's server, the gateway closes that TCP connection first, as soon as the
@@ -794,7 +904,15 @@ where
             timer.as_mut().poll(cx)
         })
         .await;
-        relay.ended.unwrap_or(Ended::ClientLost)
+        let ended = relay.ended.unwrap_or(Ended::ClientLost);
+        Outcome {
+            ended,
+            code: match relay.close_code {
+                0 => 1006,
+                code => code,
+            },
+            reason: relay.close_reason.take().unwrap_or_default(),
+        }
     }
 }
 
@@ -843,9 +961,15 @@ mod tests {
                 read_ahead: Vec::new(),
             },
             settings,
-            Signals { shutdown, evicted },
+            Signals {
+                shutdown,
+                evicted,
+                connection: std::sync::Arc::new(Connection::new(
+                    crate::connection::Identity::example(),
+                )),
+            },
         );
         let size = std::mem::size_of_val(&pump);
-        assert!(size <= 960, "the pump's state is {size} bytes");
+        assert!(size <= 1024, "the pump's state is {size} bytes");
     }
 }

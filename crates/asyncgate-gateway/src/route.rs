@@ -14,6 +14,8 @@ pub struct Route {
     /// The API's organization (a token whose audience is the organization is valid).
     pub org_id: String,
     pub api_name: String,
+    /// `identifier@version`: the API's label in metrics and the access log.
+    pub api_handle: Arc<str>,
     pub lifecycle: LifecycleState,
     pub environment: String,
     pub revision: u32,
@@ -185,6 +187,7 @@ mod tests {
             api_id: "a".into(),
             org_id: "o".into(),
             api_name: "A".into(),
+            api_handle: "a@1".into(),
             lifecycle: LifecycleState::Created,
             environment: "development".into(),
             revision: 1,

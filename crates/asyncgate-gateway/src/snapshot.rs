@@ -175,6 +175,7 @@ impl Compiled {
                     api_id: api.id.clone(),
                     org_id: api.org_id.clone(),
                     api_name: api.name.clone(),
+                    api_handle: Arc::from(api.handle.as_str()),
                     lifecycle: api.lifecycle,
                     environment: d.environment.clone(),
                     revision: d.revision,
