@@ -99,7 +99,7 @@ impl ValuesRequest<'_> {
     }
 }
 
-fn check_environment(state: &AppState, name: &str) -> ApiResult<()> {
+pub(crate) fn check_environment(state: &AppState, name: &str) -> ApiResult<()> {
     state.environment(name).map(|_| ()).ok_or_else(|| {
         let known: Vec<&str> = state
             .config

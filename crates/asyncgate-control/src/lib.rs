@@ -7,8 +7,10 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod changes;
+pub mod connections;
 pub mod console;
 pub mod contracts;
+pub mod dataplane;
 pub mod deployments;
 pub mod devportal;
 pub mod docs;
@@ -19,6 +21,7 @@ pub mod fields;
 pub mod health;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod oauth2;
 pub mod openapi;
 pub mod orgs;
@@ -86,6 +89,15 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(keys::revoke),
         )
         .route("/apis/{api}/test-token", post(keys::test_token))
+        .route("/apis/{api}/connections", get(connections::list))
+        .route(
+            "/apis/{api}/connections/{id}",
+            axum::routing::delete(connections::close),
+        )
+        .route(
+            "/apis/{api}/connections/{id}/messages",
+            post(connections::send),
+        )
         .route("/environments", get(environments::list))
         .route("/audit", get(audit::list))
         .route("/organizations", get(orgs::list).post(orgs::create))
@@ -173,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devportal::router())
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
         .route(oauth2::TOKEN_PATH, post(oauth2::token))
         .route(oauth2::JWKS_PATH, get(oauth2::jwks))
         .route("/.well-known/backend-jwks.json", get(signing::backend_jwks))

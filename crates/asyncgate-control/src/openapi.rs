@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "asyncgate management API", description = "Import AsyncAPI contracts, deploy WebSocket API proxies, promote, publish and manage credentials."),
     paths(
         crate::apis::import, crate::apis::list, crate::apis::show, crate::apis::update, crate::apis::delete, crate::apis::revisions,
+        crate::connections::list, crate::connections::close, crate::connections::send,
         crate::deployments::deploy, crate::deployments::list, crate::deployments::promote, crate::deployments::undeploy,
         crate::deployments::history, crate::deployments::diff, crate::versions::create, crate::versions::list,
         crate::lifecycle::show, crate::lifecycle::change, crate::lifecycle::history,

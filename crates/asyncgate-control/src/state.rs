@@ -53,6 +53,9 @@ pub struct ControlConfig {
     pub session_ttl: Duration,
     /// Lifetime of OAuth2 access tokens.
     pub access_token_ttl: Duration,
+    /// Networks whose peers may read `/metrics` without a token (`metrics.open_to`);
+    /// anyone else needs the admin token.
+    pub metrics_open_to: asyncgate_core::Networks,
 }
 
 #[derive(Clone)]
@@ -64,6 +67,8 @@ pub struct AppState {
     pub admin_token_hash: Arc<str>,
     /// Sign-in attempts per client address.
     pub login_limiter: Arc<LoginLimiter>,
+    /// The gateway of this process: live connections and metrics.
+    pub data_plane: Arc<dyn crate::dataplane::DataPlane>,
 }
 
 /// Sign-in attempts allowed per client address: [`LOGIN_ATTEMPTS_PER_MINUTE`], in bursts.

@@ -7,6 +7,7 @@ pub mod credential;
 pub mod domain;
 pub mod lifecycle;
 pub mod limits;
+pub mod networks;
 pub mod policies;
 pub mod routes;
 pub mod security;
@@ -17,6 +18,7 @@ pub use access::{OnExcess, Permission, PlanLimits, Role};
 pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::{ApiLimits, LimitsPatch};
+pub use networks::Networks;
 pub use policies::{ApiPolicies, MessageValidation, Unjudged};
 pub use security::ApiSecurity;
 pub use snapshot::{

@@ -39,8 +39,6 @@ pub enum Command {
 /// Why a command did not reach a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("no live connection with this id")]
-    NotFound,
     #[error("the connection has {MAX_WAITING_COMMANDS} commands waiting; try again shortly")]
     Busy,
     #[error("the connection is closing")]

@@ -850,6 +850,31 @@ pub enum ApiCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Live connections: `connections API` lists them (with what they carried so far),
+    /// `connections close API ID` closes one, `connections send API ID --text T` sends
+    /// its client a message.
+    Connections {
+        /// API (to list), or `close` / `send` followed by API and connection id.
+        #[arg(num_args = 1..=3, required = true)]
+        words: Vec<String>,
+        /// Only this environment's connections (listing).
+        #[arg(long)]
+        env: Option<String>,
+        /// Close code (close; default 1000).
+        #[arg(long)]
+        code: Option<u16>,
+        /// Close reason (close).
+        #[arg(long)]
+        reason: Option<String>,
+        /// A text message (send).
+        #[arg(long, conflicts_with = "binary_file")]
+        text: Option<String>,
+        /// A file sent as one binary message (send).
+        #[arg(long)]
+        binary_file: Option<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Show the lifecycle state, or change it: publish, pre-release, demote-to-created,
     /// block, deprecate, retire; `history` lists the changes.
     Lifecycle {

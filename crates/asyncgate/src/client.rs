@@ -186,6 +186,10 @@ impl Client {
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::DELETE, path, None).await
     }
+
+    pub async fn delete_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        as_view(path, self.delete(path).await?)
+    }
 }
 
 fn as_view<T: serde::de::DeserializeOwned>(path: &str, v: Value) -> anyhow::Result<T> {

@@ -308,6 +308,24 @@ pub async fn run_api(conn: &ConnArgs, command: ApiCommand) -> anyhow::Result<()>
             note,
             output,
         } => lifecycle(c, &api, action, display_name, note, output).await?,
+        ApiCommand::Connections {
+            words,
+            env,
+            code,
+            reason,
+            text,
+            binary_file,
+            output,
+        } => {
+            let asked = ConnectionsAsked {
+                env,
+                code,
+                reason,
+                text,
+                binary_file,
+            };
+            connections(c, &words, asked, output).await?
+        }
         ApiCommand::Version { command } => version(c, command).await?,
         ApiCommand::Key { command } => key(c, command).await?,
         ApiCommand::Test {
@@ -379,6 +397,90 @@ async fn reimport(
         s.push_str("deploy to make it live\n");
         s
     });
+    Ok(())
+}
+
+/// The options of `api connections`.
+struct ConnectionsAsked {
+    env: Option<String>,
+    code: Option<u16>,
+    reason: Option<String>,
+    text: Option<String>,
+    binary_file: Option<std::path::PathBuf>,
+}
+
+async fn connections(
+    c: &Client,
+    words: &[String],
+    asked: ConnectionsAsked,
+    output: Output,
+) -> anyhow::Result<()> {
+    use asyncgate_control::connections::{CommandAccepted, ConnectionView, MessageRequest};
+    let id_path = |api: &str, id: &str| format!("{}/connections/{}", api_path(api), segment(id));
+    match words {
+        [api] => {
+            let mut path = format!("{}/connections", api_path(api));
+            if let Some(env) = &asked.env {
+                path.push_str(&format!("?env={}", segment(env)));
+            }
+            let v: Vec<ConnectionView> = c.get_as(&path).await?;
+            print(output, &v, |v| {
+                if v.is_empty() {
+                    return "no live connections\n".into();
+                }
+                v.iter()
+                    .map(|c| {
+                        format!(
+                            "{}  {} {}  {}  {}  {}  since {}  in {} msg / {} B  out {} msg / {} B\n",
+                            c.id,
+                            c.environment,
+                            c.listener,
+                            c.peer,
+                            shown(&c.path),
+                            shown(c.application.as_deref().unwrap_or(&c.caller)),
+                            c.started,
+                            c.messages_in,
+                            c.bytes_in,
+                            c.messages_out,
+                            c.bytes_out
+                        )
+                    })
+                    .collect()
+            });
+        }
+        [verb, api, id] if verb == "close" => {
+            let mut path = format!("{}?code={}", id_path(api, id), asked.code.unwrap_or(1000));
+            if let Some(reason) = &asked.reason {
+                path.push_str(&format!("&reason={}", segment(reason)));
+            }
+            let v: CommandAccepted = c.delete_as(&path).await?;
+            print(output, &v, |v| format!("closing {}\n", v.id));
+        }
+        [verb, api, id] if verb == "send" => {
+            let body = match (asked.text, asked.binary_file) {
+                (Some(text), None) => MessageRequest {
+                    text: Some(text),
+                    binary: None,
+                },
+                (None, Some(file)) => {
+                    use base64::Engine as _;
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    MessageRequest {
+                        text: None,
+                        binary: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                    }
+                }
+                _ => anyhow::bail!("send takes --text TEXT or --binary-file FILE"),
+            };
+            let path = format!("{}/messages", id_path(api, id));
+            let v: CommandAccepted = c.post_as(&path, &body).await?;
+            print(output, &v, |v| format!("sent to {}\n", v.id));
+        }
+        _ => anyhow::bail!(
+            "use `api connections API`, `api connections close API ID` or `api connections send API ID --text TEXT`"
+        ),
+    }
     Ok(())
 }
 

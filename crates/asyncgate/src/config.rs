@@ -25,6 +25,9 @@ pub struct EnvironmentListen {
     pub internal: SocketAddr,
 }
 
+/// The access log's file unless configured: in the data folder.
+pub const DEFAULT_ACCESS_LOG: &str = "access.log";
+
 /// Everything `asyncgate serve` needs, validated.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -50,6 +53,9 @@ pub struct ServeConfig {
     pub provider_refresh: Duration,
     /// How long live connections get to close on shutdown.
     pub drain: Duration,
+    /// Networks whose peers may read `/metrics` without the admin token
+    /// (`metrics.open_to`).
+    pub metrics_open_to: asyncgate_core::Networks,
 }
 
 impl ServeConfig {
@@ -57,6 +63,9 @@ impl ServeConfig {
     /// and 9402 (internal), production on 9403 and 9404.
     pub fn defaults(data_dir: PathBuf) -> ServeConfig {
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut gateway = GatewayConfig::default();
+        // Relative to the data folder (see `Platform::start`).
+        gateway.access_log.file = Some(PathBuf::from(DEFAULT_ACCESS_LOG));
         ServeConfig {
             data_dir,
             management: addr(9400),
@@ -73,7 +82,7 @@ impl ServeConfig {
                 },
             ],
             import: ImportPolicy::default(),
-            gateway: GatewayConfig::default(),
+            gateway,
             default_project: "default".into(),
             test_token_ttl: Duration::from_secs(900),
             session_ttl: Duration::from_secs(12 * 3600),
@@ -81,6 +90,7 @@ impl ServeConfig {
             signing_key_rotation: Duration::from_secs(30 * 86_400),
             provider_refresh: Duration::from_secs(3600),
             drain: Duration::from_secs(10),
+            metrics_open_to: asyncgate_core::Networks::default(),
         }
     }
 
@@ -207,6 +217,28 @@ impl ServeConfig {
                 self.gateway.trusted_proxies = TrustedProxies::parse(&v)
                     .map_err(|e| ConfigError(format!("gateway.trusted_proxies: {e}")))?;
             }
+            if let Some(log) = g.access_log {
+                let access_log = &mut self.gateway.access_log;
+                if let Some(format) = log.format {
+                    access_log.format = format
+                        .parse()
+                        .map_err(|e| ConfigError(format!("gateway.access_log.format: {e}")))?;
+                }
+                match log.file.as_deref() {
+                    Some(p) if p == std::path::Path::new("-") => access_log.file = None,
+                    Some(p) => access_log.file = Some(p.to_path_buf()),
+                    None => {}
+                }
+                if let Some(enabled) = log.enabled {
+                    access_log.off = !enabled;
+                }
+            }
+        }
+        if let Some(m) = file.metrics {
+            if let Some(v) = m.open_to {
+                self.metrics_open_to = asyncgate_core::Networks::parse(&v)
+                    .map_err(|e| ConfigError(format!("metrics.open_to: {e}")))?;
+            }
         }
         if let Some(v) = file.test_token_ttl_seconds {
             self.test_token_ttl = Duration::from_secs(v);
@@ -301,6 +333,7 @@ struct FileConfig {
     listen: Option<ListenFile>,
     import: Option<ImportFile>,
     gateway: Option<GatewayFile>,
+    metrics: Option<MetricsFile>,
     test_token_ttl_seconds: Option<u64>,
     session_ttl_seconds: Option<u64>,
     access_token_ttl_seconds: Option<u64>,
@@ -346,6 +379,23 @@ struct GatewayFile {
     max_connections: Option<usize>,
     max_pending_handshakes: Option<usize>,
     max_pending_handshakes_per_address: Option<usize>,
+    access_log: Option<AccessLogFile>,
+}
+
+/// `gateway.access_log`: a line per connection, JSON (default) or text, to
+/// `<data-dir>/access.log` by default or to a file (`-`: standard output).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessLogFile {
+    format: Option<String>,
+    file: Option<PathBuf>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    open_to: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -388,11 +438,11 @@ mod tests {
         assert!(c
             .gateway
             .trusted_proxies
-            .trusts("10.2.3.4".parse().unwrap()));
+            .contains("10.2.3.4".parse().unwrap()));
         assert!(!c
             .gateway
             .trusted_proxies
-            .trusts("192.0.2.8".parse().unwrap()));
+            .contains("192.0.2.8".parse().unwrap()));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod contract_cmd;
+pub mod dataplane;
 pub mod demo;
 pub mod echo_backend;
 pub mod endpoints;

@@ -112,7 +112,12 @@ impl Platform {
         publisher.publish(&store).await?;
         let descriptors = asyncgate_gateway::intake::raise_descriptor_limit();
         tracing::debug!(descriptors, "file descriptor limit");
-        let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
+        let mut gateway_config = config.gateway.clone();
+        if let Some(file) = &mut gateway_config.access_log.file {
+            // A relative access-log path is inside the data folder.
+            *file = data_dir.join(&*file);
+        }
+        let gateway = Gateway::new(gateway_config).map_err(crate::config::ConfigError)?;
         gateway.apply(&publisher.current());
         publisher.wait_for_gateway(gateway.applied());
 
@@ -151,10 +156,12 @@ impl Platform {
                 test_token_ttl: config.test_token_ttl,
                 session_ttl: config.session_ttl,
                 access_token_ttl: config.access_token_ttl,
+                metrics_open_to: config.metrics_open_to.clone(),
             }),
             publisher,
             admin_token_hash: admin_hash.into(),
             login_limiter: asyncgate_control::state::login_limiter(),
+            data_plane: Arc::new(crate::dataplane::GatewayPlane(gateway.clone())),
         };
         if let Some(requests) = gateway.key_refresh_requests() {
             let (state, every) = (state.clone(), config.provider_refresh);
