@@ -243,7 +243,7 @@ impl Live {
                     .map(|c| (k.environment.clone(), c.clone()))
             })
             .collect();
-        found.sort_by(|a, b| (a.1.started, a.1.id).cmp(&(b.1.started, b.1.id)));
+        found.sort_by_key(|(_, c)| (c.started, c.id));
         found
     }
 
