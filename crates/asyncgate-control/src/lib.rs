@@ -181,8 +181,8 @@ pub fn router(state: AppState) -> Router {
         .nest(API_PREFIX, managed.merge(public))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         // A contract travels in the console's forms too (an upload, then a hidden field).
-        .merge(console::router().layer(axum::extract::DefaultBodyLimit::max(body_limit)))
-        .merge(devportal::router())
+        .merge(console::router(&state).layer(axum::extract::DefaultBodyLimit::max(body_limit)))
+        .merge(devportal::router(&state))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::scrape))

@@ -56,6 +56,8 @@ pub struct ControlConfig {
     /// Networks whose peers may read `/metrics` without a token (`metrics.open_to`);
     /// anyone else needs the admin token.
     pub metrics_open_to: asyncgate_core::Networks,
+    /// The management listener is reached over HTTPS: cookies are `Secure`.
+    pub secure_cookies: bool,
 }
 
 #[derive(Clone)]

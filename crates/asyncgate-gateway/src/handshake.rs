@@ -18,6 +18,19 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 pub struct ListenerInfo {
     pub environment: String,
     pub kind: ListenerKind,
+    /// The listener's TLS, when clients connect with `wss://`.
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+}
+
+impl ListenerInfo {
+    /// What the client used, as `X-Forwarded-Proto` tells the backend.
+    pub fn proto(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// An admitted client: where it goes and what to send the backend.
@@ -146,7 +159,13 @@ pub fn admit<B>(
         }
     }
 
-    let mut backend_request = backend_request(req.headers(), &matched.backend_url, peer, trusted)?;
+    let mut backend_request = backend_request(
+        req.headers(),
+        &matched.backend_url,
+        peer,
+        listener.proto(),
+        trusted,
+    )?;
     forwarded::set_tracing(backend_request.headers_mut(), req.headers(), request_id);
     let headers = backend_request.headers_mut();
     if let Some(name) = &route.api_key_header {
@@ -273,6 +292,7 @@ fn backend_request(
     client: &HeaderMap,
     backend_url: &str,
     peer: SocketAddr,
+    proto: &str,
     trusted: &TrustedProxies,
 ) -> Result<Request<()>, GatewayError> {
     let uri: http::Uri = backend_url.parse().map_err(|e| {
@@ -310,7 +330,7 @@ fn backend_request(
             headers.append(name.clone(), value.clone());
         }
     }
-    forwarded::set(headers, client, peer, "http", trusted);
+    forwarded::set(headers, client, peer, proto, trusted);
     let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
@@ -344,6 +364,7 @@ mod tests {
             &h,
             "ws://127.0.0.1:9/x",
             "10.0.0.1:5000".parse().unwrap(),
+            "https",
             &TrustedProxies::default(),
         )
         .unwrap();
@@ -354,6 +375,7 @@ mod tests {
         assert_eq!(out["host"], "127.0.0.1:9");
         assert_eq!(out["x-forwarded-for"], "10.0.0.1");
         assert_eq!(out["x-forwarded-host"], "gw.example");
+        assert_eq!(out["x-forwarded-proto"], "https");
         assert_eq!(out["sec-websocket-protocol"], "chat");
         assert_eq!(out["origin"], "https://app.example");
         assert_eq!(out["upgrade"], "websocket");

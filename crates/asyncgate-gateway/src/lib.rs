@@ -27,6 +27,7 @@ pub mod pump;
 pub mod request;
 pub mod route;
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 pub mod utf8;
 pub mod validate;

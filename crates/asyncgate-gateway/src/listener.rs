@@ -9,6 +9,7 @@ use crate::live::{Live, LiveGuard};
 use crate::metrics::{ApiLabels, ClosedLabels, Metrics, OpenedLabels, RefusedLabels};
 use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
+use crate::tls::ClientStream;
 use crate::{intake, pump, request, upstream, GatewayError};
 use asyncgate_core::ListenerKind;
 use futures_util::FutureExt as _;
@@ -219,11 +220,13 @@ impl Gateway {
         listener: TcpListener,
         environment: &str,
         kind: ListenerKind,
+        tls: Option<Arc<crate::tls::ServerTls>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let info = Arc::new(ListenerInfo {
             environment: environment.to_string(),
             kind,
+            tls,
         });
         let pending = self.pending.listener(&format!("{environment} {kind}"));
         loop {
@@ -272,6 +275,10 @@ impl Gateway {
                 Err(e) => {
                     tracing::debug!(%peer, "handshake refused: {}", e.message);
                     self.refused(&info, peer, "", None, &e, Duration::ZERO);
+                    if info.tls.is_some() {
+                        // No TLS handshake is spent on a refusal: the connection is closed.
+                        continue;
+                    }
                     // A refusal lingers (so the client reads its answer) only while few do:
                     // under a flood, refusals must not take the descriptors either.
                     match intake::Lingering::enter(&self.lingering) {
@@ -356,13 +363,32 @@ impl Gateway {
     /// why not and close.
     async fn open(
         &self,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         info: &ListenerInfo,
     ) -> Option<Opened> {
         let accepted = Instant::now();
         let head_timeout = self.config.request_head_timeout;
-        let head = match tokio::time::timeout(head_timeout, request::read_head(&mut stream)).await {
+        // The TLS handshake and the request head share the head's time.
+        let deadline = tokio::time::Instant::now() + head_timeout;
+        let mut stream = match &info.tls {
+            None => ClientStream::Plain(stream),
+            Some(tls) => {
+                match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+                    Ok(Ok(tls)) => ClientStream::Tls(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        self.count_refusal(info, "tls_handshake_failed");
+                        return None;
+                    }
+                    Err(_) => {
+                        self.count_refusal(info, "tls_handshake_timeout");
+                        return None;
+                    }
+                }
+            }
+        };
+        let head = match tokio::time::timeout_at(deadline, request::read_head(&mut stream)).await {
             Ok(Ok(head)) => head,
             Ok(Err(None)) => return None,
             Ok(Err(Some(e))) => {
@@ -403,7 +429,7 @@ impl Gateway {
                 return None;
             }
         };
-        if stream.write_all(&answer).await.is_err() {
+        if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
             return None;
         }
         self.metrics
@@ -428,6 +454,17 @@ impl Gateway {
         })
     }
 
+    fn count_refusal(&self, info: &ListenerInfo, code: &'static str) {
+        self.metrics
+            .refused
+            .get_or_create(&RefusedLabels {
+                environment: info.environment.clone(),
+                listener: info.kind.as_str(),
+                code,
+            })
+            .inc();
+    }
+
     /// Count a refused handshake and write its access-log line.
     fn refused(
         &self,
@@ -438,14 +475,7 @@ impl Gateway {
         e: &GatewayError,
         took: Duration,
     ) {
-        self.metrics
-            .refused
-            .get_or_create(&RefusedLabels {
-                environment: info.environment.clone(),
-                listener: info.kind.as_str(),
-                code: e.code,
-            })
-            .inc();
+        self.count_refusal(info, e.code);
         self.access_log.write(&Entry {
             request_id: request_id.unwrap_or(""),
             peer: Some(peer),
@@ -610,7 +640,7 @@ impl Drop for TaskCount {
 
 /// A connection through its handshake, ready for the pump.
 struct Opened {
-    client: pump::Leg<TcpStream>,
+    client: pump::Leg<ClientStream>,
     backend: pump::Leg<upstream::BackendStream>,
     settings: pump::Settings,
     slot: LiveGuard,

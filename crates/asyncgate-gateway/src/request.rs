@@ -4,8 +4,7 @@
 
 use crate::error::GatewayError;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest request head accepted.
 pub const MAX_HEAD: usize = 16 << 10;
@@ -19,7 +18,7 @@ pub struct Head {
 }
 
 /// Read one request head. `Err(None)` when the client left before sending one.
-pub async fn read_head(stream: &mut TcpStream) -> Result<Head, Option<GatewayError>> {
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, Option<GatewayError>> {
     let mut buf = Vec::with_capacity(2048);
     loop {
         if stream.read_buf(&mut buf).await.map_err(|_| None)? == 0 {
@@ -108,7 +107,7 @@ pub fn switching_protocols(accept: &str, protocol: Option<&HeaderValue>) -> Vec<
 /// Answer `error` and close: the write side is shut, then what the client still sends is
 /// read and dropped (briefly), so that closing does not reset the connection before the
 /// client has read the answer.
-pub async fn refuse(mut stream: TcpStream, error: &GatewayError) {
+pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, error: &GatewayError) {
     let answer = error.to_http();
     let linger = async {
         stream.write_all(&answer).await?;

@@ -14,7 +14,17 @@ pub struct ListenerSpec {
     pub environment: String,
     pub kind: ListenerKind,
     pub socket: std::net::TcpListener,
+    /// Its TLS, for `wss://` clients.
+    pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
 }
+
+/// One listener as a worker serves it: environment, kind, TLS and socket.
+type Served = (
+    String,
+    ListenerKind,
+    Option<std::sync::Arc<crate::tls::ServerTls>>,
+    std::net::TcpListener,
+);
 
 /// The running worker threads.
 pub struct Workers {
@@ -39,7 +49,12 @@ impl Gateway {
         for i in 0..count {
             let mut own = Vec::with_capacity(listeners.len());
             for l in &listeners {
-                own.push((l.environment.clone(), l.kind, l.socket.try_clone()?));
+                own.push((
+                    l.environment.clone(),
+                    l.kind,
+                    l.tls.clone(),
+                    l.socket.try_clone()?,
+                ));
             }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -56,14 +71,9 @@ impl Gateway {
 
     /// One worker: serve its listeners until shutdown, then wait (bounded) for the
     /// connections to close.
-    async fn work(
-        self,
-        listeners: Vec<(String, ListenerKind, std::net::TcpListener)>,
-        shutdown: watch::Receiver<bool>,
-        drain: Duration,
-    ) {
+    async fn work(self, listeners: Vec<Served>, shutdown: watch::Receiver<bool>, drain: Duration) {
         let mut serving = Vec::with_capacity(listeners.len());
-        for (environment, kind, socket) in listeners {
+        for (environment, kind, tls, socket) in listeners {
             let socket = match tokio::net::TcpListener::from_std(socket) {
                 Ok(s) => s,
                 Err(e) => {
@@ -74,7 +84,9 @@ impl Gateway {
             let gateway = self.clone();
             let shutdown = shutdown.clone();
             serving.push(tokio::spawn(async move {
-                gateway.serve(socket, &environment, kind, shutdown).await
+                gateway
+                    .serve(socket, &environment, kind, tls, shutdown)
+                    .await
             }));
         }
         for s in serving {

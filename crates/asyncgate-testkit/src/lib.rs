@@ -667,6 +667,41 @@ impl WsClient {
         }
     }
 
+    /// Connect over TLS (`wss://`) trusting what `tls` trusts (and presenting its client
+    /// certificate, if it has one).
+    pub async fn connect_tls(
+        url: &str,
+        headers: &[(&str, &str)],
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> anyhow::Result<WsClient> {
+        let mut req = url.into_client_request()?;
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
+                v.parse()?,
+            );
+        }
+        let (ws, resp) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_tls_with_config(
+                req,
+                Some(small_buffers()),
+                false,
+                Some(tokio_tungstenite::Connector::Rustls(tls)),
+            ),
+        )
+        .await
+        .context("connect timed out")??;
+        Ok(WsClient {
+            ws,
+            protocol: resp
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        })
+    }
+
     /// Connect expecting the handshake to be refused: what it answered. An accepted
     /// handshake is an error.
     pub async fn refused(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Refused> {
@@ -893,4 +928,79 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// A certificate authority made for a test: it issues server certificates (for names)
+/// and client certificates, written as PEM files.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The CA's certificate in PEM.
+    pub pem: String,
+}
+
+/// A certificate and its key, in PEM.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> anyhow::Result<TestCa> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key)?;
+        Ok(TestCa {
+            issuer: Issuer::new(params, key),
+            pem: cert.pem(),
+        })
+    }
+
+    /// A certificate for `names` (a server's, or with `client` a client's), named
+    /// `common_name`.
+    pub fn issue(&self, names: &[&str], common_name: &str, client: bool) -> anyhow::Result<Issued> {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A client configuration trusting this CA, presenting `identity` when given.
+    pub fn client_config(
+        &self,
+        identity: Option<&Issued>,
+    ) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_slice(self.pem.as_bytes())?)?;
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+        let config = match identity {
+            Some(id) => builder.with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(id.cert_pem.as_bytes())?],
+                PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes())?,
+            )?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(std::sync::Arc::new(config))
+    }
 }

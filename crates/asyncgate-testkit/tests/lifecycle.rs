@@ -318,6 +318,8 @@ async fn a_promotion_goes_only_to_the_next_environment_in_the_configured_order(
                 name: "staging".into(),
                 external: zero,
                 internal: zero,
+                external_options: Default::default(),
+                internal_options: Default::default(),
             },
         );
     })

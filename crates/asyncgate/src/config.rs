@@ -23,6 +23,30 @@ pub struct EnvironmentListen {
     pub name: String,
     pub external: SocketAddr,
     pub internal: SocketAddr,
+    pub external_options: ListenerOptions,
+    pub internal_options: ListenerOptions,
+}
+
+/// What a listener may have besides its address: TLS, and the URL clients use to reach
+/// it (behind a load balancer or a DNS name) shown instead of the bound address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerOptions {
+    pub tls: Option<asyncgate_gateway::tls::TlsFiles>,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+impl ListenerOptions {
+    /// The URL shown for a listener bound at `addr`: its public URL, else the address
+    /// with the scheme `plain`, or `secure` with TLS (such as `ws` and `wss`).
+    pub fn url(&self, addr: SocketAddr, plain: &str, secure: &str) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let scheme = if self.tls.is_some() { secure } else { plain };
+        let shown = asyncgate_gateway::listener::ws_url(addr);
+        format!("{scheme}://{}", shown.trim_start_matches("ws://"))
+    }
 }
 
 /// The access log's file unless configured: in the data folder.
@@ -33,6 +57,7 @@ pub const DEFAULT_ACCESS_LOG: &str = "access.log";
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub management: SocketAddr,
+    pub management_options: ListenerOptions,
     /// In promotion order (a promotion goes only to the next one): by default
     /// development then production; environments listed in the configuration file
     /// follow in the file's order, after defaults it does not list.
@@ -56,6 +81,9 @@ pub struct ServeConfig {
     /// Networks whose peers may read `/metrics` without the admin token
     /// (`metrics.open_to`).
     pub metrics_open_to: asyncgate_core::Networks,
+    /// How often TLS certificate and key files are looked at for changes
+    /// (`tls_reload_seconds`, default 10; SIGHUP reloads at once).
+    pub tls_reload_interval: Duration,
 }
 
 impl ServeConfig {
@@ -69,16 +97,21 @@ impl ServeConfig {
         ServeConfig {
             data_dir,
             management: addr(9400),
+            management_options: ListenerOptions::default(),
             environments: vec![
                 EnvironmentListen {
                     name: "development".into(),
                     external: addr(9401),
                     internal: addr(9402),
+                    external_options: ListenerOptions::default(),
+                    internal_options: ListenerOptions::default(),
                 },
                 EnvironmentListen {
                     name: "production".into(),
                     external: addr(9403),
                     internal: addr(9404),
+                    external_options: ListenerOptions::default(),
+                    internal_options: ListenerOptions::default(),
                 },
             ],
             import: ImportPolicy::default(),
@@ -91,6 +124,7 @@ impl ServeConfig {
             provider_refresh: Duration::from_secs(3600),
             drain: Duration::from_secs(10),
             metrics_open_to: asyncgate_core::Networks::default(),
+            tls_reload_interval: Duration::from_secs(10),
         }
     }
 
@@ -115,6 +149,8 @@ impl ServeConfig {
             name: name.into(),
             external: zero,
             internal: zero,
+            external_options: ListenerOptions::default(),
+            internal_options: ListenerOptions::default(),
         });
         self.environments.last_mut().expect("just pushed")
     }
@@ -133,7 +169,12 @@ impl ServeConfig {
         }
         if let Some(l) = file.listen {
             if let Some(m) = l.management {
-                self.management = parse_addr(&m, "listen.management")?;
+                m.apply(
+                    "listen.management",
+                    &["http", "https"],
+                    &mut self.management,
+                    &mut self.management_options,
+                )?;
             }
             let listed = l.environments.unwrap_or_default();
             // Promotion order: environments the file does not list (of the defaults)
@@ -147,22 +188,22 @@ impl ServeConfig {
                 }
             }
             for e in listed {
-                let ext = e
-                    .external
-                    .as_deref()
-                    .map(|a| parse_addr(a, &format!("listen.environments.{}.external", e.name)))
-                    .transpose()?;
-                let int = e
-                    .internal
-                    .as_deref()
-                    .map(|a| parse_addr(a, &format!("listen.environments.{}.internal", e.name)))
-                    .transpose()?;
                 let env = self.environment_mut(&e.name);
-                if let Some(a) = ext {
-                    env.external = a;
+                if let Some(l) = e.external {
+                    l.apply(
+                        &format!("listen.environments.{}.external", e.name),
+                        &["ws", "wss"],
+                        &mut env.external,
+                        &mut env.external_options,
+                    )?;
                 }
-                if let Some(a) = int {
-                    env.internal = a;
+                if let Some(l) = e.internal {
+                    l.apply(
+                        &format!("listen.environments.{}.internal", e.name),
+                        &["ws", "wss"],
+                        &mut env.internal,
+                        &mut env.internal_options,
+                    )?;
                 }
             }
             self.environments
@@ -252,6 +293,9 @@ impl ServeConfig {
         if let Some(v) = file.signing_key_rotation_days {
             self.signing_key_rotation = Duration::from_secs(v * 86_400);
         }
+        if let Some(v) = file.tls_reload_seconds {
+            self.tls_reload_interval = Duration::from_secs(v.max(1));
+        }
         if let Some(v) = file.provider_refresh_seconds {
             self.provider_refresh = Duration::from_secs(v.max(1));
         }
@@ -339,12 +383,13 @@ struct FileConfig {
     access_token_ttl_seconds: Option<u64>,
     signing_key_rotation_days: Option<u64>,
     provider_refresh_seconds: Option<u64>,
+    tls_reload_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListenFile {
-    management: Option<String>,
+    management: Option<ListenerFile>,
     environments: Option<Vec<EnvironmentFile>>,
 }
 
@@ -352,8 +397,114 @@ struct ListenFile {
 #[serde(deny_unknown_fields)]
 struct EnvironmentFile {
     name: String,
-    external: Option<String>,
-    internal: Option<String>,
+    external: Option<ListenerFile>,
+    internal: Option<ListenerFile>,
+}
+
+/// A listener in the file: an address (`0.0.0.0:443`), or a map with `address`, `tls`
+/// and `public_url`.
+#[derive(Debug)]
+enum ListenerFile {
+    Address(String),
+    Full(ListenerMap),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerMap {
+    address: Option<String>,
+    tls: Option<TlsFile>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
+}
+
+impl<'de> Deserialize<'de> for ListenerFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ListenerFile, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ListenerFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "an address such as 0.0.0.0:443, or a map with address, tls and public_url",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ListenerFile, E> {
+                Ok(ListenerFile::Address(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ListenerFile, A::Error> {
+                ListenerMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ListenerFile::Full)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+impl ListenerFile {
+    /// Apply this listener's settings (named `what` in errors); its public URL must use
+    /// one of `schemes`.
+    fn apply(
+        self,
+        what: &str,
+        schemes: &[&str],
+        address: &mut SocketAddr,
+        options: &mut ListenerOptions,
+    ) -> Result<(), ConfigError> {
+        let map = match self {
+            ListenerFile::Address(a) => {
+                *address = parse_addr(&a, what)?;
+                return Ok(());
+            }
+            ListenerFile::Full(map) => map,
+        };
+        if let Some(a) = map.address {
+            *address = parse_addr(&a, &format!("{what}.address"))?;
+        }
+        if let Some(tls) = map.tls {
+            options.tls = Some(asyncgate_gateway::tls::TlsFiles {
+                cert_file: tls.cert_file,
+                key_file: tls.key_file,
+                client_ca_file: tls.client_ca_file,
+            });
+        }
+        if let Some(u) = map.public_url {
+            options.public_url = Some(public_url(&u, &format!("{what}.public_url"), schemes)?);
+        }
+        Ok(())
+    }
+}
+
+/// A listener's public URL, checked: one of `schemes`, a host, no query or fragment;
+/// returned without a trailing slash.
+fn public_url(text: &str, what: &str, schemes: &[&str]) -> Result<String, ConfigError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| ConfigError(format!("{what}: `{text}` is not a URL: {e}")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError(format!(
+            "{what}: `{text}` must start with {}",
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    if url.host_str().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError(format!(
+            "{what}: `{text}` must name a host, with no query or fragment"
+        )));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 #[derive(Debug, Deserialize)]

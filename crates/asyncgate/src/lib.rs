@@ -15,6 +15,7 @@ pub mod dataplane;
 pub mod demo;
 pub mod echo_backend;
 pub mod endpoints;
+pub mod management_tls;
 pub mod mock;
 pub mod platform;
 

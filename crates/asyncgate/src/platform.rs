@@ -8,7 +8,6 @@ use anyhow::Context;
 use asyncgate_control::{AppState, ControlConfig, EnvironmentEndpoints, Publisher};
 use asyncgate_core::credential::{generate_secret, hash_secret, ADMIN_TOKEN_PREFIX};
 use asyncgate_core::ListenerKind;
-use asyncgate_gateway::listener::ws_url;
 use asyncgate_gateway::workers::{ListenerSpec, Workers};
 use asyncgate_gateway::Gateway;
 use asyncgate_store::Store;
@@ -37,6 +36,8 @@ pub struct Platform {
     /// The data plane's threads; joined on shutdown.
     workers: Option<Workers>,
     drain: std::time::Duration,
+    /// Where the management listener is bound (its URL may be a public one).
+    management_addr: std::net::SocketAddr,
     /// Held for the platform's lifetime so that two processes never share a data folder;
     /// released when dropped.
     _lock: std::fs::File,
@@ -81,20 +82,26 @@ impl Platform {
         .await
         .map_err(|e| anyhow::anyhow!("signing keys: {}", e.detail))?;
 
-        // Bind everything before serving anything, so a taken port fails the start cleanly.
+        // Load every certificate and bind everything before serving anything, so a bad
+        // file or a taken port fails the start cleanly.
+        let management_tls = load_tls(&config.management_options, "management")?;
         let management = bind(config.management, "management").await?;
+        let management_addr = management.local_addr()?;
         let mut env_listeners = Vec::new();
         for env in &config.environments {
+            let ext_tls = load_tls(&env.external_options, &format!("{} external", env.name))?;
+            let int_tls = load_tls(&env.internal_options, &format!("{} internal", env.name))?;
             let ext = bind(env.external, &format!("{} external", env.name)).await?;
             let int = bind(env.internal, &format!("{} internal", env.name)).await?;
-            env_listeners.push((env.name.clone(), ext, int));
+            env_listeners.push((env, (ext, ext_tls), (int, int_tls)));
         }
         let mut environments = Vec::new();
         let mut env_urls = BTreeMap::new();
-        for (name, ext, int) in &env_listeners {
+        for (env, (ext, _), (int, _)) in &env_listeners {
+            let name = &env.name;
             let urls = ListenerUrls {
-                external: ws_url(ext.local_addr()?),
-                internal: ws_url(int.local_addr()?),
+                external: env.external_options.url(ext.local_addr()?, "ws", "wss"),
+                internal: env.internal_options.url(int.local_addr()?, "ws", "wss"),
             };
             environments.push(EnvironmentEndpoints {
                 name: name.clone(),
@@ -104,7 +111,10 @@ impl Platform {
             env_urls.insert(name.clone(), urls);
         }
 
-        let management_url = format!("http://{}", management.local_addr()?);
+        let management_url =
+            config
+                .management_options
+                .url(management.local_addr()?, "http", "https");
         let publisher = Arc::new(Publisher::new(management_url.clone()));
         // Mocks of APIs whose target is `mock:`, on loopback only.
         let mocks = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -136,15 +146,25 @@ impl Platform {
         }
         tasks.spawn(crate::mock::hub(mocks, store.clone(), shutdown_rx.clone()));
         let mut specs = Vec::new();
-        for (name, ext, int) in env_listeners {
-            for (listener, kind) in [(ext, ListenerKind::External), (int, ListenerKind::Internal)] {
+        let mut all_tls: Vec<_> = management_tls.iter().cloned().collect();
+        for (env, ext, int) in env_listeners {
+            for ((listener, tls), kind) in
+                [(ext, ListenerKind::External), (int, ListenerKind::Internal)]
+            {
+                all_tls.extend(tls.clone());
                 specs.push(ListenerSpec {
-                    environment: name.clone(),
+                    environment: env.name.clone(),
                     kind,
                     socket: listener.into_std()?,
+                    tls,
                 });
             }
         }
+        tasks.spawn(asyncgate_gateway::tls::follow_files(
+            all_tls,
+            config.tls_reload_interval,
+            shutdown_rx.clone(),
+        ));
         let workers = gateway.start_workers(specs, shutdown_rx.clone(), config.drain)?;
 
         let state = AppState {
@@ -157,6 +177,7 @@ impl Platform {
                 session_ttl: config.session_ttl,
                 access_token_ttl: config.access_token_ttl,
                 metrics_open_to: config.metrics_open_to.clone(),
+                secure_cookies: management_url.starts_with("https://"),
             }),
             publisher,
             admin_token_hash: admin_hash.into(),
@@ -176,19 +197,40 @@ impl Platform {
         {
             let router = asyncgate_control::router(state);
             let mut stop = shutdown_rx.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(
-                    management,
-                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                })
-                .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "management API stopped");
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            match management_tls {
+                None => {
+                    tasks.spawn(async move {
+                        let served = axum::serve(management, service)
+                            .with_graceful_shutdown(stopped)
+                            .await;
+                        if let Err(e) = served {
+                            tracing::error!(error = %e, "management API stopped");
+                        }
+                    });
                 }
-            });
+                Some(tls) => {
+                    use axum::serve::ListenerExt as _;
+                    // `tap_io` lets the server tell handlers the client's address.
+                    let listener = crate::management_tls::TlsListener::new(
+                        management,
+                        tls,
+                        config.gateway.request_head_timeout,
+                    )
+                    .tap_io(|_| {});
+                    tasks.spawn(async move {
+                        let served = axum::serve(listener, service)
+                            .with_graceful_shutdown(stopped)
+                            .await;
+                        if let Err(e) = served {
+                            tracing::error!(error = %e, "management API stopped");
+                        }
+                    });
+                }
+            }
         }
 
         let endpoints = Endpoints {
@@ -217,6 +259,7 @@ impl Platform {
             gateway,
             workers: Some(workers),
             drain: config.drain,
+            management_addr,
             _lock: lock,
         })
     }
@@ -242,6 +285,11 @@ impl Platform {
         &self.store
     }
 
+    /// The address the management listener is bound to.
+    pub fn management_addr(&self) -> std::net::SocketAddr {
+        self.management_addr
+    }
+
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
     }
@@ -265,6 +313,19 @@ impl Platform {
         ));
         out
     }
+}
+
+/// A listener's TLS, loaded from its files (the error names the listener and the file).
+fn load_tls(
+    options: &crate::config::ListenerOptions,
+    what: &str,
+) -> anyhow::Result<Option<Arc<asyncgate_gateway::tls::ServerTls>>> {
+    options
+        .tls
+        .clone()
+        .map(asyncgate_gateway::tls::ServerTls::load)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("TLS of the {what} listener: {e}"))
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

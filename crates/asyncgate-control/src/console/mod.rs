@@ -26,7 +26,7 @@ use axum::Router;
 pub const PREFIX: &str = "/console";
 
 /// The console's pages and assets.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/console", get(entry))
         .route("/console/", get(entry))
@@ -66,7 +66,10 @@ pub fn router() -> Router<AppState> {
             get(lifecycle::show).post(lifecycle::change),
         )
         .route("/console/assets/{file}", get(assets::serve))
-        .layer(axum::middleware::from_fn(web::secured))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::secured,
+        ))
 }
 
 /// The first page: **Create** an organization on a fresh data folder, then **Sign in**,

@@ -32,8 +32,13 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 struct CsrfToken(String);
 
 /// The middleware of every console and portal response: a CSRF token for a visitor
-/// without one, and the security headers.
-pub async fn secured(mut req: Request, next: Next) -> Response {
+/// without one, and the security headers; cookies are `Secure` when the management
+/// listener is reached over HTTPS (TLS, or a public `https://` URL).
+pub async fn secured(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let site = site_of(req.uri().path());
     let existing = cookie(req.headers(), CSRF_COOKIE).filter(|v| v.len() >= 32);
     let fresh = existing.is_none().then(|| generate_secret(""));
@@ -45,6 +50,21 @@ pub async fn secured(mut req: Request, next: Next) -> Response {
         h.append(
             header::SET_COOKIE,
             set_cookie(site, CSRF_COOKIE, &token, None),
+        );
+    }
+    if state.config.secure_cookies {
+        let cookies: Vec<HeaderValue> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|c| HeaderValue::from_str(&format!("{}; Secure", c.to_str().ok()?)).ok())
+            .collect();
+        h.remove(header::SET_COOKIE);
+        for c in cookies {
+            h.append(header::SET_COOKIE, c);
+        }
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
         );
     }
     h.insert(

@@ -21,7 +21,7 @@ use axum::Router;
 /// Where the portal lives on the management address.
 pub const PREFIX: &str = "/portal";
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/portal", get(catalogue::list))
         .route("/portal/", get(catalogue::list))
@@ -46,7 +46,10 @@ pub fn router() -> Router<AppState> {
             post(apps::regenerate_secret),
         )
         .route("/portal/assets/{file}", get(crate::console::assets::serve))
-        .layer(axum::middleware::from_fn(web::secured))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::secured,
+        ))
 }
 
 /// What the portal's layout shows of the visitor: signed in (their email) or not, and
