@@ -37,6 +37,10 @@ trap cleanup EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
+# TLS: one certificate (for 127.0.0.1, from a test CA) for every proxy terminating TLS.
+tls=$PWD/$work/tls
+"$bin/asyncgate-bench" certificates --dir "$tls"
+
 # Backend on CPU 0.
 backend_port=$(port)
 taskset -c 0 "$bin/asyncgate-bench" echo-backend --listen "127.0.0.1:$backend_port" > "$work/backend.out" &
@@ -47,6 +51,7 @@ pids+=($!)
 
 # nginx, tuned as its documentation advises for WebSocket proxying.
 nginx_port=$(port)
+nginx_tls_port=$(port)
 mkdir -p "$work/nginx"
 cat > "$work/nginx/websocket.conf" <<CONF
 proxy_http_version 1.1;
@@ -70,6 +75,16 @@ http {
   fastcgi_temp_path $PWD/$work/nginx; uwsgi_temp_path $PWD/$work/nginx; scgi_temp_path $PWD/$work/nginx;
   map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
   server {
+    listen 127.0.0.1:$nginx_tls_port ssl;
+    ssl_certificate $tls/cert.pem;
+    ssl_certificate_key $tls/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://127.0.0.1:$backend_port;
+      include $PWD/$work/nginx/websocket.conf;
+    }
+  }
+  server {
     listen 127.0.0.1:$nginx_port;
     location /bcast {
       proxy_pass http://127.0.0.1:$bcast_port;
@@ -87,6 +102,7 @@ pids+=($!)
 
 # HAProxy, one thread.
 haproxy_port=$(port)
+haproxy_tls_port=$(port)
 cat > "$work/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -102,6 +118,9 @@ frontend ws
   acl is_bcast path_beg /bcast
   use_backend bcast if is_bcast
   default_backend echo
+frontend wss
+  bind 127.0.0.1:$haproxy_tls_port ssl crt $tls/combined.pem alpn http/1.1
+  default_backend echo
 backend echo
   server b1 127.0.0.1:$backend_port
 backend bcast
@@ -110,9 +129,17 @@ CONF
 taskset -c 1 haproxy -f "$work/haproxy.cfg" -db &
 pids+=($!)
 
-# asyncgate: the API deployed with an API key.
+# asyncgate: the API deployed with an API key; production's external listener has TLS.
 data=$work/asyncgate-data
-taskset -c 1 "$bin/asyncgate" serve --ephemeral-ports --data-dir "$data" > "$work/asyncgate.out" 2>&1 &
+cat > "$work/asyncgate.yaml" <<CONF
+listen:
+  environments:
+    - name: production
+      external: {tls: {cert_file: $tls/cert.pem, key_file: $tls/key.pem}}
+gateway:
+  access_log: {enabled: false}
+CONF
+taskset -c 1 "$bin/asyncgate" serve --config "$work/asyncgate.yaml" --ephemeral-ports --data-dir "$data" > "$work/asyncgate.out" 2>&1 &
 pids+=($!)
 asyncgate_pid=$!
 for _ in $(seq 1 200); do [ -f "$data/endpoints.json" ] && break; sleep 0.05; done
@@ -122,6 +149,7 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 "$bin/asyncgate" api update bench --max-message-bytes 1048576 --idle-timeout 3600 -o json > /dev/null
 gw_url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
 key=$("$bin/asyncgate" api key create bench -o json | json key)
+gw_tls_url=$("$bin/asyncgate" api deploy bench --env production --access external -o json | json url)
 "$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier bcast --target "ws://127.0.0.1:$bcast_port" -o json > /dev/null
 "$bin/asyncgate" api update bcast --idle-timeout 3600 -o json > /dev/null
 gw_bcast_url=$("$bin/asyncgate" api deploy bcast --env development --access external -o json | json url)
@@ -156,7 +184,15 @@ sleep 0.5
 nginx_pid=$(pgrep -f "nginx: worker process" | head -1 || true)
 haproxy_pid=$(pgrep -x haproxy | tail -1 || true)
 targets=(direct asyncgate nginx haproxy)
-url_of() { # target [fanout]
+url_of() { # target [fanout|tls]
+  if [ "${2:-}" = tls ]; then
+    case $1 in
+      asyncgate) echo "$gw_tls_url" ;;
+      nginx) echo "wss://127.0.0.1:$nginx_tls_port/" ;;
+      haproxy) echo "wss://127.0.0.1:$haproxy_tls_port/" ;;
+    esac
+    return
+  fi
   if [ "${2:-}" = fanout ]; then
     case $1 in
       direct) echo "ws://127.0.0.1:$bcast_port/" ;;
@@ -193,8 +229,10 @@ run_point() { # rep target label args...
   local before; before=$(cpu_ticks "$pid")
   # shellcheck disable=SC2046
   local kind=""; [ "$1" = fanout ] && kind=fanout
+  local ca=()
+  if [[ $label == tls-* ]]; then kind=tls; ca=(--ca "$tls/ca.pem"); fi
   local hdr; mapfile -t hdr < <(headers_of "$target" "$kind")
-  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" "${hdr[@]}")
+  local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" "${hdr[@]}" "${ca[@]}")
   local after; after=$(cpu_ticks "$pid")
   python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(rep=int(sys.argv[2]), target=sys.argv[3], point=sys.argv[4], proxy_cpu_s=(int(sys.argv[6])-int(sys.argv[5]))/100); print(json.dumps(d))" \
     "$out" "$rep" "$target" "$label" "$before" "$after" >> "$results"
@@ -208,12 +246,16 @@ points=(
   "64x16-16KiB|rtt --connections 64 --inflight 16 --size 16384 --seconds $secs"
   "handshakes|handshakes --concurrency 16 --seconds $hs_secs"
   "fanout-1000|fanout --receivers 1000 --messages $fan_msgs --seconds $secs"
+  "tls-64x16-64B|rtt --connections 64 --inflight 16 --size 64 --seconds $secs"
+  "tls-handshakes|handshakes --concurrency 16 --seconds $hs_secs"
 )
 for rep in $(seq 1 "$reps"); do
   for point in "${points[@]}"; do
     label=${point%%|*}; args=${point#*|}
     selected "$label" || continue
     point_targets=("${targets[@]}")
+    # TLS is terminated by the proxies; the backend behind them is plain.
+    [[ $label == tls-* ]] && point_targets=(asyncgate nginx haproxy)
     [ "$label" = handshakes ] && point_targets+=(asyncgate-open asyncgate-jwt)
     case $label in 64x16-64B|64x16-16KiB) point_targets+=(asyncgate-chat asyncgate-validated) ;; esac
     for target in "${point_targets[@]}"; do

@@ -15,12 +15,64 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
 struct Cli {
+    /// CA certificate (PEM) trusted for `wss://` URLs. Clients resume no TLS session:
+    /// every handshake is a full one.
+    #[arg(long, global = true)]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The TLS client configuration of `wss://` connections (set once, from `--ca`).
+static TLS: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+fn tls_client(ca: &std::path::Path) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(std::sync::Arc::new(config))
+}
+
+/// A test CA and a certificate for `localhost` and 127.0.0.1 signed by it, in `dir`:
+/// `ca.pem`, `cert.pem`, `key.pem` and `combined.pem` (certificate then key, for HAProxy).
+fn make_certificates(dir: &std::path::Path) -> anyhow::Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "asyncgate bench CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?
+        .signed_by(&key, &Issuer::new(ca, ca_key))?;
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
+    std::fs::write(dir.join("cert.pem"), cert.pem())?;
+    std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+    std::fs::write(
+        dir.join("combined.pem"),
+        format!("{}{}", cert.pem(), key.serialize_pem()),
+    )?;
+    Ok(())
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Write a test CA and a certificate for 127.0.0.1 into a folder.
+    Certificates {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
     /// Echo every text and binary message.
     EchoBackend {
         #[arg(long)]
@@ -111,9 +163,13 @@ async fn connect(
             v.trim().parse()?,
         );
     }
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(small()), true)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let connector = TLS
+        .get()
+        .map(|c| tokio_tungstenite::Connector::Rustls(c.clone()));
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, Some(small()), true, connector)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
     Ok(ws)
 }
 
@@ -406,12 +462,16 @@ async fn idle(url: &str, count: usize, hold: f64, headers: &[String]) -> anyhow:
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.ca {
+        let _ = TLS.set(tls_client(ca)?);
+    }
     // One thread: the load generator is pinned to one CPU by the run script.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         match cli.command {
+            Command::Certificates { dir } => make_certificates(&dir),
             Command::EchoBackend { listen } => echo_backend(&listen).await,
             Command::BroadcastBackend { listen } => broadcast_backend(&listen).await,
             Command::Fanout {

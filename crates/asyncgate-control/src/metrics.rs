@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// The content type of the Prometheus text format (version 0.0.4).
+/// The content type of the Prometheus text format (version 0.0.4), which
+/// [`crate::dataplane::DataPlane::metrics`] writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub async fn scrape(

@@ -22,9 +22,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The content type of what [`Metrics::encode`] writes.
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub environment: String,
@@ -174,21 +171,14 @@ impl Metrics {
 /// Counts read at each scrape: live connections and traffic per API and environment
 /// (open connections' own counts plus what ended ones carried), messages refused by the
 /// contract (under the revision served) and dropped over a plan's rates.
-#[derive(Debug)]
 struct TrafficCollector {
     live: Arc<Live>,
     snapshot: Arc<SnapshotHandle>,
 }
 
-impl std::fmt::Debug for Live {
+impl std::fmt::Debug for TrafficCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Live")
-    }
-}
-
-impl std::fmt::Debug for SnapshotHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SnapshotHandle")
+        f.write_str("TrafficCollector")
     }
 }
 

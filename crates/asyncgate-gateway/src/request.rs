@@ -53,7 +53,7 @@ fn bad(message: String) -> GatewayError {
 }
 
 /// The request in `buf` and the length of its head, or `None` if incomplete.
-fn parse(buf: &[u8]) -> Result<Option<(Request<()>, usize)>, GatewayError> {
+pub fn parse(buf: &[u8]) -> Result<Option<(Request<()>, usize)>, GatewayError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(buf) {

@@ -327,3 +327,72 @@ async fn metrics_open_to_a_network_need_no_token_and_others_need_the_admin_token
     assert_eq!(status, 403);
     Ok(())
 }
+
+/// Metric names a PromQL expression reads (the platform's and the process's).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut word = String::new();
+    for ch in expr.chars().chain(std::iter::once(' ')) {
+        if ch.is_ascii_alphanumeric() || ch == '_' || ch == ':' {
+            word.push(ch);
+            continue;
+        }
+        if word.starts_with("asyncgate_") || word.starts_with("process_") {
+            names.push(std::mem::take(&mut word));
+        }
+        word.clear();
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_query_of_the_grafana_dashboard_reads_an_exported_metric() -> anyhow::Result<()> {
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../../../docs/grafana/asyncgate.json"))?;
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    // Traffic of every kind, so that every family has samples.
+    let backend = Backend::echo().await?;
+    let p = TestPlatform::start().await?;
+    let (url, key) = p.deploy_sample(&backend.url).await?;
+    let mut c = WsClient::with_key(&url, &key).await?;
+    c.recv_json().await?;
+    c.send_text("x").await?;
+    c.recv_text().await?;
+    c.close().await;
+    assert_eq!(WsClient::refused(&url, &[]).await?.status, 401);
+    eventually("the connection to end", || {
+        p.platform
+            .gateway()
+            .metrics()
+            .encode()
+            .contains("asyncgate_connections_closed_total{")
+    })
+    .await?;
+    let text = p.platform.gateway().metrics().encode();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))?;
+    let exported: std::collections::HashSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_string))
+        .collect();
+    assert!(!scrape.samples.is_empty());
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{expr} reads no metric");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{expr}: {name} is not exported\n{text}"
+            );
+        }
+    }
+    Ok(())
+}

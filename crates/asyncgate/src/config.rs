@@ -598,6 +598,65 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_may_be_a_map_with_tls_and_a_public_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("asyncgate.yaml");
+        std::fs::write(
+            &path,
+            "listen:\n  management: {address: 127.0.0.1:7000, public_url: https://api.example.com/}\n  environments:\n    - name: production\n      external:\n        address: 0.0.0.0:443\n        tls: {cert_file: /c.pem, key_file: /k.pem, client_ca_file: /ca.pem}\n        public_url: wss://chat.example.com\ngateway:\n  access_log: {format: text, file: '-'}\nmetrics:\n  open_to: [10.0.0.0/8]\ntls_reload_seconds: 2\n",
+        )
+        .unwrap();
+        let mut c = ServeConfig::defaults(dir.path().to_path_buf());
+        c.apply_file(&path).unwrap();
+        assert_eq!(c.management.port(), 7000);
+        assert_eq!(
+            c.management_options.public_url.as_deref(),
+            Some("https://api.example.com")
+        );
+        let prod = c
+            .environments
+            .iter()
+            .find(|e| e.name == "production")
+            .unwrap();
+        assert_eq!(prod.external.port(), 443);
+        let tls = prod.external_options.tls.as_ref().unwrap();
+        assert_eq!(tls.client_ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(
+            prod.external_options.url(prod.external, "ws", "wss"),
+            "wss://chat.example.com"
+        );
+        let dev = &c.environments[0];
+        assert_eq!(
+            dev.external_options
+                .url("0.0.0.0:9401".parse().unwrap(), "ws", "wss"),
+            "ws://127.0.0.1:9401"
+        );
+        assert_eq!(
+            c.gateway.access_log.format,
+            asyncgate_gateway::access_log::Format::Text
+        );
+        assert_eq!(c.gateway.access_log.file, None, "`-` is standard output");
+        assert!(c.metrics_open_to.contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(c.tls_reload_interval, Duration::from_secs(2));
+
+        for (yaml, expected) in [
+            ("listen: {management: {public_url: 'ws://x'}}\n", "must start with http:// or https://"),
+            ("listen: {environments: [{name: development, external: {public_url: 'https://x'}}]}\n", "must start with ws:// or wss://"),
+            ("listen: {management: {adress: 127.0.0.1:1}}\n", "adress"),
+            ("listen: {management: {tls: {cert_file: /c.pem}}}\n", "key_file"),
+            ("gateway: {access_log: {format: xml}}\n", "json or text"),
+            ("metrics: {open_to: [everyone]}\n", "`everyone`"),
+        ] {
+            std::fs::write(&path, yaml).unwrap();
+            let err = ServeConfig::defaults(dir.path().to_path_buf())
+                .apply_file(&path)
+                .unwrap_err()
+                .0;
+            assert!(err.contains(expected), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_and_clashing_ports_are_refused() {
         let dir = std::env::temp_dir().join(format!("asyncgate-config-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

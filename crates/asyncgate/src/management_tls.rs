@@ -28,7 +28,12 @@ impl TlsListener {
         let (tx, ready) = mpsc::channel(READY);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                let accepted = tokio::select! {
+                    accepted = tcp.accept() => accepted,
+                    // The server is gone: the socket is closed with this task.
+                    _ = tx.closed() => return,
+                };
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::warn!(error = %e, "management accept failed");
@@ -36,9 +41,6 @@ impl TlsListener {
                         continue;
                     }
                 };
-                if tx.is_closed() {
-                    return;
-                }
                 let (tx, acceptor) = (tx.clone(), tls.acceptor());
                 tokio::spawn(async move {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {

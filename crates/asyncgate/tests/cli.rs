@@ -346,6 +346,92 @@ fn the_guide_from_the_command_line() {
         "{chatted}"
     );
 
+    // Live connections from the CLI: a client stays connected while an operator lists
+    // it, sends it a message and closes it.
+    let mut client = Command::new(BIN)
+        .args(["connect", prod_url, "--api-key", &key, "-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let list = || {
+        json(&cli(
+            &data,
+            &[
+                "api",
+                "connections",
+                "chat-api",
+                "--env",
+                "production",
+                "-o",
+                "json",
+            ],
+            None,
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut listed = list();
+    while listed.as_array().map_or(0, Vec::len) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        listed = list();
+    }
+    assert_eq!(listed.as_array().map_or(0, Vec::len), 1, "{listed}");
+    assert_eq!(listed[0]["environment"], "production");
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let shown = ok(&cli(&data, &["api", "connections", "chat-api"], None));
+    assert!(shown.contains(&id), "{shown}");
+    ok(&cli(
+        &data,
+        &[
+            "api",
+            "connections",
+            "send",
+            "chat-api",
+            &id,
+            "--text",
+            "from the operator",
+        ],
+        None,
+    ));
+    ok(&cli(
+        &data,
+        &[
+            "api",
+            "connections",
+            "close",
+            "chat-api",
+            &id,
+            "--code",
+            "4000",
+            "--reason",
+            "maintenance",
+        ],
+        None,
+    ));
+    // Read what the client printed up to its close (its input stays open until then).
+    let input = client.stdin.take();
+    let mut printed = String::new();
+    for line in BufReader::new(client.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("\"closed\"") {
+            break;
+        }
+    }
+    drop(input);
+    client.wait().unwrap();
+    assert!(printed.contains("from the operator"), "{printed}");
+    assert!(printed.contains("by server: 4000 maintenance"), "{printed}");
+    let out = cli(
+        &data,
+        &["api", "connections", "close", "chat-api", &id],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no live connection"));
+
     // Without a key the gateway's reason is shown.
     let out = cli(&data, &["connect", prod_url], Some(""));
     assert!(!out.status.success());
