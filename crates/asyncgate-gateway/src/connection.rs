@@ -51,15 +51,11 @@ pub struct Connection {
     pub id: u64,
     pub peer: SocketAddr,
     pub listener: ListenerKind,
-    /// The request's path (the channel, with its parameters).
-    pub path: Box<str>,
-    /// Sent to the backend as `X-Request-Id` and written in the access log.
-    pub request_id: Box<str>,
-    /// Who the credential names (an application, a key's hash prefix or a token's
-    /// subject; never a secret) and the kind of credential.
-    pub caller: Box<str>,
+    /// The path, request id, caller and application one after the other, in one
+    /// allocation (see the accessors); `ends` says where each ends.
+    text: Box<str>,
+    ends: [u16; 4],
     pub credential_kind: &'static str,
-    pub application: Option<Box<str>>,
     pub revision: u32,
     pub started: SystemTime,
     counts: [[AtomicU64; 2]; 2],
@@ -99,15 +95,31 @@ impl Identity {
 
 impl Connection {
     pub fn new(identity: Identity) -> Connection {
+        // Each part is cut to what a u16 offset holds (a request head is at most 16 KiB).
+        let parts = [
+            identity.path.as_str(),
+            identity.request_id.as_str(),
+            identity.caller.as_str(),
+            identity.application.as_deref().unwrap_or(""),
+        ];
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0u16; 4];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            let room = usize::from(u16::MAX) - text.len();
+            let mut cut = part.len().min(room);
+            while !part.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.push_str(&part[..cut]);
+            *end = text.len() as u16;
+        }
         Connection {
             id: rand::random(),
             peer: identity.peer,
             listener: identity.listener,
-            path: identity.path.into(),
-            request_id: identity.request_id.into(),
-            caller: identity.caller.into(),
+            text: text.into_boxed_str(),
+            ends,
             credential_kind: identity.credential_kind,
-            application: identity.application.map(Into::into),
             revision: identity.revision,
             started: SystemTime::now(),
             counts: Default::default(),
@@ -116,6 +128,32 @@ impl Connection {
             closing: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[usize::from(start)..usize::from(self.ends[i])]
+    }
+
+    /// The request's path (the channel, with its parameters).
+    pub fn path(&self) -> &str {
+        self.part(0)
+    }
+
+    /// Sent to the backend as `X-Request-Id` and written in the access log.
+    pub fn request_id(&self) -> &str {
+        self.part(1)
+    }
+
+    /// Who the credential names: an application, a key's hash prefix or a token's
+    /// subject; never a secret.
+    pub fn caller(&self) -> &str {
+        self.part(2)
+    }
+
+    /// The subscribed application, when the credential is an application's.
+    pub fn application(&self) -> Option<&str> {
+        Some(self.part(3)).filter(|a| !a.is_empty())
     }
 
     /// The id as shown to operators.
@@ -234,6 +272,19 @@ mod tests {
             }),
             Err(Refused::Closing)
         );
+    }
+
+    #[test]
+    fn the_identity_reads_back_part_by_part() {
+        let c = Connection::new(Identity {
+            application: Some("app-7".into()),
+            ..Identity::example()
+        });
+        assert_eq!(c.path(), "/chat");
+        assert_eq!(c.request_id(), "r");
+        assert_eq!(c.caller(), "app");
+        assert_eq!(c.application(), Some("app-7"));
+        assert_eq!(connection().application(), None);
     }
 
     #[test]

@@ -502,16 +502,16 @@ impl Gateway {
             .inc();
         let counts = connection.counts();
         self.access_log.write(&Entry {
-            request_id: &connection.request_id,
+            request_id: connection.request_id(),
             peer: Some(connection.peer),
             environment: &route.environment,
             listener: connection.listener.as_str(),
-            path: &connection.path,
+            path: connection.path(),
             api: Some(&route.api_handle),
             revision: Some(route.revision),
-            caller: Some(&connection.caller),
+            caller: Some(connection.caller()),
             credential: Some(connection.credential_kind),
-            application: connection.application.as_deref(),
+            application: connection.application(),
             status: 101,
             error: None,
             started: Some(connection.started),
@@ -569,7 +569,7 @@ impl Gateway {
         let slot = self
             .live
             .admit(&route, info.kind, &admission.credential, connection.clone())
-            .map_err(|e| (e, connection.request_id.to_string()))?;
+            .map_err(|e| (e, connection.request_id().to_string()))?;
         let dialing = Instant::now();
         let dialed = upstream::connect(
             admission.backend_request,
@@ -577,7 +577,7 @@ impl Gateway {
             &self.tls,
         )
         .await
-        .map_err(|e| (e, slot.connection.request_id.to_string()))?;
+        .map_err(|e| (e, slot.connection.request_id().to_string()))?;
         self.metrics
             .backend_connect
             .get_or_create(&ApiLabels {
