@@ -61,6 +61,7 @@ pub struct Entry<'a> {
     pub status: u16,
     /// The refusal's reason code.
     pub error: Option<&'a str>,
+    /// When the connection was accepted (upgraded connections).
     pub started: Option<SystemTime>,
     pub duration: Duration,
     /// `[client to backend, backend to client]`: messages, then bytes.
@@ -73,11 +74,13 @@ pub struct Entry<'a> {
 
 impl Entry<'_> {
     fn fields(&self) -> Vec<(&'static str, Value)> {
-        let time = time::OffsetDateTime::from(SystemTime::now())
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let rfc3339 = |t: SystemTime| {
+            time::OffsetDateTime::from(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
         let mut fields = vec![
-            ("time", json!(time)),
+            ("time", json!(rfc3339(SystemTime::now()))),
             ("request_id", json!(self.request_id)),
             ("peer", json!(self.peer.map(|p| p.to_string()))),
             ("environment", json!(self.environment)),
@@ -96,6 +99,7 @@ impl Entry<'_> {
         }
         if self.status == 101 {
             fields.extend([
+                ("started", json!(self.started.map(rfc3339))),
                 ("messages_in", json!(self.messages[0])),
                 ("messages_out", json!(self.messages[1])),
                 ("bytes_in", json!(self.bytes[0])),
@@ -238,6 +242,7 @@ mod tests {
             application: Some("app-1"),
             status: 101,
             duration: Duration::from_millis(1500),
+            started: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
             messages: [3, 4],
             bytes: [30, 40],
             close_code: Some(1000),
@@ -257,6 +262,7 @@ mod tests {
         assert_eq!(v["closed_by"], "client");
         assert_eq!(v["duration_ms"], 1500);
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(v["started"], "2027-01-15T08:00:00Z");
     }
 
     #[test]

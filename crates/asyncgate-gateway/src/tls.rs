@@ -153,10 +153,6 @@ impl ServerTls {
     pub fn reloads(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
     }
-
-    pub fn files(&self) -> &TlsFiles {
-        &self.files
-    }
 }
 
 /// Reload every listener's TLS files when they change (looked at every `every`) or on
