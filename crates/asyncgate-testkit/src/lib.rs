@@ -616,6 +616,21 @@ pub struct Refused {
     pub body: String,
 }
 
+/// A handshake request for `url` with extra `headers`.
+fn request(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    let mut req = url.into_client_request()?;
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
+            v.parse()?,
+        );
+    }
+    Ok(req)
+}
+
 impl WsClient {
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<WsClient> {
         match Self::try_connect(url, headers).await? {
@@ -633,13 +648,7 @@ impl WsClient {
         url: &str,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Result<WsClient, Refused>> {
-        let mut req = url.into_client_request()?;
-        for (k, v) in headers {
-            req.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
-                v.parse()?,
-            );
-        }
+        let req = request(url, headers)?;
         match tokio::time::timeout(
             WAIT,
             tokio_tungstenite::connect_async_with_config(req, Some(small_buffers()), false),
@@ -674,13 +683,7 @@ impl WsClient {
         headers: &[(&str, &str)],
         tls: std::sync::Arc<rustls::ClientConfig>,
     ) -> anyhow::Result<WsClient> {
-        let mut req = url.into_client_request()?;
-        for (k, v) in headers {
-            req.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
-                v.parse()?,
-            );
-        }
+        let req = request(url, headers)?;
         let (ws, resp) = tokio::time::timeout(
             WAIT,
             tokio_tungstenite::connect_async_tls_with_config(
