@@ -110,7 +110,7 @@ fn same_verdict_however_split(
     validation: MessageValidation,
 ) {
     let run = |cuts: &[usize]| {
-        let inspect = rules(from_client, validation).map(Inspect::new);
+        let inspect = rules(from_client, validation).map(|r| Inspect::new(Some(r), None, from_client));
         feed(Direction::new(from_client, max), inspect, wire, cuts)
     };
     let (whole, whole_notices, whole_stop) = run(&[]);
@@ -166,6 +166,7 @@ fn through_the_pump(
             meter: None,
             rules: [rules(true, validation), rules(false, validation)],
             rate: None,
+            compression: Default::default(),
         };
         let pump = tokio::spawn(pump::run(
             Leg {

@@ -96,6 +96,11 @@ pub struct UpdateRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub unjudged_messages: Option<asyncgate_core::Unjudged>,
+    /// How permessage-deflate crosses the gateway: `auto`, `pass-through`, `terminate` or
+    /// `off`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub compression: Option<asyncgate_core::Compression>,
 }
 
 /// Partial change of who may connect (see `ApiSecurity`).
@@ -509,6 +514,10 @@ pub async fn update(
     if let Some(v) = req.unjudged_messages {
         d.policies.unjudged = v;
     }
+    if let Some(v) = req.compression {
+        d.policies.compression = v;
+    }
+    d.policies.check().map_err(ApiError::bad_request)?;
     api.updated_at = now();
     state.store.update_api(&api).await?;
     state

@@ -19,7 +19,7 @@ pub use domain::{AccessMode, ListenerKind};
 pub use lifecycle::{LifecycleAction, LifecycleError, LifecycleState};
 pub use limits::{ApiLimits, LimitsPatch};
 pub use networks::Networks;
-pub use policies::{ApiPolicies, MessageValidation, Unjudged};
+pub use policies::{ApiPolicies, Compression, CompressionShape, MessageValidation, Unjudged};
 pub use security::ApiSecurity;
 pub use snapshot::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotAssertionKey, SnapshotChannel,

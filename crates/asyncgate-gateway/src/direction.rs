@@ -7,7 +7,14 @@
 //! messages is a message held (its frames as received, and its payload unmasked) until
 //! it is whole and judged against the contract, then sent on, dropped or refused; the
 //! messages judged in one read go on together, in the order they came.
+//!
+//! A compressed message (permessage-deflate, RSV1 on its first frame) is refused unless
+//! compression was negotiated; passed through, it is relayed as it came (its size
+//! counted on the wire, its text checked by the receiver); where the gateway terminates
+//! compression it is held, inflated within the size limit, judged, and sent on as a new
+//! frame, compressed again if the receiver negotiated compression.
 
+use crate::deflate;
 use crate::frame::{self, OpCode, Violation};
 use crate::meter::Meter;
 use crate::utf8::Utf8Stream;
@@ -43,6 +50,24 @@ pub enum Stop {
     OverRate(Violation),
 }
 
+/// What a compressed message (RSV1 on its first frame) may be in this direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compressed {
+    /// permessage-deflate was not negotiated with the sender: RSV1 is a protocol error.
+    Refused,
+    /// Negotiated end to end: relayed untouched.
+    Relayed,
+    /// Negotiated with the gateway: inflated (the direction's [`Inspect`] holds it).
+    Inflated,
+}
+
+/// A held message's end: a breach of the protocol or a limit, or a refusal by the
+/// contract.
+enum Verdict {
+    Breach(Violation),
+    Refused(Violation),
+}
+
 /// What one call to [`Direction::process`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Processed {
@@ -51,11 +76,21 @@ pub struct Processed {
     pub stop: Option<Stop>,
 }
 
-/// One direction's message validation: its rules, and the message under way, held until
-/// whole and judged. Kept apart from [`Direction`] (and boxed by the pump) so that a
-/// connection without validation pays one pointer for it.
+/// One direction's message validation and compression: its rules, and the message under
+/// way, held until whole (inflated if compressed) and judged. Kept apart from
+/// [`Direction`] (and boxed by the pump) so that a connection without either pays one
+/// pointer for it.
 pub struct Inspect {
-    rules: Arc<Rules>,
+    /// The contract's rules, when the API validates messages.
+    rules: Option<Arc<Rules>>,
+    /// While a compressed message is held: whether it is text. Its payload (unmasked,
+    /// then inflated) is in `payload`; its frames are not kept.
+    compressed: Option<bool>,
+    /// The window the receiver lets the gateway compress with, when it negotiated
+    /// compression: inflated messages are deflated again for it.
+    recompress: Option<u8>,
+    /// The receiver is the backend: frames the gateway writes to it are masked.
+    masked: bool,
     /// The judged messages ready to go on (`..ready`), with the control frames that
     /// followed the first of them, then the message under way: frames as received.
     held: Vec<u8>,
@@ -70,9 +105,14 @@ pub struct Inspect {
 }
 
 impl Inspect {
-    pub fn new(rules: Arc<Rules>) -> Inspect {
+    /// `recompress`: the receiver's window for messages the gateway deflates, when it
+    /// negotiated compression; `masked`: the receiver is the backend.
+    pub fn new(rules: Option<Arc<Rules>>, recompress: Option<u8>, masked: bool) -> Inspect {
         Inspect {
             rules,
+            compressed: None,
+            recompress,
+            masked,
             held: Vec::new(),
             ready: 0,
             in_place: None,
@@ -97,16 +137,32 @@ impl Inspect {
         }
     }
 
+    /// A data message starts (`rsv1`: compressed).
+    fn start(&mut self, opcode: OpCode, rsv1: bool) {
+        self.compressed = rsv1.then_some(opcode == OpCode::Text);
+    }
+
+    /// Whether the message under way is held: always when validating, and when
+    /// compressed (it must be inflated).
+    fn holds(&self) -> bool {
+        self.rules.is_some() || self.compressed.is_some()
+    }
+
     /// A data frame's header: the start of a message that is one unmasked frame is
-    /// judged where it lies.
+    /// judged where it lies; a compressed message's frames are not kept.
     fn hold_header(&mut self, header: &[u8], whole_unmasked: bool) {
+        if self.compressed.is_some() {
+            return;
+        }
         self.held.extend_from_slice(header);
         self.in_place = whole_unmasked.then_some(self.held.len());
     }
 
     /// A piece of the payload of the message under way (`offset`: its position modulo 4).
     fn hold_payload(&mut self, piece: &[u8], mask: Option<[u8; 4]>, offset: usize) {
-        self.held.extend_from_slice(piece);
+        if self.compressed.is_none() {
+            self.held.extend_from_slice(piece);
+        }
         if self.in_place.is_none() {
             let start = self.payload.len();
             self.payload.extend_from_slice(piece);
@@ -128,11 +184,39 @@ impl Inspect {
     fn released(&mut self) {
         self.held.truncate(self.ready);
         self.in_place = None;
+        self.compressed = None;
         emptied(&mut self.payload);
     }
 
-    /// The message under way, judged, is ready to go on.
+    /// The compressed message under way is whole: its payload is inflated in place,
+    /// within `limit` bytes, and a text one checked as UTF-8. Returns whether it is text.
+    fn inflate(&mut self, limit: u64) -> Result<bool, Violation> {
+        let text = self.compressed.unwrap_or(false);
+        let mut plain = Vec::new();
+        deflate::inflate(&self.payload, limit, &mut plain)?;
+        if text && std::str::from_utf8(&plain).is_err() {
+            return Err(INVALID_UTF8);
+        }
+        self.payload = plain;
+        Ok(text)
+    }
+
+    /// The message under way, judged, is ready to go on: an inflated one as a new
+    /// frame, deflated again when the receiver takes compressed messages.
     fn accept(&mut self) {
+        if let Some(text) = self.compressed.take() {
+            let opcode = if text { OpCode::Text } else { OpCode::Binary };
+            let mask = self.masked.then(rand::random::<[u8; 4]>);
+            let start = self.held.len();
+            let mut packed = Vec::new();
+            match self.recompress {
+                Some(bits) if deflate::deflate(&self.payload, bits, &mut packed) => {
+                    frame::write_frame(&mut self.held, opcode, &packed, mask);
+                    self.held[start] |= frame::RSV1;
+                }
+                _ => frame::write_frame(&mut self.held, opcode, &self.payload, mask),
+            }
+        }
         self.ready = self.held.len();
         self.in_place = None;
         emptied(&mut self.payload);
@@ -209,9 +293,11 @@ enum State {
 pub struct Direction {
     /// Frames from this side must be masked (it is a client) or must not be.
     from_client: bool,
+    compressed: Compressed,
     max_message: u64,
     state: State,
-    /// Whether a text (`Some(true)`) or binary message is under way.
+    /// Whether a message is under way, and whether its payload is checked as UTF-8 on
+    /// the wire (`Some(true)`: text, not compressed).
     message: Option<bool>,
     message_len: u64,
     utf8: Utf8Stream,
@@ -232,6 +318,7 @@ impl Direction {
     pub fn new(from_client: bool, max_message: u64) -> Direction {
         Direction {
             from_client,
+            compressed: Compressed::Refused,
             max_message,
             state: State::Header,
             message: None,
@@ -241,6 +328,12 @@ impl Direction {
             carry: Vec::new(),
             unpublished: (0, 0),
         }
+    }
+
+    /// What compressed messages from this side may be (refused until negotiated).
+    pub fn compressed(mut self, compressed: Compressed) -> Direction {
+        self.compressed = compressed;
+        self
     }
 
     /// Whether what was forwarded so far ends on a frame boundary, so the gateway may put
@@ -327,8 +420,14 @@ impl Direction {
                                 break Some(self.breach(buf, pos, v, true));
                             }
                             if let (Some(i), true) = (inspect.as_deref_mut(), held && fin) {
-                                if let Err(v) = self.judge(i, was_text) {
-                                    break Some(self.refuse(buf, pos, v));
+                                match self.conclude(i, was_text) {
+                                    Ok(()) => {}
+                                    Err(Verdict::Breach(v)) => {
+                                        break Some(self.breach(buf, pos, v, true))
+                                    }
+                                    Err(Verdict::Refused(v)) => {
+                                        break Some(self.refuse(buf, pos, v))
+                                    }
                                 }
                             }
                         }
@@ -413,7 +512,7 @@ impl Direction {
                         self.skip_payload(header.payload_len);
                         continue;
                     }
-                    if let Err(v) = self.data_frame(opcode, header.payload_len) {
+                    if let Err(v) = self.data_frame(opcode, header.payload_len, header.rsv1()) {
                         let stop = self.breach(buf, pos + header.len, v, true);
                         self.skip_payload(header.payload_len);
                         break Some(stop);
@@ -458,7 +557,12 @@ impl Direction {
                             }
                         }
                     }
-                    if let Some(i) = inspect.as_deref_mut() {
+                    if let (Some(i), true) =
+                        (inspect.as_deref_mut(), opcode != OpCode::Continuation)
+                    {
+                        i.start(opcode, header.rsv1());
+                    }
+                    if let Some(i) = inspect.as_deref_mut().filter(|i| i.holds()) {
                         // Held until the message is whole and judged.
                         i.hold_header(
                             &buf[pos..pos + header.len],
@@ -482,8 +586,12 @@ impl Direction {
                             break Some(self.breach(buf, pos, v, true));
                         }
                         if header.fin() {
-                            if let Err(v) = self.judge(i, was_text) {
-                                break Some(self.refuse(buf, pos, v));
+                            match self.conclude(i, was_text) {
+                                Ok(()) => {}
+                                Err(Verdict::Breach(v)) => {
+                                    break Some(self.breach(buf, pos, v, true))
+                                }
+                                Err(Verdict::Refused(v)) => break Some(self.refuse(buf, pos, v)),
                             }
                         }
                         continue;
@@ -524,23 +632,37 @@ impl Direction {
         }
     }
 
+    /// The held message is whole: inflated if compressed (a breach when it inflates past
+    /// the size limit or is not valid), then judged.
+    fn conclude(&self, i: &mut Inspect, text: bool) -> Result<(), Verdict> {
+        let text = match i.compressed {
+            Some(_) => i.inflate(self.max_message).map_err(Verdict::Breach)?,
+            None => text,
+        };
+        self.judge(i, text).map_err(Verdict::Refused)
+    }
+
     /// The verdict on the whole held message: `Ok` when it was dealt with (allowed or only
     /// reported: ready to go on; dropped: the sender gets a notice), or the violation that
     /// closes its sender.
     fn judge(&self, i: &mut Inspect, text: bool) -> Result<(), Violation> {
-        let Err(refusal) = i.rules.judge(text, i.message()) else {
+        let Some(rules) = i.rules.clone() else {
+            i.accept();
+            return Ok(());
+        };
+        let Err(refusal) = rules.judge(text, i.message()) else {
             i.accept();
             return Ok(());
         };
         let (channel, sender) = (
-            &i.rules.channel,
+            &rules.channel,
             if self.from_client {
                 "client"
             } else {
                 "backend"
             },
         );
-        match i.rules.mode {
+        match rules.mode {
             MessageValidation::Off | MessageValidation::Report => {
                 tracing::info!(%channel, from = sender, reason = %refusal.reason, "message does not match the contract (reported, forwarded)");
                 i.accept();
@@ -548,7 +670,7 @@ impl Direction {
             }
             MessageValidation::Drop => {
                 tracing::info!(%channel, from = sender, reason = %refusal.reason, "message does not match the contract (dropped)");
-                let notice = i.rules.notice(&refusal);
+                let notice = rules.notice(&refusal);
                 i.notify(notice);
                 i.released();
                 Ok(())
@@ -560,9 +682,24 @@ impl Direction {
         }
     }
 
-    /// The header's rules, and a mask exactly when the sender is a client.
+    /// The header's rules, a mask exactly when the sender is a client, and RSV1 only on
+    /// the first frame of a data message when compression was negotiated.
     fn check_header(&self, header: &frame::Header) -> Result<OpCode, Violation> {
         let opcode = header.opcode()?;
+        if header.rsv1() {
+            if self.compressed == Compressed::Refused {
+                return Err(Violation {
+                    code: frame::PROTOCOL_ERROR,
+                    reason: Cow::Borrowed("RSV1 set but permessage-deflate was not negotiated"),
+                });
+            }
+            if !matches!(opcode, OpCode::Text | OpCode::Binary) {
+                return Err(Violation {
+                    code: frame::PROTOCOL_ERROR,
+                    reason: Cow::Borrowed("RSV1 set on a continuation or control frame"),
+                });
+            }
+        }
         if header.mask.is_some() != self.from_client {
             return Err(Violation {
                 code: frame::PROTOCOL_ERROR,
@@ -614,7 +751,8 @@ impl Direction {
 
     /// A data frame's header: it must start or continue a message as appropriate, and the
     /// message must stay within the limit.
-    fn data_frame(&mut self, opcode: OpCode, len: u64) -> Result<(), Violation> {
+    /// `rsv1`: the message is compressed (its text is not checked on the wire).
+    fn data_frame(&mut self, opcode: OpCode, len: u64, rsv1: bool) -> Result<(), Violation> {
         match (opcode, self.message) {
             (OpCode::Continuation, None) => {
                 return Err(Violation {
@@ -630,7 +768,7 @@ impl Direction {
                 })
             }
             (op, None) => {
-                self.message = Some(op == OpCode::Text);
+                self.message = Some(op == OpCode::Text && !rsv1);
                 self.message_len = 0;
             }
         }
@@ -774,6 +912,7 @@ mod tests {
             asyncgate_core::ApiPolicies {
                 message_validation: mode,
                 unjudged: asyncgate_core::Unjudged::Pass,
+                ..Default::default()
             },
             Some(&[asyncgate_core::SnapshotMessage {
                 name: "Say".into(),
@@ -784,7 +923,7 @@ mod tests {
         );
         (
             Direction::new(true, 1 << 20),
-            rules.map(|r| Inspect::new(Arc::new(r))),
+            rules.map(|r| Inspect::new(Some(Arc::new(r)), None, true)),
         )
     }
 
@@ -1202,5 +1341,142 @@ mod tests {
         let p = d.process_metered(tail, [Some(&drop), None], None);
         assert_eq!(p.forward, frame(OpCode::Ping, b"p", KEY).len());
         assert_eq!(drop.dropped(), 3);
+    }
+
+    /// A compressed frame as a client sends it: deflated (independently of the gateway's
+    /// deflater: flate2's own), RSV1 set, masked.
+    fn compressed(op: OpCode, payload: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(payload).unwrap();
+        encoder.flush().unwrap();
+        let mut packed = encoder.get_ref().clone();
+        assert!(packed.ends_with(&[0, 0, 0xff, 0xff]));
+        packed.truncate(packed.len() - 4);
+        let mut f = frame(op, &packed, KEY);
+        f[0] |= frame::RSV1;
+        f
+    }
+
+    #[test]
+    fn rsv1_is_refused_unless_negotiated_and_only_on_a_first_data_frame() {
+        let wire = compressed(OpCode::Text, b"hello");
+        let (_, stop) = feed_in_pieces(true, 100, &wire, &[]);
+        match stop {
+            Some(Stop::Violation(v)) => {
+                assert_eq!(v.code, frame::PROTOCOL_ERROR);
+                assert_eq!(
+                    v.reason,
+                    "RSV1 set but permessage-deflate was not negotiated"
+                );
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
+        let mut ping = frame(OpCode::Ping, b"p", KEY);
+        ping[0] |= frame::RSV1;
+        let mut continuation = fragment(OpCode::Text, false, b"a");
+        let mut second = fragment(OpCode::Continuation, true, b"b");
+        second[0] |= frame::RSV1;
+        continuation.extend(second);
+        for wire in [ping, continuation] {
+            let d = Direction::new(true, 100).compressed(Compressed::Relayed);
+            match feed(d, None, &wire, &[]).2 {
+                Some(Stop::Violation(v)) => {
+                    assert_eq!(v.reason, "RSV1 set on a continuation or control frame")
+                }
+                other => panic!("expected a violation, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn passed_through_compressed_messages_go_on_untouched_and_count_on_the_wire() {
+        let text = "{\"text\":\"hi\"}".repeat(50);
+        let wire = [
+            compressed(OpCode::Text, text.as_bytes()),
+            frame(OpCode::Text, b"plain", KEY),
+        ]
+        .concat();
+        for step in [1, 3, wire.len()] {
+            let cuts: Vec<usize> = (step..wire.len()).step_by(step).collect();
+            let d = Direction::new(true, 100).compressed(Compressed::Relayed);
+            let (out, _, stop) = feed(d, None, &wire, &cuts);
+            assert_eq!((out == wire, stop), (true, None), "step {step}");
+        }
+        // The limit counts the compressed bytes: 750 bytes of text under a 100-byte limit.
+        assert!(text.len() > 100);
+    }
+
+    /// Unmask and read a frame the gateway wrote: RSV1, opcode and payload.
+    fn read_frame(wire: &[u8]) -> (bool, u8, Vec<u8>) {
+        let h = frame::parse_header(wire).unwrap().unwrap();
+        let mut payload = wire[h.len..h.len + h.payload_len as usize].to_vec();
+        if let Some(key) = h.mask {
+            frame::apply_mask(&mut payload, key, 0);
+        }
+        assert_eq!(h.len + payload.len(), wire.len(), "one frame");
+        (h.rsv1(), wire[0] & 0x0F, payload)
+    }
+
+    #[test]
+    fn terminated_messages_are_inflated_judged_and_deflated_again_for_the_receiver() {
+        let text = format!("{{\"text\":\"{}\"}}", "hello ".repeat(100));
+        // Fragmented compressed message: the compressed bytes cut in two frames.
+        let whole = compressed(OpCode::Text, text.as_bytes());
+        let h = frame::parse_header(&whole).unwrap().unwrap();
+        let mut packed = whole[h.len..].to_vec();
+        frame::apply_mask(&mut packed, KEY.unwrap(), 0);
+        let (a, b) = packed.split_at(packed.len() / 2);
+        let mut first = fragment(OpCode::Text, false, a);
+        first[0] |= frame::RSV1;
+        let wire = [first, fragment(OpCode::Continuation, true, b)].concat();
+        for recompress in [None, Some(15)] {
+            let (d, _) = validating(MessageValidation::Reject);
+            let rules = validating(MessageValidation::Reject).1.unwrap().rules;
+            let i = Inspect::new(rules, recompress, true);
+            let (out, _, stop) = feed(d.compressed(Compressed::Inflated), Some(i), &wire, &[5]);
+            assert_eq!(stop, None);
+            let (rsv1, op, payload) = read_frame(&out);
+            assert_eq!((rsv1, op), (recompress.is_some(), 0x1));
+            let plain = if rsv1 {
+                let mut plain = Vec::new();
+                deflate::inflate(&payload, 1 << 20, &mut plain).unwrap();
+                plain
+            } else {
+                payload
+            };
+            assert_eq!(plain, text.as_bytes());
+        }
+        // The contract still applies to what was compressed.
+        let bad = compressed(OpCode::Text, br#"{"text":5}"#);
+        let (d, i) = validating(MessageValidation::Reject);
+        match feed(d.compressed(Compressed::Inflated), i, &bad, &[]).2 {
+            Some(Stop::Refused(v)) => assert_eq!(v.code, 1008),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Compressed text that is not UTF-8 once inflated.
+        let bad = compressed(OpCode::Text, &[0xC3, 0x28]);
+        let d = Direction::new(true, 100).compressed(Compressed::Inflated);
+        match feed(d, Some(Inspect::new(None, None, true)), &bad, &[]).2 {
+            Some(Stop::Violation(v)) => assert_eq!(v.code, frame::INVALID_PAYLOAD),
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_at_the_limit() {
+        let bomb = compressed(OpCode::Binary, &vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 2048, "{}", bomb.len());
+        let d = Direction::new(true, 64 * 1024).compressed(Compressed::Inflated);
+        let (out, _, stop) = feed(d, Some(Inspect::new(None, Some(15), true)), &bomb, &[100]);
+        assert!(out.is_empty());
+        match stop {
+            Some(Stop::Violation(v)) => {
+                assert_eq!(v.code, frame::TOO_BIG);
+                assert_eq!(v.reason, "message too big once inflated");
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
     }
 }

@@ -71,10 +71,16 @@ impl Header {
         self.first & 0x0F == 0x8
     }
 
-    /// The opcode, once the header passes the rules: no extension is ever negotiated, so
-    /// reserved bits are an error; control frames are whole and at most 125 bytes.
+    /// RSV1: the message is compressed (permessage-deflate). Whether it may be set is
+    /// the direction's to decide (see `direction`).
+    pub fn rsv1(&self) -> bool {
+        self.first & RSV1 != 0
+    }
+
+    /// The opcode, once the header passes the rules: no extension uses RSV2 or RSV3, so
+    /// they are an error; control frames are whole and at most 125 bytes.
     pub fn opcode(&self) -> Result<OpCode, Violation> {
-        if self.first & 0x70 != 0 {
+        if self.first & 0x30 != 0 {
             return Err(protocol("reserved bits set without an extension"));
         }
         let opcode = OpCode::from_bits(self.first & 0x0F).ok_or(protocol("unknown opcode"))?;
@@ -96,6 +102,9 @@ pub struct Violation {
     pub code: u16,
     pub reason: std::borrow::Cow<'static, str>,
 }
+
+/// The first header byte's bit saying a message is compressed.
+pub const RSV1: u8 = 0x40;
 
 pub const PROTOCOL_ERROR: u16 = 1002;
 pub const INVALID_PAYLOAD: u16 = 1007;
@@ -293,7 +302,8 @@ mod tests {
             Err(v) => v.reason,
             Ok(h) => h.unwrap().opcode().unwrap_err().reason,
         };
-        assert_eq!(code(&[0xC1, 0]), "reserved bits set without an extension");
+        assert_eq!(code(&[0xA1, 0]), "reserved bits set without an extension");
+        assert_eq!(code(&[0x91, 0]), "reserved bits set without an extension");
         assert_eq!(code(&[0x83, 0]), "unknown opcode");
         assert_eq!(code(&[0x09, 0]), "fragmented control frame");
         assert_eq!(

@@ -3,6 +3,7 @@
 //! the backend, from which client credentials and hop-by-hop headers are removed.
 
 use crate::auth;
+use crate::deflate;
 use crate::error::GatewayError;
 use crate::forwarded::{self, TrustedProxies};
 use crate::route::{self, Matched, Miss};
@@ -44,10 +45,13 @@ pub struct Admission {
     /// A credential the client offered as a subprotocol: answered back when the backend
     /// chooses none.
     pub credential_protocol: Option<HeaderValue>,
+    /// What was done with the client's permessage-deflate offer.
+    pub compression: deflate::Plan,
 }
 
 /// Headers never forwarded to the backend as the client sent them: hop-by-hop ones, the
-/// handshake's own (the gateway makes a new handshake), client credentials
+/// handshake's own (the gateway makes a new handshake; extensions are its to pass on,
+/// [`deflate::plan`]), client credentials
 /// ([`auth::CREDENTIAL_HEADERS`]) and forwarding headers ([`forwarded::FORWARDING_HEADERS`]).
 const NOT_FORWARDED: [&str; 16] = [
     "connection",
@@ -192,12 +196,18 @@ pub fn admit<B>(
             .headers_mut()
             .insert(name.clone(), value.clone());
     }
+    let compression = deflate::plan(
+        route.compression,
+        req.headers(),
+        backend_request.headers_mut(),
+    );
     Ok(Admission {
         matched,
         client_key,
         backend_request,
         credential,
         credential_protocol,
+        compression,
     })
 }
 

@@ -13,6 +13,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod connection;
+pub mod deflate;
 pub mod direction;
 pub mod error;
 pub mod forwarded;

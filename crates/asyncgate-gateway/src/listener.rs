@@ -573,6 +573,7 @@ impl Gateway {
         let dialing = Instant::now();
         let dialed = upstream::connect(
             admission.backend_request,
+            admission.compression,
             self.config.connect_timeout,
             &self.tls,
         )
@@ -591,6 +592,7 @@ impl Gateway {
                 .protocol
                 .as_ref()
                 .or(admission.credential_protocol.as_ref()),
+            dialed.compression.1.as_ref(),
         );
         let settings = pump::Settings {
             timing: pump::Timing {
@@ -609,6 +611,7 @@ impl Gateway {
             meter: slot.meter.clone(),
             rules: admission.matched.rules.clone(),
             rate: crate::meter::Meter::per_connection(&route.limits),
+            compression: dialed.compression.0,
         };
         Ok((answer, dialed.leg, settings, slot, route))
     }

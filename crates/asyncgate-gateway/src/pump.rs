@@ -9,7 +9,8 @@
 //! (backpressure).
 
 use crate::connection::{Command, Connection, DOWN, UP};
-use crate::direction::{Direction, Inspect, Stop, KEEPALIVE};
+use crate::deflate::{Agreed, Negotiated};
+use crate::direction::{Compressed, Direction, Inspect, Stop, KEEPALIVE};
 use crate::frame::{self, OpCode};
 use crate::live::Eviction;
 use std::cell::RefCell;
@@ -132,6 +133,8 @@ pub struct Settings {
     pub rules: [Option<std::sync::Arc<crate::validate::Rules>>; 2],
     /// The API's per-connection message and byte rates, when it sets any.
     pub rate: Option<crate::meter::Meter>,
+    /// What permessage-deflate came to in the handshake.
+    pub compression: crate::deflate::Negotiated,
 }
 
 /// Whether a side was heard from since the last keepalive check, and whether the gateway
@@ -774,19 +777,44 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let [up_rules, down_rules] = settings.rules;
+    // Each direction: what compressed messages from its sender may be, and the window
+    // the gateway deflates with towards its receiver.
+    let [(up_compressed, up_recompress), (down_compressed, down_recompress)] =
+        match settings.compression {
+            Negotiated::None => [(Compressed::Refused, None); 2],
+            Negotiated::PassThrough => [(Compressed::Relayed, None); 2],
+            Negotiated::Terminated { client, backend } => {
+                let inflated = |side: Option<Agreed>| match side {
+                    Some(_) => Compressed::Inflated,
+                    None => Compressed::Refused,
+                };
+                let window = |side: Option<Agreed>| side.and_then(Agreed::deflate_bits);
+                [
+                    (inflated(client), window(backend)),
+                    (inflated(backend), window(client)),
+                ]
+            }
+        };
+    // Inflating needs the direction's Inspect, as validating does.
+    let inspect = |rules: Option<_>, compressed, recompress, masked| {
+        (rules.is_some() || compressed == Compressed::Inflated)
+            .then(|| Inspect::new(rules, recompress, masked))
+    };
+    let inspect = [
+        inspect(up_rules, up_compressed, up_recompress, true),
+        inspect(down_rules, down_compressed, down_recompress, false),
+    ];
     let mut relay = Relay {
         client: Side::new(client.io, false),
         backend: Side::new(backend.io, true),
-        up: Direction::new(true, settings.max_message_bytes),
-        down: Direction::new(false, settings.max_message_bytes),
-        policing: (up_rules.is_some() || down_rules.is_some() || settings.rate.is_some()).then(
-            || {
-                Box::new(Policing {
-                    inspect: [up_rules, down_rules].map(|r| r.map(Inspect::new)),
-                    rate: settings.rate,
-                })
-            },
-        ),
+        up: Direction::new(true, settings.max_message_bytes).compressed(up_compressed),
+        down: Direction::new(false, settings.max_message_bytes).compressed(down_compressed),
+        policing: (inspect.iter().any(Option::is_some) || settings.rate.is_some()).then(|| {
+            Box::new(Policing {
+                inspect,
+                rate: settings.rate,
+            })
+        }),
         read_bytes: u32::try_from(settings.read_bytes).unwrap_or(u32::MAX),
         meter: settings.meter,
         ended: None,
@@ -950,6 +978,7 @@ mod tests {
             meter: None,
             rules: [None, None],
             rate: None,
+            compression: Default::default(),
         };
         let pump = run(
             Leg {

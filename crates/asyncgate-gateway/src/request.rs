@@ -90,7 +90,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request<()>, usize)>, GatewayError> {
 }
 
 /// The 101 answer: `accept` is the `Sec-WebSocket-Accept` value.
-pub fn switching_protocols(accept: &str, protocol: Option<&HeaderValue>) -> Vec<u8> {
+pub fn switching_protocols(
+    accept: &str,
+    protocol: Option<&HeaderValue>,
+    extensions: Option<&HeaderValue>,
+) -> Vec<u8> {
     let mut head = Vec::with_capacity(160);
     head.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: ",
@@ -99,6 +103,10 @@ pub fn switching_protocols(accept: &str, protocol: Option<&HeaderValue>) -> Vec<
     if let Some(p) = protocol {
         head.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
         head.extend_from_slice(p.as_bytes());
+    }
+    if let Some(e) = extensions {
+        head.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        head.extend_from_slice(e.as_bytes());
     }
     head.extend_from_slice(b"\r\n\r\n");
     head
@@ -157,7 +165,7 @@ mod tests {
 
     #[test]
     fn the_101_names_accept_and_protocol() {
-        let head = switching_protocols("abc=", Some(&HeaderValue::from_static("chat")));
+        let head = switching_protocols("abc=", Some(&HeaderValue::from_static("chat")), None);
         let text = String::from_utf8(head).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Accept: abc=\r\n"));

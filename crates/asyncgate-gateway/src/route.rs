@@ -33,6 +33,8 @@ pub struct Route {
     pub limits: ApiLimits,
     /// Extra headers for the backend, parsed once per snapshot.
     pub backend_headers: Vec<(HeaderName, HeaderValue)>,
+    /// How permessage-deflate crosses the gateway (decided once per snapshot).
+    pub compression: asyncgate_core::CompressionShape,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +202,7 @@ mod tests {
             api_key_header: None,
             limits: ApiLimits::default(),
             backend_headers: Vec::new(),
+            compression: asyncgate_core::CompressionShape::Off,
         })
     }
 

@@ -219,6 +219,7 @@ impl Compiled {
                         .then(|| HeaderName::from_bytes(d.security.api_key_header.as_bytes()).ok())
                         .flatten(),
                     security: d.security.clone(),
+                    compression: d.policies.compression_shape(),
                     limits: d.limits,
                     backend_headers: d
                         .backend_headers

@@ -2,6 +2,7 @@
 //! backend's WebSocket handshake, completed and checked here before the client is
 //! answered: status 101, the accept key, and a subprotocol the client actually offered.
 
+use crate::deflate::{Negotiated, Plan};
 use crate::error::GatewayError;
 use crate::pump::Leg;
 use http::{header, HeaderValue, Request, StatusCode};
@@ -26,6 +27,9 @@ pub struct Dialed {
     pub leg: Leg<BackendStream>,
     /// The subprotocol the backend chose (one the client offered), if any.
     pub protocol: Option<HeaderValue>,
+    /// What permessage-deflate came to, and the `Sec-WebSocket-Extensions` the client's
+    /// 101 carries.
+    pub compression: (Negotiated, Option<HeaderValue>),
 }
 
 /// TLS settings for `wss://` backends: the Mozilla roots plus an optional custom CA file.
@@ -64,9 +68,11 @@ fn bad_gateway(code: &'static str, message: String) -> GatewayError {
 }
 
 /// Open a WebSocket to the backend named by `request`'s URI. `request` carries the
-/// headers to send, including a fresh `Sec-WebSocket-Key`.
+/// headers to send, including a fresh `Sec-WebSocket-Key` and the extensions `plan`
+/// offered.
 pub async fn connect(
     request: Request<()>,
+    plan: Plan,
     connect_timeout: Duration,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<Dialed, GatewayError> {
@@ -160,7 +166,7 @@ pub async fn connect(
         }
         Ok(Ok(buf)) => buf,
     };
-    let (head_len, protocol) = check_response(&buf, &request)?;
+    let (head_len, protocol, compression) = check_response(&buf, &request, plan)?;
     let mut read_ahead = buf;
     read_ahead.drain(..head_len);
     Ok(Dialed {
@@ -169,6 +175,7 @@ pub async fn connect(
             read_ahead,
         },
         protocol,
+        compression,
     })
 }
 
@@ -192,12 +199,17 @@ fn request_head(request: &Request<()>) -> String {
     head
 }
 
-/// RFC 6455 section 4.1, the client's checks of the server's answer. Returns the length of
-/// the response head and the chosen subprotocol.
-fn check_response(
-    buf: &[u8],
-    request: &Request<()>,
-) -> Result<(usize, Option<HeaderValue>), GatewayError> {
+/// What the backend's 101 said: the length of its head, the chosen subprotocol and what
+/// permessage-deflate came to.
+type Answer = (
+    usize,
+    Option<HeaderValue>,
+    (Negotiated, Option<HeaderValue>),
+);
+
+/// RFC 6455 section 4.1, the client's checks of the server's answer, and RFC 7692's of
+/// its extensions against what `plan` offered.
+fn check_response(buf: &[u8], request: &Request<()>, plan: Plan) -> Result<Answer, GatewayError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf) {
@@ -251,12 +263,9 @@ fn check_response(
             "the backend's Sec-WebSocket-Accept does not match the key".into(),
         ));
     }
-    if values("sec-websocket-extensions").next().is_some() {
-        return Err(bad_gateway(
-            "backend_handshake",
-            "the backend enabled an extension that was not offered".into(),
-        ));
-    }
+    let compression = plan
+        .conclude(values("sec-websocket-extensions"))
+        .map_err(|e| bad_gateway("backend_handshake", e))?;
     let mut chosen = values("sec-websocket-protocol");
     let protocol = match (chosen.next(), chosen.next()) {
         (None, _) => None,
@@ -285,7 +294,7 @@ fn check_response(
             ))
         }
     };
-    Ok((head_len, protocol))
+    Ok((head_len, protocol, compression))
 }
 
 #[cfg(test)]
@@ -310,43 +319,77 @@ mod tests {
     #[test]
     fn a_valid_answer_leaves_the_bytes_after_the_head() {
         let buf = answer("");
-        let (n, p) = check_response(&buf, &request(None)).unwrap();
+        let (n, p, _) = check_response(&buf, &request(None), Plan::Off).unwrap();
         assert_eq!(&buf[n..], b"FRAME");
         assert!(p.is_none());
     }
 
     #[test]
     fn subprotocols_must_have_been_offered() {
-        let (_, p) = check_response(
+        let (_, p, _) = check_response(
             &answer("Sec-WebSocket-Protocol: chat\r\n"),
             &request(Some("v2, chat")),
+            Plan::Off,
         )
         .unwrap();
         assert_eq!(p.unwrap(), "chat");
         // The backend may choose none of the offered ones.
-        assert!(check_response(&answer(""), &request(Some("chat")))
-            .unwrap()
-            .1
-            .is_none());
+        assert!(
+            check_response(&answer(""), &request(Some("chat")), Plan::Off)
+                .unwrap()
+                .1
+                .is_none()
+        );
         let e = check_response(
             &answer("Sec-WebSocket-Protocol: mqtt\r\n"),
             &request(Some("chat")),
+            Plan::Off,
         )
         .unwrap_err();
         assert_eq!(e.code, "backend_subprotocol");
-        let e = check_response(&answer("Sec-WebSocket-Protocol: chat\r\n"), &request(None))
-            .unwrap_err();
+        let e = check_response(
+            &answer("Sec-WebSocket-Protocol: chat\r\n"),
+            &request(None),
+            Plan::Off,
+        )
+        .unwrap_err();
         assert_eq!(e.code, "backend_subprotocol");
     }
 
     #[test]
     fn wrong_status_and_accept_are_refused() {
-        let e = check_response(b"HTTP/1.1 403 Forbidden\r\n\r\n", &request(None)).unwrap_err();
+        let e = check_response(b"HTTP/1.1 403 Forbidden\r\n\r\n", &request(None), Plan::Off)
+            .unwrap_err();
         assert!(e.message.contains("403"), "{}", e.message);
         let bad = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: nope\r\n\r\n";
         assert_eq!(
-            check_response(bad, &request(None)).unwrap_err().code,
+            check_response(bad, &request(None), Plan::Off)
+                .unwrap_err()
+                .code,
             "backend_handshake"
+        );
+    }
+
+    #[test]
+    fn an_extension_the_gateway_did_not_offer_is_refused() {
+        let e = check_response(
+            &answer("Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+            &request(None),
+            Plan::Off,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "backend_handshake");
+        assert!(e.message.contains("not offered"), "{}", e.message);
+        let (_, _, (negotiated, to_client)) = check_response(
+            &answer("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"),
+            &request(None),
+            Plan::PassThrough { offered: true },
+        )
+        .unwrap();
+        assert_eq!(negotiated, Negotiated::PassThrough);
+        assert_eq!(
+            to_client.unwrap(),
+            "permessage-deflate; server_no_context_takeover"
         );
     }
 }

@@ -222,6 +222,7 @@ mod tests {
             ApiPolicies {
                 message_validation: MessageValidation::Reject,
                 unjudged,
+                ..Default::default()
             },
             messages.as_deref(),
         )

@@ -698,6 +698,7 @@ impl Overrides {
             security: security.patch(),
             message_validation: policies.message_validation,
             unjudged_messages: policies.unjudged_messages,
+            compression: policies.compression,
         })
     }
 }
@@ -711,6 +712,10 @@ pub struct PolicyArgs {
     /// Binary messages and text that is not JSON, when validating: pass or fail.
     #[arg(long, value_parser = |s: &str| s.parse::<asyncgate_core::Unjudged>())]
     pub unjudged_messages: Option<asyncgate_core::Unjudged>,
+    /// How permessage-deflate crosses the gateway: auto, pass-through, terminate or off
+    /// (see docs/gateway.md).
+    #[arg(long, value_parser = |s: &str| s.parse::<asyncgate_core::Compression>())]
+    pub compression: Option<asyncgate_core::Compression>,
 }
 
 #[derive(Debug, Subcommand)]

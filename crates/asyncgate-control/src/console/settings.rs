@@ -32,6 +32,7 @@ struct SettingsPage {
     rate_action: String,
     validation: String,
     unjudged: String,
+    compression: String,
     keys: Vec<KeyView>,
     new_key: Option<String>,
     error: Option<String>,
@@ -72,6 +73,7 @@ async fn page(
             rate_action: named(&view.limits.rate_limit_action),
             validation: named(&view.policies.message_validation),
             unjudged: named(&view.policies.unjudged),
+            compression: named(&view.policies.compression),
             api: view,
             keys,
             new_key,
@@ -121,6 +123,8 @@ pub struct SettingsForm {
     message_validation: String,
     #[serde(default)]
     unjudged_messages: String,
+    #[serde(default)]
+    compression: String,
     #[serde(default)]
     replace_backend_headers: Option<String>,
     #[serde(default)]
@@ -215,6 +219,7 @@ impl SettingsForm {
             backend_headers,
             message_validation: choice(&self.message_validation, "Message validation")?,
             unjudged_messages: choice(&self.unjudged_messages, "Binary and non-JSON messages")?,
+            compression: choice(&self.compression, "Compression")?,
             ..Default::default()
         })
     }
