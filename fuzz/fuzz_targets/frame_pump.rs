@@ -4,6 +4,8 @@
 //!
 //! Input: byte 0 picks the mode, the message limit and whether messages are validated
 //! against a contract (held until whole and judged: rejected, or dropped with a notice),
+//! bits 6-7 of byte 0 say what a compressed message (RSV1) is: refused, relayed, or
+//! inflated (and deflated again) by the gateway,
 //! byte 1 seeds the read splits,
 //! bytes 2-3 say where the client's bytes end and the backend's begin. In raw mode the
 //! bytes go on the wire as they are; in framed mode they are read as
@@ -12,7 +14,8 @@
 #![no_main]
 
 use asyncgate_core::{ApiPolicies, MessageValidation, SnapshotMessage, Unjudged};
-use asyncgate_gateway::direction::{feed, Direction, Inspect, PENDING_NOTICES};
+use asyncgate_gateway::deflate::{Agreed, Negotiated};
+use asyncgate_gateway::direction::{feed, Compressed, Direction, Inspect, PENDING_NOTICES};
 use asyncgate_gateway::frame::apply_mask;
 use asyncgate_gateway::pump::{self, Leg, Settings, Signals, Timing};
 use asyncgate_gateway::validate::Rules;
@@ -33,6 +36,12 @@ fuzz_target!(|data: &[u8]| {
         MessageValidation::Drop,
         MessageValidation::Report,
     ][usize::from(mode >> 4) % 4];
+    let compressed = [
+        Compressed::Refused,
+        Compressed::Relayed,
+        Compressed::Inflated,
+        Compressed::Refused,
+    ][usize::from(mode >> 6)];
     let rest = &data[4..];
     let split = usize::from(u16::from_le_bytes([data[2], data[3]])).min(rest.len());
     let (client, backend) = rest.split_at(split);
@@ -42,9 +51,9 @@ fuzz_target!(|data: &[u8]| {
         (framed(client, true), framed(backend, false))
     };
     for (from_client, wire) in [(true, &client), (false, &backend)] {
-        same_verdict_however_split(from_client, max_message, wire, seed, validation);
+        same_verdict_however_split(from_client, max_message, wire, seed, validation, compressed);
     }
-    through_the_pump(client, backend, max_message, seed, validation);
+    through_the_pump(client, backend, max_message, seed, validation, compressed);
 });
 
 /// A contract's rules for one direction: objects with a string `a`; binary and non-JSON
@@ -53,6 +62,7 @@ fn rules(from_client: bool, validation: MessageValidation) -> Option<Arc<Rules>>
     let policies = ApiPolicies {
         message_validation: validation,
         unjudged: Unjudged::Fail,
+        ..Default::default()
     };
     let messages = [SnapshotMessage {
         name: "A".into(),
@@ -108,10 +118,15 @@ fn same_verdict_however_split(
     wire: &[u8],
     seed: u8,
     validation: MessageValidation,
+    compressed: Compressed,
 ) {
+    let inflated = compressed == Compressed::Inflated;
     let run = |cuts: &[usize]| {
-        let inspect = rules(from_client, validation).map(|r| Inspect::new(Some(r), None, from_client));
-        feed(Direction::new(from_client, max), inspect, wire, cuts)
+        let rules = rules(from_client, validation);
+        let inspect = (rules.is_some() || inflated)
+            .then(|| Inspect::new(rules, inflated.then_some(15), from_client));
+        let d = Direction::new(from_client, max).compressed(compressed);
+        feed(d, inspect, wire, cuts)
     };
     let (whole, whole_notices, whole_stop) = run(&[]);
     let (split, split_notices, split_stop) = run(&cuts(seed, wire.len()));
@@ -123,7 +138,10 @@ fn same_verdict_however_split(
         // Past that many in one read, the newest notice replaces the last.
         assert_eq!(whole_notices, split_notices, "the same notices");
     }
-    if whole_stop.is_none() {
+    if inflated && from_client {
+        // Frames the gateway writes to the backend get a fresh mask each: the bytes
+        // differ, the verdict may not.
+    } else if whole_stop.is_none() {
         assert_eq!(whole, split, "the same bytes forwarded");
     } else {
         // Read whole, a breaking frame is taken back; read in pieces, part of it may
@@ -143,6 +161,7 @@ fn through_the_pump(
     max_message: u64,
     seed: u8,
     validation: MessageValidation,
+    compressed: Compressed,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -166,7 +185,14 @@ fn through_the_pump(
             meter: None,
             rules: [rules(true, validation), rules(false, validation)],
             rate: None,
-            compression: Default::default(),
+            compression: match compressed {
+                Compressed::Refused => Negotiated::None,
+                Compressed::Relayed => Negotiated::PassThrough,
+                Compressed::Inflated => Negotiated::Terminated {
+                    client: Some(Agreed { window_bits: 15 }),
+                    backend: Some(Agreed { window_bits: 9 }),
+                },
+            },
         };
         let pump = tokio::spawn(pump::run(
             Leg {
