@@ -26,6 +26,8 @@ pub use asyncgate::SAMPLE_CONTRACT;
 /// requirement (timing goals live in `bench/`).
 pub const WAIT: Duration = Duration::from_secs(30);
 
+pub mod deflate;
+
 /// Wait until `done` holds, looking every 20 ms; fails after [`WAIT`] naming `what`.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -564,6 +566,14 @@ pub struct WsClient {
 /// A WebSocket connection through the gateway on a raw socket, for bytes a client
 /// library cannot send: the handshake is made by hand and the 101 read.
 pub async fn raw_upgrade(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<TcpStream> {
+    Ok(raw_handshake(url, headers).await?.0)
+}
+
+/// [`raw_upgrade`], also returning the 101's head as text.
+pub async fn raw_handshake(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(TcpStream, String)> {
     let rest = url.trim_start_matches("ws://");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut tcp = TcpStream::connect(authority).await?;
@@ -584,12 +594,12 @@ pub async fn raw_upgrade(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<
             .context("no answer to the handshake")??;
         answer.push(b[0]);
     }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
     anyhow::ensure!(
         answer.starts_with("HTTP/1.1 101 "),
         "not upgraded: {answer}"
     );
-    Ok(tcp)
+    Ok((tcp, answer))
 }
 
 /// Read one frame from the gateway on a raw socket (unmasked, as a server sends): its
