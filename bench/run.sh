@@ -48,6 +48,10 @@ pids+=($!)
 bcast_port=$(port)
 taskset -c 0 "$bin/asyncgate-bench" broadcast-backend --listen "127.0.0.1:$bcast_port" > "$work/bcast.out" &
 pids+=($!)
+# An echo backend that accepts permessage-deflate, for the compression points.
+deflate_port=$(port)
+taskset -c 0 "$bin/asyncgate-bench" deflate-echo-backend --listen "127.0.0.1:$deflate_port" > "$work/deflate.out" &
+pids+=($!)
 
 # nginx, tuned as its documentation advises for WebSocket proxying.
 nginx_port=$(port)
@@ -90,6 +94,10 @@ http {
       proxy_pass http://127.0.0.1:$bcast_port;
       include $PWD/$work/nginx/websocket.conf;
     }
+    location /deflate {
+      proxy_pass http://127.0.0.1:$deflate_port;
+      include $PWD/$work/nginx/websocket.conf;
+    }
     location / {
       proxy_pass http://127.0.0.1:$backend_port;
       include $PWD/$work/nginx/websocket.conf;
@@ -116,7 +124,9 @@ defaults
 frontend ws
   bind 127.0.0.1:$haproxy_port
   acl is_bcast path_beg /bcast
+  acl is_deflate path_beg /deflate
   use_backend bcast if is_bcast
+  use_backend deflate if is_deflate
   default_backend echo
 frontend wss
   bind 127.0.0.1:$haproxy_tls_port ssl crt $tls/combined.pem alpn http/1.1
@@ -125,6 +135,8 @@ backend echo
   server b1 127.0.0.1:$backend_port
 backend bcast
   server b2 127.0.0.1:$bcast_port
+backend deflate
+  server b3 127.0.0.1:$deflate_port
 CONF
 taskset -c 1 haproxy -f "$work/haproxy.cfg" -db &
 pids+=($!)
@@ -165,6 +177,14 @@ gw_open_url=$("$bin/asyncgate" api deploy open --env development --access extern
 "$bin/asyncgate" api update validated --max-message-bytes 1048576 --idle-timeout 3600 --message-validation reject -o json > /dev/null
 gw_validated_url=$("$bin/asyncgate" api deploy validated --env development --access external -o json | json url)
 validated_key=$("$bin/asyncgate" api key create validated -o json | json key)
+# Compression: the chat sample's messages compressed by the client, through an API with
+# compression auto (passed through: no policy reads payloads), off, and terminate.
+for c in auto off terminate; do
+  "$bin/asyncgate" api import --file samples/chat-service-asyncapi.yaml --identifier "deflate-$c" --target "ws://127.0.0.1:$deflate_port" -o json > /dev/null
+  "$bin/asyncgate" api update "deflate-$c" --idle-timeout 3600 --compression "$c" -o json > /dev/null
+  declare "gw_deflate_${c}_url=$("$bin/asyncgate" api deploy "deflate-$c" --env development --access external -o json | json url)"
+  declare "deflate_${c}_key=$("$bin/asyncgate" api key create "deflate-$c" -o json | json key)"
+done
 "$bin/asyncgate" api lifecycle bench publish > /dev/null
 app_json=$("$bin/asyncgate" app create bench-client -o json)
 client_id=$(echo "$app_json" | json clientId); client_secret=$(echo "$app_json" | json clientSecret)
@@ -184,7 +204,18 @@ sleep 0.5
 nginx_pid=$(pgrep -f "nginx: worker process" | head -1 || true)
 haproxy_pid=$(pgrep -x haproxy | tail -1 || true)
 targets=(direct asyncgate nginx haproxy)
-url_of() { # target [fanout|tls]
+url_of() { # target [fanout|tls|deflate]
+  if [ "${2:-}" = deflate ]; then
+    case $1 in
+      direct) echo "ws://127.0.0.1:$deflate_port/" ;;
+      asyncgate) echo "$gw_deflate_auto_url" ;;
+      asyncgate-deflate-off) echo "$gw_deflate_off_url" ;;
+      asyncgate-deflate-terminate) echo "$gw_deflate_terminate_url" ;;
+      nginx) echo "ws://127.0.0.1:$nginx_port/deflate" ;;
+      haproxy) echo "ws://127.0.0.1:$haproxy_port/deflate" ;;
+    esac
+    return
+  fi
   if [ "${2:-}" = tls ]; then
     case $1 in
       asyncgate) echo "$gw_tls_url" ;;
@@ -211,8 +242,16 @@ url_of() { # target [fanout|tls]
     haproxy) echo "ws://127.0.0.1:$haproxy_port/" ;;
   esac
 }
-pid_of() { case $1 in asyncgate|asyncgate-open|asyncgate-jwt|asyncgate-chat|asyncgate-validated) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
-headers_of() { # target [fanout]; one argument per line
+pid_of() { case $1 in asyncgate|asyncgate-open|asyncgate-jwt|asyncgate-chat|asyncgate-validated|asyncgate-deflate-off|asyncgate-deflate-terminate) echo "$asyncgate_pid" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;; *) echo "" ;; esac; }
+headers_of() { # target [fanout|tls|deflate]; one argument per line
+  if [ "${2:-}" = deflate ]; then
+    case $1 in
+      asyncgate) printf '%s\n' --header "api-key:$deflate_auto_key" ;;
+      asyncgate-deflate-off) printf '%s\n' --header "api-key:$deflate_off_key" ;;
+      asyncgate-deflate-terminate) printf '%s\n' --header "api-key:$deflate_terminate_key" ;;
+    esac
+    return
+  fi
   case $1 in
     asyncgate-jwt) printf '%s\n' --header "authorization:Bearer $jwt" ;;
     asyncgate-chat) printf '%s\n' --header "api-key:$key" --chat ;;
@@ -231,6 +270,7 @@ run_point() { # rep target label args...
   local kind=""; [ "$1" = fanout ] && kind=fanout
   local ca=()
   if [[ $label == tls-* ]]; then kind=tls; ca=(--ca "$tls/ca.pem"); fi
+  [[ $label == deflate-* ]] && kind=deflate
   local hdr; mapfile -t hdr < <(headers_of "$target" "$kind")
   local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" "${hdr[@]}" "${ca[@]}")
   local after; after=$(cpu_ticks "$pid")
@@ -248,6 +288,8 @@ points=(
   "fanout-1000|fanout --receivers 1000 --messages $fan_msgs --seconds $secs"
   "tls-64x16-64B|rtt --connections 64 --inflight 16 --size 64 --seconds $secs"
   "tls-handshakes|handshakes --concurrency 16 --seconds $hs_secs"
+  "deflate-64x4-256B|deflate-rtt --connections 64 --inflight 4 --size 256 --seconds $secs --offer"
+  "deflate-64x4-2KiB|deflate-rtt --connections 64 --inflight 4 --size 2048 --seconds $secs --offer"
 )
 for rep in $(seq 1 "$reps"); do
   for point in "${points[@]}"; do
@@ -256,6 +298,7 @@ for rep in $(seq 1 "$reps"); do
     point_targets=("${targets[@]}")
     # TLS is terminated by the proxies; the backend behind them is plain.
     [[ $label == tls-* ]] && point_targets=(asyncgate nginx haproxy)
+    [[ $label == deflate-* ]] && point_targets=(direct asyncgate asyncgate-deflate-off asyncgate-deflate-terminate nginx haproxy)
     [ "$label" = handshakes ] && point_targets+=(asyncgate-open asyncgate-jwt)
     case $label in 64x16-64B|64x16-16KiB) point_targets+=(asyncgate-chat asyncgate-validated) ;; esac
     for target in "${point_targets[@]}"; do
@@ -266,19 +309,36 @@ for rep in $(seq 1 "$reps"); do
   echo "repetition $rep done" >&2
 done
 
-# Idle memory per proxied connection.
+# Idle memory per proxied connection: connections opened and held (`hold` seconds), the
+# proxy's resident size before and while they are held.
+hold_idle() { # target kind holdseconds extra-args... ; prints the holder's pid once all are open
+  local target=$1 kind=$2 hold=$3; shift 3
+  mapfile -t hdr < <(headers_of "$target" "$kind")
+  taskset -c 0 "$bin/asyncgate-bench" idle --count "$idle_count" --hold "$hold" --url "$(url_of "$target" "$kind")" "${hdr[@]}" "$@" > "$work/idle-$target.out" &
+  local holder=$!
+  for _ in $(seq 1 600); do grep -q open "$work/idle-$target.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  echo "$holder"
+}
+record_idle() { # target before during
+  python3 -c "import json,sys; print(json.dumps(dict(point='idle', target=sys.argv[1], connections=int(sys.argv[2]), rss_before_kb=int(sys.argv[3]), rss_held_kb=int(sys.argv[4]), bytes_per_connection=(int(sys.argv[4])-int(sys.argv[3]))*1024/int(sys.argv[2]))))" \
+    "$1" "$idle_count" "$2" "$3" >> "$results"
+}
 selected idle && for target in asyncgate nginx haproxy; do
   pid=$(pid_of "$target")
   before=$(rss_kb "$pid")
-  mapfile -t hdr < <(headers_of "$target")
-  taskset -c 0 "$bin/asyncgate-bench" idle --count "$idle_count" --hold 4 --url "$(url_of "$target")" "${hdr[@]}" > "$work/idle-$target.out" &
-  holder=$!
-  for _ in $(seq 1 600); do grep -q open "$work/idle-$target.out" 2>/dev/null && break; sleep 0.1; done
-  sleep 1
+  holder=$(hold_idle "$target" "" 8)
   during=$(rss_kb "$pid")
-  wait "$holder" || true
-  python3 -c "import json,sys; print(json.dumps(dict(point='idle', target=sys.argv[1], connections=int(sys.argv[2]), rss_before_kb=int(sys.argv[3]), rss_held_kb=int(sys.argv[4]), bytes_per_connection=(int(sys.argv[4])-int(sys.argv[3]))*1024/int(sys.argv[2]))))" \
-    "$target" "$idle_count" "$before" "$during" >> "$results"
+  record_idle "$target" "$before" "$during"
+  if [ "$target" = asyncgate ]; then
+    # While those are held, as many with permessage-deflate agreed on both sides (the
+    # gateway terminating it): what a compressed connection holds while idle.
+    compressed=$(hold_idle asyncgate-deflate-terminate deflate 4 --header "sec-websocket-extensions:permessage-deflate")
+    record_idle asyncgate-deflate-terminate "$during" "$(rss_kb "$pid")"
+    while kill -0 "$compressed" 2>/dev/null; do sleep 0.2; done
+  fi
+  # The holder was started in a subshell: wait for it to end by polling.
+  while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
   sleep 1
 done
 

@@ -117,6 +117,29 @@ if all(off and on for _, off, on in validation):
             lines.append(f"| {p} | {label} | {x['rate']:,.0f} ({x['min']:,.0f} – {x['max']:,.0f}) | {x['p99']:,} | "
                          f"{x['cpu_us']:.1f} | {x['rate'] / off['rate']:.2f}× |")
 
+# What compression costs and saves (the chat sample's messages, compressed by the client).
+deflate_points = [p for p in points if p.startswith("deflate-")]
+if deflate_points:
+    lines += ["", "Compression (permessage-deflate; the chat sample's `Data` messages of words, each "
+              "compressed by the client and the backend without context takeover; 64 connections "
+              "× 4 in flight). Wire bytes count both ways on the client's connection per round "
+              "trip; proxy CPU is per round trip (two messages):", "",
+              "| point | shape | rate (min – max) | p99 µs | proxy CPU µs | wire bytes per round trip |",
+              "|---|---|---|---|---|---|"]
+    shapes = (("direct (no proxy)", "direct"), ("asyncgate, off", "asyncgate-deflate-off"),
+              ("asyncgate, passed through (auto)", "asyncgate"),
+              ("asyncgate, terminated", "asyncgate-deflate-terminate"),
+              ("nginx (end to end)", "nginx"), ("HAProxy (end to end)", "haproxy"))
+    for p in deflate_points:
+        for label, t in shapes:
+            x = summary(p, t)
+            if not x:
+                continue
+            wire = med([r["wire_bytes_per_roundtrip"] for r in by[(p, t)]])
+            cpu = f"{x['cpu_us']:.1f}" if x["cpu_us"] is not None else "-"
+            lines.append(f"| {p} | {label} | {x['rate']:,.0f} ({x['min']:,.0f} – {x['max']:,.0f}) | {x['p99']:,} | "
+                         f"{cpu} | {wire:,.0f} |")
+
 lines += ["", "![throughput relative to a direct connection](benchmarks.svg)", "<!-- gateway:end -->"]
 section = "\n".join(lines) + "\n"
 

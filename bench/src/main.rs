@@ -1,5 +1,6 @@
 //! The benchmark tool: backends (echo) and load generators (closed-loop round trips,
-//! handshakes, idle connections), each printing one JSON line of results.
+//! handshakes, idle connections, compressed chat messages), each printing one JSON line
+//! of results.
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
@@ -12,6 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+
+mod deflate;
 
 #[derive(Parser)]
 struct Cli {
@@ -77,6 +80,29 @@ enum Command {
     EchoBackend {
         #[arg(long)]
         listen: String,
+    },
+    /// Echo every message, with permessage-deflate when offered.
+    DeflateEchoBackend {
+        #[arg(long)]
+        listen: String,
+    },
+    /// Closed loop of the chat sample's messages over raw sockets, offering
+    /// permessage-deflate (`--offer`): also reports the bytes on the wire per round trip.
+    DeflateRtt {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        #[arg(long, default_value_t = 1)]
+        inflight: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long)]
+        header: Vec<String>,
+        #[arg(long)]
+        offer: bool,
     },
     /// Send every message received to all other connections.
     BroadcastBackend {
@@ -473,6 +499,16 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Certificates { dir } => make_certificates(&dir),
             Command::EchoBackend { listen } => echo_backend(&listen).await,
+            Command::DeflateEchoBackend { listen } => deflate::echo_backend(&listen).await,
+            Command::DeflateRtt {
+                url,
+                connections,
+                inflight,
+                size,
+                seconds,
+                header,
+                offer,
+            } => deflate::rtt(&url, connections, inflight, size, seconds, &header, offer).await,
             Command::BroadcastBackend { listen } => broadcast_backend(&listen).await,
             Command::Fanout {
                 url,
