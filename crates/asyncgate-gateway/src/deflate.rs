@@ -540,6 +540,18 @@ mod tests {
     }
 
     #[test]
+    fn a_message_ending_in_a_final_block_inflates() {
+        // RFC 7692 7.2.3.3 lets a sender end a message with a block that has BFINAL set.
+        let mut c = Compress::new(Compression::default(), false);
+        let mut packed = Vec::with_capacity(256);
+        c.compress_vec(b"final block", &mut packed, FlushCompress::Finish)
+            .unwrap();
+        let mut plain = Vec::new();
+        inflate(&packed, 64, &mut plain).unwrap();
+        assert_eq!(plain, b"final block");
+    }
+
+    #[test]
     fn inflation_stops_at_the_limit_and_bad_data_is_refused() {
         // A decompression bomb: 16 MiB of zeros is a few KiB compressed.
         let zeros = vec![0u8; 16 << 20];
