@@ -10,6 +10,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 const RSV1: u8 = 0x40;
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
@@ -35,71 +37,55 @@ fn inflate(compressed: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(std::mem::take(decoder.get_mut()))
 }
 
+/// A frame (encoded by tungstenite): `first` is FIN, RSV1 and the opcode; masked with a
+/// fixed key when `mask`.
 fn frame(first: u8, payload: &[u8], mask: bool, out: &mut Vec<u8>) {
-    out.push(first);
-    let bit = if mask { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(bit | n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            out.push(bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if mask {
-        out.extend_from_slice(&MASK);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
+    let header = FrameHeader {
+        is_final: first & 0x80 != 0,
+        rsv1: first & RSV1 != 0,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::from(first & 0x0F),
+        mask: mask.then_some(MASK),
+    };
+    let f = Frame::from_payload(header, payload.to_vec().into());
+    f.format(out).expect("in memory");
 }
 
 /// One whole message (fragments joined, inflated if compressed): opcode and payload;
-/// the wire bytes it took are added to `wire`.
+/// the wire bytes it took are added to `wire`. Headers are read byte by byte until
+/// tungstenite parses them (the reader is buffered).
 async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
     wire: &mut u64,
 ) -> anyhow::Result<(u8, Vec<u8>)> {
     let mut message = Vec::new();
     let mut first_byte = None;
+    let mut head = Vec::with_capacity(14);
     loop {
-        let mut h = [0u8; 2];
-        r.read_exact(&mut h).await?;
-        let len = match h[1] & 0x7F {
-            126 => {
-                *wire += 2;
-                u64::from(r.read_u16().await?)
+        head.clear();
+        let (header, len) = loop {
+            head.push(r.read_u8().await?);
+            if let Some(parsed) = FrameHeader::parse(&mut std::io::Cursor::new(&head))? {
+                break parsed;
             }
-            127 => {
-                *wire += 8;
-                r.read_u64().await?
-            }
-            n => u64::from(n),
         };
-        let mut key = [0u8; 4];
-        if h[1] & 0x80 != 0 {
-            r.read_exact(&mut key).await?;
-            *wire += 4;
-        }
         let mut payload = vec![0u8; usize::try_from(len)?];
         r.read_exact(&mut payload).await?;
-        *wire += 2 + len;
-        if h[1] & 0x80 != 0 {
+        *wire += head.len() as u64 + len;
+        if let Some(key) = header.mask {
             payload
                 .iter_mut()
                 .enumerate()
                 .for_each(|(i, b)| *b ^= key[i % 4]);
         }
-        let opcode = h[0] & 0x0F;
+        let opcode = head[0] & 0x0F;
         if opcode >= 0x8 {
             return Ok((opcode, payload));
         }
-        first_byte.get_or_insert(h[0]);
+        first_byte.get_or_insert(head[0]);
         message.extend(payload);
-        if h[0] & 0x80 != 0 {
+        if header.is_final {
             break;
         }
     }

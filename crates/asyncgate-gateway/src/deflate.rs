@@ -77,9 +77,12 @@ pub fn plan(shape: CompressionShape, client: &HeaderMap, backend_headers: &mut H
                 .flat_map(split_list)
                 .filter(|e| name_of(e).eq_ignore_ascii_case(NAME))
                 .collect();
+            if offers.is_empty() {
+                return Plan::PassThrough { offered: false };
+            }
             let value = HeaderValue::from_str(&offers.join(", ")).ok();
-            let offered = !offers.is_empty() && value.is_some();
-            if let (true, Some(value)) = (offered, value) {
+            let offered = value.is_some();
+            if let Some(value) = value {
                 backend_headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
             }
             Plan::PassThrough { offered }

@@ -8,6 +8,8 @@ use std::io::Write;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 pub const RSV1: u8 = 0x40;
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
@@ -46,54 +48,45 @@ pub fn inflate(compressed: &[u8]) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-/// A frame: `first` (FIN, RSV1, opcode) and the payload, masked when `mask` is given.
+/// A frame: `first` (FIN, RSV1, opcode) and the payload, masked when `mask` is given
+/// (encoded by tungstenite).
 pub fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![first];
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
+    let header = FrameHeader {
+        is_final: first & 0x80 != 0,
+        rsv1: first & RSV1 != 0,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::from(first & 0x0F),
+        mask,
+    };
+    let f = Frame::from_payload(header, payload.to_vec().into());
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    f.format(&mut out).expect("in memory");
     out
 }
 
-/// Read one frame, unmasking it: its first byte and payload.
+/// Read one frame, unmasking it: its first byte and payload. The header is read byte by
+/// byte until tungstenite can parse it, so nothing past the frame is consumed.
 pub async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> anyhow::Result<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    tokio::time::timeout(WAIT, s.read_exact(&mut h))
-        .await
-        .context("no frame")??;
-    let len = match h[1] & 0x7F {
-        126 => usize::from(s.read_u16().await?),
-        127 => usize::try_from(s.read_u64().await?)?,
-        n => usize::from(n),
+    let mut head = Vec::with_capacity(14);
+    let (header, len) = loop {
+        let mut b = [0u8];
+        tokio::time::timeout(WAIT, s.read_exact(&mut b))
+            .await
+            .context("no frame")??;
+        head.push(b[0]);
+        if let Some(parsed) = FrameHeader::parse(&mut std::io::Cursor::new(&head))? {
+            break parsed;
+        }
     };
-    let mut key = [0u8; 4];
-    if h[1] & 0x80 != 0 {
-        s.read_exact(&mut key).await?;
-    }
-    let mut payload = vec![0u8; len];
+    let mut payload = vec![0u8; usize::try_from(len)?];
     s.read_exact(&mut payload).await?;
-    if h[1] & 0x80 != 0 {
+    if let Some(key) = header.mask {
         for (i, b) in payload.iter_mut().enumerate() {
             *b ^= key[i % 4];
         }
     }
-    Ok((h[0], payload))
+    Ok((head[0], payload))
 }
 
 /// A message as received: whether it came compressed, its opcode and its payload

@@ -602,21 +602,9 @@ pub async fn raw_handshake(
     Ok((tcp, answer))
 }
 
-/// Read one frame from the gateway on a raw socket (unmasked, as a server sends): its
-/// first byte and payload.
+/// Read one frame from the gateway on a raw socket: its first byte and payload.
 pub async fn raw_frame(tcp: &mut TcpStream) -> anyhow::Result<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    tokio::time::timeout(WAIT, tcp.read_exact(&mut h))
-        .await
-        .context("no frame")??;
-    let len = match h[1] & 0x7F {
-        126 => usize::from(tcp.read_u16().await?),
-        127 => usize::try_from(tcp.read_u64().await?)?,
-        n => usize::from(n),
-    };
-    let mut payload = vec![0u8; len];
-    tcp.read_exact(&mut payload).await?;
-    Ok((h[0], payload))
+    deflate::read_frame(tcp).await
 }
 
 /// What a refused handshake answered.
