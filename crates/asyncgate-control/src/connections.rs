@@ -43,6 +43,8 @@ pub struct ConnectionView {
     /// `api-key`, `token` or `none`.
     pub credential: String,
     pub revision: u32,
+    /// What permessage-deflate came to: `none`, `pass-through` or `terminated`.
+    pub compression: String,
     /// RFC 3339.
     pub started: String,
     /// Client to backend.

@@ -57,6 +57,8 @@ pub struct Entry<'a> {
     pub caller: Option<&'a str>,
     pub credential: Option<&'a str>,
     pub application: Option<&'a str>,
+    /// What permessage-deflate came to (upgraded connections).
+    pub compression: Option<&'a str>,
     /// 101 for a connection that was upgraded, else the status it was refused with.
     pub status: u16,
     /// The refusal's reason code.
@@ -100,6 +102,7 @@ impl Entry<'_> {
         if self.status == 101 {
             fields.extend([
                 ("started", json!(self.started.map(rfc3339))),
+                ("compression", json!(self.compression)),
                 ("messages_in", json!(self.messages[0])),
                 ("messages_out", json!(self.messages[1])),
                 ("bytes_in", json!(self.bytes[0])),

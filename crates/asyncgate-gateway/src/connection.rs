@@ -3,11 +3,12 @@
 //! client a message). The pump publishes its counts here after each read and takes the
 //! operator's commands when woken for them.
 
+use crate::deflate::Negotiated;
 use asyncgate_core::ListenerKind;
 use futures_util::task::AtomicWaker;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::task::Context;
 use std::time::SystemTime;
@@ -62,6 +63,8 @@ pub struct Connection {
     commands: Mutex<VecDeque<Command>>,
     waiting: AtomicBool,
     closing: AtomicBool,
+    /// What permessage-deflate came to (see [`Connection::compression`]).
+    compression: AtomicU8,
     waker: AtomicWaker,
 }
 
@@ -126,6 +129,7 @@ impl Connection {
             commands: Mutex::new(VecDeque::new()),
             waiting: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            compression: AtomicU8::new(0),
             waker: AtomicWaker::new(),
         }
     }
@@ -171,6 +175,18 @@ impl Connection {
     }
 
     /// The totals so far, `[UP, DOWN]`.
+    /// What permessage-deflate came to, once the backend answered.
+    pub fn set_compression(&self, negotiated: Negotiated) {
+        self.compression
+            .store(negotiated.index(), Ordering::Relaxed);
+    }
+
+    /// `none`, `pass-through` or `terminated`.
+    pub fn compression(&self) -> &'static str {
+        let index = usize::from(self.compression.load(Ordering::Relaxed));
+        Negotiated::NAMES[index.min(Negotiated::NAMES.len() - 1)]
+    }
+
     pub fn counts(&self) -> [Counts; 2] {
         self.counts.each_ref().map(|[m, b]| Counts {
             messages: m.load(Ordering::Relaxed),

@@ -62,6 +62,19 @@ pub enum Negotiated {
     },
 }
 
+impl Negotiated {
+    /// The names operators see, by [`Negotiated::index`].
+    pub const NAMES: [&'static str; 3] = ["none", "pass-through", "terminated"];
+
+    pub fn index(self) -> u8 {
+        match self {
+            Negotiated::None => 0,
+            Negotiated::PassThrough => 1,
+            Negotiated::Terminated { .. } => 2,
+        }
+    }
+}
+
 /// The gateway's own offer to a backend: no context takeover either way, and the backend
 /// may limit the gateway's window.
 pub const BACKEND_OFFER: &str =

@@ -512,6 +512,7 @@ impl Gateway {
             caller: Some(connection.caller()),
             credential: Some(connection.credential_kind),
             application: connection.application(),
+            compression: Some(connection.compression()),
             status: 101,
             error: None,
             started: Some(connection.started),
@@ -579,6 +580,7 @@ impl Gateway {
         )
         .await
         .map_err(|e| (e, slot.connection.request_id().to_string()))?;
+        slot.connection.set_compression(dialed.compression.0);
         self.metrics
             .backend_connect
             .get_or_create(&ApiLabels {

@@ -83,6 +83,9 @@ async fn passed_through_the_two_sides_negotiate_end_to_end() -> anyhow::Result<(
         "the backend's compressed frame crossed as it was"
     );
     assert_eq!(echoed.payload, text.as_bytes());
+    // Operators see what was negotiated, in the live list and the access log.
+    let live = s.gw.client.get("/apis/notes/connections").await?;
+    assert_eq!(live[0]["compression"], "pass-through", "{live}");
 
     // No offer, nothing negotiated: RSV1 is a protocol error.
     let mut c = DeflateClient::connect(&s.url, None).await?;
@@ -146,6 +149,8 @@ async fn terminated_the_gateway_negotiates_each_side_and_recompresses() -> anyho
     let echoed = c.recv().await?;
     assert!(echoed.compressed);
     assert_eq!(echoed.payload, text.as_bytes());
+    let live = s.gw.client.get("/apis/notes/connections").await?;
+    assert_eq!(live[0]["compression"], "terminated", "{live}");
     // An uncompressed message stays uncompressed.
     c.send_frame(0x81, br#"{"text":"plain"}"#).await?;
     s.backend
@@ -166,6 +171,21 @@ async fn terminated_the_gateway_negotiates_each_side_and_recompresses() -> anyho
         !s.backend.events().iter().any(|e| e.len() > 65536),
         "nothing of the bomb reached the backend"
     );
+    // The access log tells how it ended, and that it was compressed.
+    let log = s.gw.data_dir().join("access.log");
+    let mut line = None;
+    asyncgate_testkit::eventually("the access-log line of the closed connection", || {
+        line = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_default())
+            .find(|l| l["close_code"] == 1009);
+        line.is_some()
+    })
+    .await?;
+    let line = line.unwrap_or_default();
+    assert_eq!(line["compression"], "terminated", "{line}");
+    assert_eq!(line["close_reason"], "message too big once inflated");
     s.gw.shutdown().await;
     Ok(())
 }

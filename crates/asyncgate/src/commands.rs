@@ -431,7 +431,7 @@ async fn connections(
                 v.iter()
                     .map(|c| {
                         format!(
-                            "{}  {} {}  {}  {}  {}  since {}  in {} msg / {} B  out {} msg / {} B\n",
+                            "{}  {} {}  {}  {}  {}  since {}  in {} msg / {} B  out {} msg / {} B{}\n",
                             c.id,
                             c.environment,
                             c.listener,
@@ -442,7 +442,11 @@ async fn connections(
                             c.messages_in,
                             c.bytes_in,
                             c.messages_out,
-                            c.bytes_out
+                            c.bytes_out,
+                            match c.compression.as_str() {
+                                "none" => String::new(),
+                                shape => format!("  compressed ({shape})"),
+                            }
                         )
                     })
                     .collect()

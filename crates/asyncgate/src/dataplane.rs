@@ -22,6 +22,7 @@ fn view(environment: String, c: &Connection) -> ConnectionView {
         caller: c.caller().to_string(),
         credential: c.credential_kind.to_string(),
         revision: c.revision,
+        compression: c.compression().to_string(),
         started: time::OffsetDateTime::from(c.started)
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
