@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     ][usize::from(mode >> 4) % 4];
     let compressed = [
         Compressed::Refused,
-        Compressed::Relayed,
+        Compressed::Relayed { takeover: true },
         Compressed::Inflated,
         Compressed::Refused,
     ][usize::from(mode >> 6)];
@@ -187,7 +187,10 @@ fn through_the_pump(
             rate: None,
             compression: match compressed {
                 Compressed::Refused => Negotiated::None,
-                Compressed::Relayed => Negotiated::PassThrough,
+                Compressed::Relayed { takeover } => Negotiated::PassThrough {
+                    client_takeover: takeover,
+                    backend_takeover: takeover,
+                },
                 Compressed::Inflated => Negotiated::Terminated {
                     client: Some(Agreed { window_bits: 15 }),
                     backend: Some(Agreed { window_bits: 9 }),

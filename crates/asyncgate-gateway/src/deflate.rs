@@ -53,7 +53,12 @@ pub enum Negotiated {
     #[default]
     None,
     /// Client and backend agreed end to end: compressed frames are relayed untouched.
-    PassThrough,
+    /// Whether each may compress with context from earlier messages (the answer did not
+    /// say `client_no_context_takeover` / `server_no_context_takeover`).
+    PassThrough {
+        client_takeover: bool,
+        backend_takeover: bool,
+    },
     /// The gateway agreed with each side on its own (`None`: that side sends and gets
     /// uncompressed messages).
     Terminated {
@@ -69,7 +74,7 @@ impl Negotiated {
     pub fn index(self) -> u8 {
         match self {
             Negotiated::None => 0,
-            Negotiated::PassThrough => 1,
+            Negotiated::PassThrough { .. } => 1,
             Negotiated::Terminated { .. } => 2,
         }
     }
@@ -157,7 +162,14 @@ impl Plan {
                 let value = HeaderValue::from_str(element).map_err(|_| {
                     "the backend's Sec-WebSocket-Extensions is not a valid header value".to_string()
                 })?;
-                Ok((Negotiated::PassThrough, Some(value)))
+                // The answer is the client's to judge; read leniently here, a parameter
+                // that cannot be read leaves context takeover possible.
+                let p = params(element).unwrap_or_default();
+                let negotiated = Negotiated::PassThrough {
+                    client_takeover: !p.client_no_context_takeover,
+                    backend_takeover: !p.server_no_context_takeover,
+                };
+                Ok((negotiated, Some(value)))
             }
             Plan::Terminate { client } => {
                 let backend = backend_answer(element)?;
@@ -466,12 +478,21 @@ mod tests {
         );
         let (negotiated, to_client) = plan
             .clone()
-            .conclude(["permessage-deflate; client_max_window_bits=12"].into_iter())
+            .conclude(
+                ["permessage-deflate; client_max_window_bits=12; client_no_context_takeover"]
+                    .into_iter(),
+            )
             .unwrap();
-        assert_eq!(negotiated, Negotiated::PassThrough);
+        assert_eq!(
+            negotiated,
+            Negotiated::PassThrough {
+                client_takeover: false,
+                backend_takeover: true
+            }
+        );
         assert_eq!(
             to_client.unwrap(),
-            "permessage-deflate; client_max_window_bits=12"
+            "permessage-deflate; client_max_window_bits=12; client_no_context_takeover"
         );
         assert!(plan
             .clone()

@@ -55,8 +55,10 @@ pub enum Stop {
 pub enum Compressed {
     /// permessage-deflate was not negotiated with the sender: RSV1 is a protocol error.
     Refused,
-    /// Negotiated end to end: relayed untouched.
-    Relayed,
+    /// Negotiated end to end: relayed untouched. `takeover`: the sender may compress
+    /// with context from earlier messages, so none of its compressed messages may be
+    /// dropped (the receiver's context would no longer match).
+    Relayed { takeover: bool },
     /// Negotiated with the gateway: inflated (the direction's [`Inspect`] holds it).
     Inflated,
 }
@@ -527,9 +529,17 @@ impl Direction {
                         {
                             // A message in one frame may be dropped whole; a fragment
                             // of one under way goes on (dropping it would break the
-                            // message), counted but not refused.
+                            // message), counted but not refused. A compressed message
+                            // relayed with context takeover cannot be dropped without
+                            // breaking the ones after it: it closes instead.
                             let whole = header.fin() && opcode != OpCode::Continuation;
-                            match meter.on_excess {
+                            let undroppable = header.rsv1()
+                                && self.compressed == (Compressed::Relayed { takeover: true });
+                            let on_excess = match meter.on_excess {
+                                OnExcess::Drop if undroppable => OnExcess::Close,
+                                other => other,
+                            };
+                            match on_excess {
                                 OnExcess::Close => {
                                     let stop = match self.breach(
                                         buf,
@@ -1380,7 +1390,7 @@ mod tests {
         second[0] |= frame::RSV1;
         continuation.extend(second);
         for wire in [ping, continuation] {
-            let d = Direction::new(true, 100).compressed(Compressed::Relayed);
+            let d = Direction::new(true, 100).compressed(Compressed::Relayed { takeover: true });
             match feed(d, None, &wire, &[]).2 {
                 Some(Stop::Violation(v)) => {
                     assert_eq!(v.reason, "RSV1 set on a continuation or control frame")
@@ -1400,7 +1410,7 @@ mod tests {
         .concat();
         for step in [1, 3, wire.len()] {
             let cuts: Vec<usize> = (step..wire.len()).step_by(step).collect();
-            let d = Direction::new(true, 100).compressed(Compressed::Relayed);
+            let d = Direction::new(true, 100).compressed(Compressed::Relayed { takeover: true });
             let (out, _, stop) = feed(d, None, &wire, &cuts);
             assert_eq!((out == wire, stop), (true, None), "step {step}");
         }
@@ -1461,6 +1471,32 @@ mod tests {
         match feed(d, Some(Inspect::new(None, None, true)), &bad, &[]).2 {
             Some(Stop::Violation(v)) => assert_eq!(v.code, frame::INVALID_PAYLOAD),
             other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_relayed_compressed_message_with_context_takeover_is_never_dropped() {
+        let drop = asyncgate_core::PlanLimits {
+            max_connections: 0,
+            messages_per_minute: 1,
+            bytes_per_minute: 0,
+            on_excess: OnExcess::Drop,
+        };
+        let wire = [
+            compressed(OpCode::Text, b"first"),
+            compressed(OpCode::Text, b"second"),
+        ]
+        .concat();
+        let first = compressed(OpCode::Text, b"first").len();
+        // Without context takeover the second is dropped; with it, the sender is closed
+        // (dropping it would leave the receiver's context behind the sender's).
+        for (takeover, stop) in [(false, false), (true, true)] {
+            let meter = Meter::new(&drop).unwrap();
+            let mut d = Direction::new(true, 100).compressed(Compressed::Relayed { takeover });
+            let p = d.process_metered(&mut wire.clone(), [Some(&meter), None], None);
+            assert_eq!(p.forward, first, "takeover {takeover}");
+            assert_eq!(p.stop.is_some(), stop, "takeover {takeover}: {:?}", p.stop);
+            assert_eq!(meter.dropped(), u64::from(!takeover));
         }
     }
 

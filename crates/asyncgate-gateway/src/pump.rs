@@ -782,7 +782,23 @@ where
     let [(up_compressed, up_recompress), (down_compressed, down_recompress)] =
         match settings.compression {
             Negotiated::None => [(Compressed::Refused, None); 2],
-            Negotiated::PassThrough => [(Compressed::Relayed, None); 2],
+            Negotiated::PassThrough {
+                client_takeover,
+                backend_takeover,
+            } => [
+                (
+                    Compressed::Relayed {
+                        takeover: client_takeover,
+                    },
+                    None,
+                ),
+                (
+                    Compressed::Relayed {
+                        takeover: backend_takeover,
+                    },
+                    None,
+                ),
+            ],
             Negotiated::Terminated { client, backend } => {
                 let inflated = |side: Option<Agreed>| match side {
                     Some(_) => Compressed::Inflated,

@@ -386,7 +386,13 @@ mod tests {
             Plan::PassThrough { offered: true },
         )
         .unwrap();
-        assert_eq!(negotiated, Negotiated::PassThrough);
+        assert_eq!(
+            negotiated,
+            Negotiated::PassThrough {
+                client_takeover: true,
+                backend_takeover: false
+            }
+        );
         assert_eq!(
             to_client.unwrap(),
             "permessage-deflate; server_no_context_takeover"
