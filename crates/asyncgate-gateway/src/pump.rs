@@ -1016,5 +1016,9 @@ mod tests {
         );
         let size = std::mem::size_of_val(&pump);
         assert!(size <= 1024, "the pump's state is {size} bytes");
+        // What a connection that validates or terminates compression adds, boxed: both
+        // directions' held-message state, empty while idle.
+        let policing = std::mem::size_of::<Policing>();
+        assert!(policing <= 448, "policing is {policing} bytes");
     }
 }
