@@ -106,13 +106,16 @@ pub fn plan(shape: CompressionShape, client: &HeaderMap, backend_headers: &mut H
             Plan::PassThrough { offered }
         }
         CompressionShape::Terminate => {
-            backend_headers.insert(
-                header::SEC_WEBSOCKET_EXTENSIONS,
-                HeaderValue::from_static(BACKEND_OFFER),
-            );
-            Plan::Terminate {
-                client: answer_client(extension_values(client)),
+            // Only a client that compresses has its messages inflated and the backend's
+            // deflated for it; without one, neither leg is compressed.
+            let client = answer_client(extension_values(client));
+            if client.is_some() {
+                backend_headers.insert(
+                    header::SEC_WEBSOCKET_EXTENSIONS,
+                    HeaderValue::from_static(BACKEND_OFFER),
+                );
             }
+            Plan::Terminate { client }
         }
     }
 }
@@ -140,10 +143,11 @@ impl Plan {
                 _ => (Negotiated::None, None),
             });
         }
-        let offered = matches!(
-            self,
-            Plan::PassThrough { offered: true } | Plan::Terminate { .. }
-        );
+        let offered = match &self {
+            Plan::Off => false,
+            Plan::PassThrough { offered } => *offered,
+            Plan::Terminate { client } => client.is_some(),
+        };
         let [element] = elements[..] else {
             return Err(format!(
                 "the backend enabled {} extensions; only permessage-deflate was offered",
@@ -158,6 +162,9 @@ impl Plan {
             ));
         }
         match self {
+            Plan::Off => {
+                Err("the backend enabled permessage-deflate, which was not offered".into())
+            }
             Plan::PassThrough { .. } => {
                 let value = HeaderValue::from_str(element).map_err(|_| {
                     "the backend's Sec-WebSocket-Extensions is not a valid header value".to_string()
@@ -182,7 +189,6 @@ impl Plan {
                     value,
                 ))
             }
-            Plan::Off => unreachable!("nothing was offered"),
         }
     }
 }
@@ -554,6 +560,23 @@ mod tests {
                 client: Some(Agreed { window_bits: 15 }),
                 backend: None,
             }
+        );
+        // A client that offers nothing: no offer to the backend, and an answer is refused.
+        let mut to_backend = HeaderMap::new();
+        let silent = super::plan(
+            CompressionShape::Terminate,
+            &HeaderMap::new(),
+            &mut to_backend,
+        );
+        assert!(to_backend.is_empty());
+        assert_eq!(silent, Plan::Terminate { client: None });
+        assert!(silent
+            .clone()
+            .conclude(["permessage-deflate; server_no_context_takeover"].into_iter())
+            .is_err());
+        assert_eq!(
+            silent.conclude(std::iter::empty()).unwrap(),
+            (Negotiated::None, None)
         );
     }
 
