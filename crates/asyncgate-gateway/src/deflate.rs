@@ -592,6 +592,21 @@ mod tests {
             inflate(&packed, text.len() as u64, &mut plain).unwrap();
             assert_eq!(plain, text.as_bytes());
         }
+        // The window is the one asked for: text repeated 1,500 bytes back shrinks to about
+        // half with a 32 KiB window and not with a 512-byte one.
+        let block: String = (0..300)
+            .map(|i| format!("w{} ", (i * 7919) % 1000))
+            .collect();
+        let twice = format!("{block}{block}");
+        let (mut narrow, mut wide) = (Vec::new(), Vec::new());
+        assert!(deflate(twice.as_bytes(), 9, &mut narrow));
+        assert!(deflate(twice.as_bytes(), 15, &mut wide));
+        assert!(
+            wide.len() * 3 < narrow.len() * 2,
+            "15 bits: {}, 9 bits: {}",
+            wide.len(),
+            narrow.len()
+        );
         let mut packed = Vec::new();
         deflate(b"", 15, &mut packed);
         let mut plain = Vec::new();

@@ -656,7 +656,7 @@ impl Direction {
     /// reported: ready to go on; dropped: the sender gets a notice), or the violation that
     /// closes its sender.
     fn judge(&self, i: &mut Inspect, text: bool) -> Result<(), Violation> {
-        let Some(rules) = i.rules.clone() else {
+        let Some(rules) = i.rules.as_deref() else {
             i.accept();
             return Ok(());
         };
@@ -1414,8 +1414,11 @@ mod tests {
             let (out, _, stop) = feed(d, None, &wire, &cuts);
             assert_eq!((out == wire, stop), (true, None), "step {step}");
         }
-        // The limit counts the compressed bytes: 750 bytes of text under a 100-byte limit.
+        // The limit counts the compressed bytes: 750 bytes of text went on under a
+        // 100-byte limit because its compressed frame is under it.
         assert!(text.len() > 100);
+        let compressed_len = compressed(OpCode::Text, text.as_bytes()).len();
+        assert!(compressed_len < 100, "{compressed_len}");
     }
 
     /// Unmask and read a frame the gateway wrote: RSV1, opcode and payload.
