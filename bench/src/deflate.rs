@@ -9,7 +9,7 @@ use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
@@ -98,21 +98,13 @@ async fn read_message<R: tokio::io::AsyncRead + Unpin>(
 
 /// Echo every message; with permessage-deflate when the client offers it.
 pub async fn echo_backend(listen: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
-    println!(
-        "{}",
-        json!({ "listening": listener.local_addr()?.to_string() })
-    );
-    loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let _ = echo_session(stream).await;
-        });
-    }
+    crate::serve(listen, |stream| async move {
+        let _ = echo_session(stream).await;
+    })
+    .await
 }
 
 async fn echo_session(stream: TcpStream) -> anyhow::Result<()> {
-    stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let head = read_head(&mut read).await?;

@@ -203,7 +203,12 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
-async fn echo_backend(listen: &str) -> anyhow::Result<()> {
+/// Bind `listen`, print where it listens, and run `session` on each connection.
+async fn serve<F, Fut>(listen: &str, session: F) -> anyhow::Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind(listen).await?;
     println!(
         "{}",
@@ -211,26 +216,30 @@ async fn echo_backend(listen: &str) -> anyhow::Result<()> {
     );
     loop {
         let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let Ok(mut ws) =
-                tokio_tungstenite::accept_async_with_config(stream, Some(small())).await
-            else {
-                return;
-            };
-            while let Some(Ok(msg)) = ws.next().await {
-                if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-                    // Batch: queue everything already read, flush once.
-                    if ws.feed(msg).await.is_err() {
-                        return;
-                    }
-                    if ws.flush().await.is_err() {
-                        return;
-                    }
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(session(stream));
+    }
+}
+
+async fn echo_backend(listen: &str) -> anyhow::Result<()> {
+    serve(listen, |stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(small())).await
+        else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                // Batch: queue everything already read, flush once.
+                if ws.feed(msg).await.is_err() {
+                    return;
+                }
+                if ws.flush().await.is_err() {
+                    return;
                 }
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 async fn broadcast_backend(listen: &str) -> anyhow::Result<()> {

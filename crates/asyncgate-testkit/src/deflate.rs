@@ -7,7 +7,6 @@ use anyhow::{anyhow, Context};
 use std::io::Write;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
@@ -202,23 +201,11 @@ impl Backend {
     pub async fn deflate_echo() -> anyhow::Result<Backend> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("ws://{}", listener.local_addr()?);
-        let (stop, mut rx) = watch::channel(false);
         let events = Events::default();
         let log = events.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Ok((stream, _)) = listener.accept() => { tokio::spawn(deflate_echo_session(stream, log.clone())); }
-                    _ = rx.changed() => return,
-                }
-            }
-        });
-        Ok(Backend {
-            url,
-            stop,
-            events,
-            flooded: Default::default(),
-        })
+        Ok(Backend::serving(url, listener, events, move |stream| {
+            deflate_echo_session(stream, log.clone())
+        }))
     }
 }
 

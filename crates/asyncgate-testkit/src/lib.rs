@@ -266,6 +266,30 @@ pub struct Backend {
 pub type Events = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 impl Backend {
+    /// A backend at `url` that hands each connection accepted on `listener` to `session`,
+    /// until it is stopped.
+    fn serving<F, Fut>(url: String, listener: TcpListener, events: Events, session: F) -> Backend
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, mut rx) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Ok((stream, _)) = listener.accept() => { tokio::spawn(session(stream)); }
+                    _ = rx.changed() => return,
+                }
+            }
+        });
+        Backend {
+            url,
+            stop,
+            events,
+            flooded: Default::default(),
+        }
+    }
+
     /// The sample chat backend.
     pub async fn chat() -> anyhow::Result<Backend> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -292,24 +316,14 @@ impl Backend {
     pub async fn echo() -> anyhow::Result<Backend> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("ws://{}", listener.local_addr()?);
-        let (stop, mut rx) = watch::channel(false);
         let events = Events::default();
         let flooded: std::sync::Arc<std::sync::atomic::AtomicU64> = Default::default();
         let (log, count) = (events.clone(), flooded.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Ok((stream, _)) = listener.accept() => { tokio::spawn(echo_session(stream, log.clone(), count.clone())); }
-                    _ = rx.changed() => return,
-                }
-            }
+        let mut backend = Backend::serving(url, listener, events, move |stream| {
+            echo_session(stream, log.clone(), count.clone())
         });
-        Ok(Backend {
-            url,
-            stop,
-            events,
-            flooded,
-        })
+        backend.flooded = flooded;
+        Ok(backend)
     }
 
     /// The echo backend behind TLS (`wss://localhost:PORT`), with a certificate issued by
@@ -338,34 +352,17 @@ impl Backend {
 
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("wss://localhost:{}", listener.local_addr()?.port());
-        let (stop, mut rx) = watch::channel(false);
         let events = Events::default();
         let log = events.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Ok((stream, _)) = listener.accept() => {
-                        let acceptor = acceptor.clone();
-                        let log = log.clone();
-                        tokio::spawn(async move {
-                            if let Ok(tls) = acceptor.accept(stream).await {
-                                echo_session(tls, log, Default::default()).await;
-                            }
-                        });
-                    }
-                    _ = rx.changed() => return,
+        let backend = Backend::serving(url, listener, events, move |stream| {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    echo_session(tls, log, Default::default()).await;
                 }
             }
         });
-        Ok((
-            Backend {
-                url,
-                stop,
-                events,
-                flooded: Default::default(),
-            },
-            ca_cert.pem(),
-        ))
+        Ok((backend, ca_cert.pem()))
     }
 
     /// Accepts TCP connections and never answers: for handshake timeouts.
