@@ -3,7 +3,8 @@
 #   bench/profile.sh rtt --connections 64 --inflight 16 --size 64 --seconds 5
 #   bench/profile.sh handshakes --concurrency 16 --seconds 5
 # Prints perf's flat report (self time) and leaves perf.data in target/bench/profile.
-# PERF_CALLGRAPH="--call-graph dwarf,16384" records full call stacks instead of -g.
+# PERF_CALLGRAPH="--call-graph dwarf,16384" records full call stacks instead of -g;
+# PROFILE_STRACE=1 counts system calls (strace -c) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { sed -n 2,5p "$0"; exit 64; }
@@ -22,7 +23,9 @@ backend_port=$(port)
 taskset -c 0 "$bin/asyncgate-bench" echo-backend --listen "127.0.0.1:$backend_port" > "$work/backend.out" &
 pids+=($!)
 data=$work/data
-taskset -c 1 "$bin/asyncgate" serve --ephemeral-ports --data-dir "$data" > "$work/asyncgate.out" 2>&1 &
+# As run.sh: no access log (nginx's and HAProxy's are off there too).
+printf 'gateway:\n  access_log: {enabled: false}\n' > "$work/asyncgate.yaml"
+taskset -c 1 "$bin/asyncgate" serve --config "$work/asyncgate.yaml" --ephemeral-ports --data-dir "$data" > "$work/asyncgate.out" 2>&1 &
 pids+=($!)
 gw=$!
 for _ in $(seq 1 200); do [ -f "$data/endpoints.json" ] && break; sleep 0.05; done
@@ -33,9 +36,21 @@ export ASYNCGATE_DATA_DIR=$data
 url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
 key=$("$bin/asyncgate" api key create bench -o json | json key)
 
+if [ -n "${PROFILE_STRACE:-}" ]; then
+  # System calls instead of samples: counts per call kind, to divide by the operations.
+  command -v strace >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+  strace ${STRACE_FLAGS:--c} -f -p "$gw" -o "$work/strace.txt" 2> "$work/strace.err" &
+  tracer=$!
+  sleep 0.5
+  taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$url" --header "api-key:$key"
+  kill -INT "$tracer"; wait "$tracer" || true
+  cat "$work/strace.txt"
+  exit 0
+fi
 perf record -F 2000 ${PERF_CALLGRAPH:--g} -p "$gw" -o "$work/perf.data" 2> "$work/perf.err" &
 perfpid=$!
 sleep 0.5
 taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$url" --header "api-key:$key"
 kill -INT "$perfpid"; wait "$perfpid" || true
+perf report -i "$work/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep '%' | head -5
 perf report -i "$work/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^$' | grep '%' | head -60

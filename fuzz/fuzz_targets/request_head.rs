@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(Some((req, len))) = request::parse(data) else {
+    let Ok(Some((req, len))) = request::parse(&bytes::Bytes::copy_from_slice(data)) else {
         return;
     };
     assert!(len <= data.len());

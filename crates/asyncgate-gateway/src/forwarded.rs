@@ -4,7 +4,7 @@
 //! values are kept and extended with this hop. Also the request id (`X-Request-Id`) and
 //! the W3C trace context (`traceparent`, `tracestate`) the backend is given.
 
-use http::{header, HeaderMap, HeaderValue};
+use http::{header, HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
 
 /// The forwarding headers the gateway sets; never copied from a client as they are.
@@ -58,19 +58,38 @@ fn valid_traceparent(value: &str) -> bool {
         && hex(parts[3], 2)
 }
 
+/// Header names the gateway writes, made once (a name made from a string at each use
+/// would be copied into an allocation of its own).
+pub(crate) mod names {
+    use http::HeaderName;
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+}
+
+/// A header value from a string the gateway made, taking its allocation over.
+pub(crate) fn value(text: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok()
+}
+
 /// Set the backend request's `X-Request-Id`, and pass the client's trace context on when
 /// its `traceparent` is valid (else neither it nor `tracestate`).
 pub fn set_tracing(out: &mut HeaderMap, client: &HeaderMap, request_id: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        out.insert("x-request-id", v);
+        out.insert(names::X_REQUEST_ID, v);
     }
-    let parent = client.get("traceparent").filter(|v| {
-        client.get_all("traceparent").iter().count() == 1 && v.to_str().is_ok_and(valid_traceparent)
+    let parent = client.get(&names::TRACEPARENT).filter(|v| {
+        client.get_all(&names::TRACEPARENT).iter().count() == 1
+            && v.to_str().is_ok_and(valid_traceparent)
     });
     if let Some(parent) = parent {
-        out.insert("traceparent", parent.clone());
-        if let Some(state) = client.get("tracestate") {
-            out.insert("tracestate", state.clone());
+        out.insert(names::TRACEPARENT, parent.clone());
+        if let Some(state) = client.get(&names::TRACESTATE) {
+            out.insert(names::TRACESTATE, state.clone());
         }
     }
 }
@@ -84,12 +103,12 @@ pub fn set(
     out: &mut HeaderMap,
     client: &HeaderMap,
     peer: SocketAddr,
-    proto: &str,
+    proto: &'static str,
     trusted: &TrustedProxies,
 ) {
     let trust = trusted.contains(peer.ip());
     // A trusted proxy's values are kept (all of its lines, joined).
-    let theirs = |name: &str| -> Option<String> {
+    let theirs = |name: &HeaderName| -> Option<String> {
         if !trust {
             return None;
         }
@@ -101,48 +120,64 @@ pub fn set(
         (!values.is_empty()).then(|| values.join(", "))
     };
     let ip = peer.ip().to_string();
-    let host = client.get(header::HOST).and_then(|v| v.to_str().ok());
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+    let host = client.get(header::HOST);
+    let mut put = |name: HeaderName, value: Option<HeaderValue>| {
+        if let Some(v) = value {
             out.insert(name, v);
         }
     };
     put(
-        "x-forwarded-for",
-        match theirs("x-forwarded-for") {
+        names::X_FORWARDED_FOR,
+        value(match theirs(&names::X_FORWARDED_FOR) {
             Some(chain) => format!("{chain}, {ip}"),
             None => ip.clone(),
+        }),
+    );
+    put(
+        names::X_FORWARDED_PROTO,
+        match theirs(&names::X_FORWARDED_PROTO) {
+            Some(p) => value(p),
+            None => Some(HeaderValue::from_static(proto)),
         },
     );
     put(
-        "x-forwarded-proto",
-        theirs("x-forwarded-proto").unwrap_or_else(|| proto.to_string()),
-    );
-    if let Some(h) = theirs("x-forwarded-host").or(host.map(str::to_string)) {
-        put("x-forwarded-host", h);
-    }
-    put(
-        "x-real-ip",
-        theirs("x-real-ip").unwrap_or_else(|| ip.clone()),
+        names::X_FORWARDED_HOST,
+        match theirs(&names::X_FORWARDED_HOST) {
+            Some(h) => value(h),
+            None => host.filter(|h| h.to_str().is_ok()).cloned(),
+        },
     );
     // RFC 7239: this hop's element, after a trusted proxy's own.
-    let node = match peer.ip() {
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-        v4 => v4.to_string(),
-    };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(h) = host.filter(|h| {
+    let mut element = String::with_capacity(64);
+    element.push_str("for=");
+    match peer.ip() {
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&ip);
+            element.push_str("]\"");
+        }
+        IpAddr::V4(_) => element.push_str(&ip),
+    }
+    element.push_str(";proto=");
+    element.push_str(proto);
+    if let Some(h) = host.and_then(|h| h.to_str().ok()).filter(|h| {
         h.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     }) {
-        element.push_str(&format!(";host=\"{h}\""));
+        element.push_str(";host=\"");
+        element.push_str(h);
+        element.push('"');
     }
     put(
-        "forwarded",
-        match theirs("forwarded") {
+        header::FORWARDED,
+        value(match theirs(&header::FORWARDED) {
             Some(earlier) => format!("{earlier}, {element}"),
             None => element,
-        },
+        }),
+    );
+    put(
+        names::X_REAL_IP,
+        value(theirs(&names::X_REAL_IP).unwrap_or(ip)),
     );
 }
 

@@ -6,12 +6,14 @@ use crate::auth;
 use crate::deflate;
 use crate::error::GatewayError;
 use crate::forwarded::{self, TrustedProxies};
+use crate::route::Dial;
 use crate::route::{self, Matched, Miss};
 use crate::snapshot::Compiled;
 use asyncgate_core::ListenerKind;
 use base64::Engine as _;
 use http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 /// Which listener a request arrived on.
@@ -21,6 +23,8 @@ pub struct ListenerInfo {
     pub kind: ListenerKind,
     /// The listener's TLS, when clients connect with `wss://`.
     pub tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// Its handshake-latency series.
+    pub handshake_series: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl ListenerInfo {
@@ -39,7 +43,7 @@ pub struct Admission {
     pub matched: Matched,
     /// The client's `Sec-WebSocket-Key`, to compute the 101's accept value.
     pub client_key: String,
-    pub backend_request: Request<()>,
+    pub backend_request: BackendRequest,
     /// Who the credential identifies, and until when.
     pub credential: auth::Verified,
     /// A credential the client offered as a subprotocol: answered back when the backend
@@ -92,7 +96,7 @@ pub fn admit<B>(
     let path = req.uri().path();
     let mut credentials = auth::read_credentials(req.headers(), req.uri().query(), None)?;
     // The backend gets the query without credential parameters.
-    let matched = route::find(routes, path, credentials.backend_query.as_deref()).map_err(|miss| match miss {
+    let mut matched = route::find(routes, path, credentials.backend_query.as_deref()).map_err(|miss| match miss {
         Miss::NoApi => GatewayError::client(
             StatusCode::NOT_FOUND,
             "no_api",
@@ -115,6 +119,8 @@ pub fn admit<B>(
             ),
         ),
     })?;
+    // Moved into the backend request below.
+    let backend_path = std::mem::take(&mut matched.backend_path);
     let route = &matched.route;
     if !route.lifecycle.accepts_connections() {
         // Blocked is temporary (publishing again restores it): the service is unavailable.
@@ -163,15 +169,19 @@ pub fn admit<B>(
         }
     }
 
+    let dial = route.target.dial.as_ref().map_err(|problem| {
+        GatewayError::backend(StatusCode::BAD_GATEWAY, "bad_target", problem.clone())
+    })?;
     let mut backend_request = backend_request(
         req.headers(),
-        &matched.backend_url,
+        dial,
+        backend_path,
         peer,
         listener.proto(),
         trusted,
-    )?;
-    forwarded::set_tracing(backend_request.headers_mut(), req.headers(), request_id);
-    let headers = backend_request.headers_mut();
+    );
+    forwarded::set_tracing(&mut backend_request.headers, req.headers(), request_id);
+    let headers = &mut backend_request.headers;
     if let Some(name) = &route.api_key_header {
         headers.remove(name);
     }
@@ -192,15 +202,9 @@ pub fn admit<B>(
         credential_protocol = HeaderValue::from_str(&carrier.entry).ok();
     }
     for (name, value) in &route.backend_headers {
-        backend_request
-            .headers_mut()
-            .insert(name.clone(), value.clone());
+        headers.insert(name.clone(), value.clone());
     }
-    let compression = deflate::plan(
-        route.compression,
-        req.headers(),
-        backend_request.headers_mut(),
-    );
+    let compression = deflate::plan(route.compression, req.headers(), headers);
     Ok(Admission {
         matched,
         client_key,
@@ -298,61 +302,54 @@ fn check_upgrade<B>(req: &Request<B>) -> Result<String, GatewayError> {
     Ok(key.to_string())
 }
 
+/// What the gateway asks the backend for: where to dial (the route's), the request target
+/// and the header fields.
+pub struct BackendRequest {
+    pub dial: Arc<Dial>,
+    pub path: String,
+    pub headers: HeaderMap,
+}
+
 fn backend_request(
     client: &HeaderMap,
-    backend_url: &str,
+    dial: &Arc<Dial>,
+    path: String,
     peer: SocketAddr,
-    proto: &str,
+    proto: &'static str,
     trusted: &TrustedProxies,
-) -> Result<Request<()>, GatewayError> {
-    let uri: http::Uri = backend_url.parse().map_err(|e| {
-        GatewayError::backend(
-            StatusCode::BAD_GATEWAY,
-            "bad_target",
-            format!("the API's target URL {backend_url} is invalid: {e}"),
-        )
-    })?;
-    let authority = uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .ok_or_else(|| {
-            GatewayError::backend(
-                StatusCode::BAD_GATEWAY,
-                "bad_target",
-                format!("the target URL {backend_url} has no host"),
-            )
-        })?;
-
+) -> BackendRequest {
     // Headers the client listed in `Connection` are hop-by-hop too.
-    let listed: Vec<String> = client
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-
-    let mut out = Request::builder().method(Method::GET).uri(uri);
-    let headers = out.headers_mut().expect("fresh builder");
+    let listed = |name: &str| {
+        client
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(name))
+    };
+    let mut headers = HeaderMap::with_capacity(client.len() + 12);
     for (name, value) in client {
         let n = name.as_str();
-        if forwarded_as_is(n) && !listed.iter().any(|l| l == n) {
+        if forwarded_as_is(n) && !listed(n) {
             headers.append(name.clone(), value.clone());
         }
     }
-    forwarded::set(headers, client, peer, proto, trusted);
-    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
-    };
-    set(headers, "host", &authority);
-    set(headers, "connection", "Upgrade");
-    set(headers, "upgrade", "websocket");
-    set(headers, "sec-websocket-version", "13");
-    set(headers, "sec-websocket-key", &generate_key());
-    out.body(())
-        .map_err(|e| GatewayError::internal(format!("building the backend request: {e}")))
+    forwarded::set(&mut headers, client, peer, proto, trusted);
+    headers.insert(header::HOST, dial.authority.clone());
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    if let Some(key) = forwarded::value(generate_key()) {
+        headers.insert(header::SEC_WEBSOCKET_KEY, key);
+    }
+    BackendRequest {
+        dial: dial.clone(),
+        path,
+        headers,
+    }
 }
 
 #[cfg(test)]
@@ -370,15 +367,16 @@ mod tests {
         h.insert("host", "gw.example".parse().unwrap());
         h.insert("origin", "https://app.example".parse().unwrap());
         h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        let target = crate::route::Target::new("ws://127.0.0.1:9/x");
         let req = backend_request(
             &h,
-            "ws://127.0.0.1:9/x",
+            target.dial.as_ref().unwrap(),
+            "/x".into(),
             "10.0.0.1:5000".parse().unwrap(),
             "https",
             &TrustedProxies::default(),
-        )
-        .unwrap();
-        let out = req.headers();
+        );
+        let out = &req.headers;
         assert!(out.get("authorization").is_none());
         assert!(out.get("api-key").is_none());
         assert!(out.get("x-hop").is_none());

@@ -6,7 +6,7 @@ use crate::connection::{Connection, Identity, DOWN, UP};
 use crate::forwarded::TrustedProxies;
 use crate::handshake::{self, ListenerInfo};
 use crate::live::{Live, LiveGuard};
-use crate::metrics::{ApiLabels, ClosedLabels, Metrics, OpenedLabels, RefusedLabels};
+use crate::metrics::{ClosedLabels, Metrics, RefusedLabels};
 use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
 use crate::tls::ClientStream;
@@ -227,6 +227,7 @@ impl Gateway {
             environment: environment.to_string(),
             kind,
             tls,
+            handshake_series: self.metrics.handshake_series(environment, kind.as_str()),
         });
         let pending = self.pending.listener(&format!("{environment} {kind}"));
         loop {
@@ -432,16 +433,9 @@ impl Gateway {
         if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
             return None;
         }
-        self.metrics
-            .observe_handshake(&info.environment, info.kind.as_str(), accepted.elapsed());
-        self.metrics
-            .opened
-            .get_or_create(&OpenedLabels {
-                api: route.api_handle.to_string(),
-                environment: route.environment.clone(),
-                listener: info.kind.as_str(),
-            })
-            .inc();
+        info.handshake_series
+            .observe(accepted.elapsed().as_secs_f64());
+        self.metrics.route_series(&route, info.kind).opened.inc();
         Some(Opened {
             client: pump::Leg {
                 io: stream,
@@ -582,11 +576,8 @@ impl Gateway {
         .map_err(|e| (e, slot.connection.request_id().to_string()))?;
         slot.connection.set_compression(dialed.compression.0);
         self.metrics
+            .route_series(&route, info.kind)
             .backend_connect
-            .get_or_create(&ApiLabels {
-                api: route.api_handle.to_string(),
-                environment: route.environment.clone(),
-            })
             .observe(dialing.elapsed().as_secs_f64());
         let answer = request::switching_protocols(
             &derive_accept_key(admission.client_key.as_bytes()),

@@ -10,7 +10,9 @@
 //! ([`crate::connection::Connection`]) and a scrape adds them up ([`Live::traffic`]).
 
 use crate::live::Live;
+use crate::route::Route;
 use crate::snapshot::SnapshotHandle;
+use asyncgate_core::ListenerKind;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -20,7 +22,6 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
@@ -158,14 +159,46 @@ impl Metrics {
         out
     }
 
-    pub fn observe_handshake(&self, environment: &str, listener: &'static str, took: Duration) {
+    /// The handshake-latency series of one listener, to keep with it (a lookup per
+    /// handshake would build its labels and hash them each time).
+    pub fn handshake_series(&self, environment: &str, listener: &'static str) -> Histogram {
         self.handshake
             .get_or_create(&ListenerLabels {
                 environment: environment.to_string(),
                 listener,
             })
-            .observe(took.as_secs_f64());
+            .clone()
     }
+
+    /// The series of an API's connections on one listener, looked up on its first
+    /// connection and then kept with its route.
+    pub fn route_series<'r>(&self, route: &'r Route, listener: ListenerKind) -> &'r RouteSeries {
+        route.series[crate::snapshot::slot(listener)].get_or_init(|| RouteSeries {
+            opened: self
+                .opened
+                .get_or_create(&OpenedLabels {
+                    api: route.api_handle.to_string(),
+                    environment: route.environment.clone(),
+                    listener: listener.as_str(),
+                })
+                .clone(),
+            backend_connect: self
+                .backend_connect
+                .get_or_create(&ApiLabels {
+                    api: route.api_handle.to_string(),
+                    environment: route.environment.clone(),
+                })
+                .clone(),
+        })
+    }
+}
+
+/// One route's series on one listener: handles to the families' entries (no entry is
+/// ever removed, so a handle counts where a scrape reads).
+#[derive(Clone, Debug)]
+pub struct RouteSeries {
+    pub opened: Counter,
+    pub backend_connect: Histogram,
 }
 
 /// Counts read at each scrape: live connections and traffic per API and environment

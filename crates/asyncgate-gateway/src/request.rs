@@ -3,6 +3,7 @@
 //! back — the 101, or an error that closes the connection.
 
 use crate::error::GatewayError;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -24,13 +25,15 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, Opt
         if stream.read_buf(&mut buf).await.map_err(|_| None)? == 0 {
             return Err(None);
         }
-        if let Some((request, len)) = parse(&buf).map_err(Some)? {
-            buf.drain(..len);
+        // The head's fields become slices of this one buffer, not copies.
+        let head = Bytes::from(std::mem::take(&mut buf));
+        if let Some((request, len)) = parse(&head).map_err(Some)? {
             return Ok(Head {
                 request,
-                read_ahead: buf,
+                read_ahead: head[len..].to_vec(),
             });
         }
+        buf = head.into();
         if buf.len() >= MAX_HEAD {
             return Err(Some(too_large()));
         }
@@ -52,8 +55,9 @@ fn bad(message: String) -> GatewayError {
     GatewayError::client(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// The request in `buf` and the length of its head, or `None` if incomplete.
-pub fn parse(buf: &[u8]) -> Result<Option<(Request<()>, usize)>, GatewayError> {
+/// The request in `buf` and the length of its head, or `None` if incomplete. The target
+/// and the field values share `buf`'s memory.
+pub fn parse(buf: &Bytes) -> Result<Option<(Request<()>, usize)>, GatewayError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(buf) {
@@ -64,10 +68,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request<()>, usize)>, GatewayError> {
     };
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| bad("invalid method".into()))?;
-    let uri: Uri = req
-        .path
-        .unwrap_or_default()
-        .parse()
+    let uri = Uri::from_maybe_shared(buf.slice_ref(req.path.unwrap_or_default().as_bytes()))
         .map_err(|e| bad(format!("invalid request target: {e}")))?;
     let version = match req.version {
         Some(1) => Version::HTTP_11,
@@ -77,7 +78,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request<()>, usize)>, GatewayError> {
     for field in req.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| bad(format!("invalid header name {:?}", field.name)))?;
-        let value = HeaderValue::from_bytes(field.value)
+        let value = HeaderValue::from_maybe_shared(buf.slice_ref(field.value))
             .map_err(|_| bad(format!("invalid value for header {name}")))?;
         headers.append(name, value);
     }
@@ -134,22 +135,28 @@ mod tests {
     #[test]
     fn a_handshake_head_parses_and_what_follows_is_kept_apart() {
         let raw = b"GET /chat?room=1 HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nX-A: 1\r\nX-A: 2\r\n\r\n\x81\x80";
-        let (req, len) = parse(raw).unwrap().unwrap();
+        let (req, len) = parse(&Bytes::from_static(raw)).unwrap().unwrap();
         assert_eq!(len, raw.len() - 2);
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri().path(), "/chat");
         assert_eq!(req.uri().query(), Some("room=1"));
         assert_eq!(req.version(), Version::HTTP_11);
         assert_eq!(req.headers().get_all("x-a").iter().count(), 2);
-        assert!(parse(b"GET / HTTP/1.1\r\nHost: gw\r\n").unwrap().is_none());
+        assert!(
+            parse(&Bytes::from_static(b"GET / HTTP/1.1\r\nHost: gw\r\n"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn broken_and_oversized_heads_are_refused() {
         assert_eq!(
-            parse(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n")
-                .unwrap_err()
-                .status,
+            parse(&Bytes::from_static(
+                b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n"
+            ))
+            .unwrap_err()
+            .status,
             StatusCode::BAD_REQUEST
         );
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
@@ -158,7 +165,7 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(
-            parse(&many).unwrap_err().status,
+            parse(&many.into()).unwrap_err().status,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
         );
     }

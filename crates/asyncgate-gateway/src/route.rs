@@ -21,7 +21,7 @@ pub struct Route {
     pub revision: u32,
     /// Without a trailing slash (empty only for an API mounted at `/`).
     pub base_path: String,
-    pub target: String,
+    pub target: Target,
     pub channels: Vec<ChannelPattern>,
     pub key_hashes: Arc<HashSet<String>>,
     /// Who may connect: credentials required, API-key header, origins.
@@ -35,6 +35,8 @@ pub struct Route {
     pub backend_headers: Vec<(HeaderName, HeaderValue)>,
     /// How permessage-deflate crosses the gateway (decided once per snapshot).
     pub compression: asyncgate_core::CompressionShape,
+    /// Its metric series on each listener kind, found on the first connection.
+    pub series: [std::sync::OnceLock<crate::metrics::RouteSeries>; 2],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,12 +90,81 @@ impl ChannelPattern {
     }
 }
 
-/// A matched request: the route, the channel and the backend URL to dial.
+/// An API's target URL, read once per snapshot: where the gateway dials, the `Host` it
+/// names, and the URL requests are mapped under.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as configured.
+    pub url: String,
+    /// Where it leads, or why it cannot be dialed (said at each handshake).
+    pub dial: Result<Arc<Dial>, String>,
+}
+
+/// A target's scheme, host and port, and its authority for the `Host` header.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub secure: bool,
+    /// Without the brackets of an IPv6 literal.
+    pub host: String,
+    pub port: u16,
+    pub authority: HeaderValue,
+}
+
+impl Target {
+    pub fn new(url: &str) -> Target {
+        Target {
+            url: url.to_string(),
+            dial: Dial::read(url).map(Arc::new),
+        }
+    }
+
+    /// The request target (path and query) the backend is asked for when a client asked
+    /// for `rest` below the API's base path, with `query`.
+    pub fn request_path(&self, rest: &str, query: Option<&str>) -> String {
+        let mut url = backend_url(&self.url, rest, query);
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        match url[after_scheme..].find('/') {
+            Some(i) => url.split_off(after_scheme + i),
+            None => "/".into(),
+        }
+    }
+}
+
+impl Dial {
+    fn read(url: &str) -> Result<Dial, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("the API's target URL {url} is invalid: {e}"))?;
+        let secure = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            other => return Err(format!("the target scheme {other:?} is not ws or wss")),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("the target URL {url} has no host"))?;
+        Ok(Dial {
+            secure,
+            host: authority
+                .host()
+                .trim_matches(|c| c == '[' || c == ']')
+                .to_string(),
+            port: authority
+                .port_u16()
+                .unwrap_or(if secure { 443 } else { 80 }),
+            authority: HeaderValue::from_str(authority.as_str())
+                .map_err(|e| format!("the target URL {url} has an invalid host: {e}"))?,
+        })
+    }
+}
+
+/// A matched request: the route, the channel and what to ask the backend for.
 #[derive(Debug)]
 pub struct Matched {
     pub route: Arc<Route>,
     pub channel: String,
-    pub backend_url: String,
+    /// The backend request's target: the path below the target URL's, and the query.
+    pub backend_path: String,
     /// The channel's validation rules for messages from the client and from the backend.
     pub rules: [Option<Arc<crate::validate::Rules>>; 2],
 }
@@ -146,12 +217,12 @@ pub fn find(routes: &[Arc<Route>], path: &str, query: Option<&str>) -> Result<Ma
         route: route.clone(),
         rules: channel.rules.clone(),
         channel: channel.address.clone(),
-        backend_url: backend_url(&route.target, rest, query),
+        backend_path: route.target.request_path(rest, query),
     })
 }
 
 /// The target URL with the path below the base path appended, and the query kept.
-pub fn backend_url(target: &str, rest: &str, query: Option<&str>) -> String {
+fn backend_url(target: &str, rest: &str, query: Option<&str>) -> String {
     let (target, target_query) = match target.split_once('?') {
         Some((t, q)) => (t, Some(q)),
         None => (target, None),
@@ -194,7 +265,7 @@ mod tests {
             environment: "development".into(),
             revision: 1,
             base_path: base.into(),
-            target: target.into(),
+            target: Target::new(target),
             channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
             key_hashes: Arc::default(),
             subscriptions: Arc::default(),
@@ -203,6 +274,7 @@ mod tests {
             limits: ApiLimits::default(),
             backend_headers: Vec::new(),
             compression: asyncgate_core::CompressionShape::Off,
+            series: Default::default(),
         })
     }
 
@@ -215,7 +287,7 @@ mod tests {
         )];
         for p in ["/default/chat-api/v1.0.0", "/default/chat-api/v1.0.0/"] {
             let m = find(&routes, p, None).unwrap();
-            assert_eq!(m.backend_url, "ws://127.0.0.1:9/");
+            assert_eq!(m.backend_path, "/");
         }
         assert_eq!(
             find(&routes, "/default/chat-api/v1.0.01", None).unwrap_err(),
@@ -231,7 +303,7 @@ mod tests {
             &["/rooms/{roomId}"],
         )];
         let m = find(&routes, "/p/x/v1/rooms/42", Some("lang=en")).unwrap();
-        assert_eq!(m.backend_url, "wss://b.example/base/rooms/42?lang=en");
+        assert_eq!(m.backend_path, "/base/rooms/42?lang=en");
         assert_eq!(m.channel, "/rooms/{roomId}");
         assert!(matches!(
             find(&routes, "/p/x/v1/rooms", None),
@@ -267,8 +339,8 @@ mod tests {
         ];
         routes.sort_by_key(|r| std::cmp::Reverse(r.base_path.len()));
         assert_eq!(
-            find(&routes, "/a/b", None).unwrap().backend_url,
-            "ws://two/"
+            find(&routes, "/a/b", None).unwrap().route.target.url,
+            "ws://two"
         );
     }
 
@@ -282,5 +354,28 @@ mod tests {
             backend_url("ws://h?x=1", "/", Some("y=2")),
             "ws://h/?x=1&y=2"
         );
+        assert_eq!(
+            Target::new("ws://h?x=1").request_path("/", Some("y=2")),
+            "/?x=1&y=2"
+        );
+        assert_eq!(
+            Target::new("wss://h/samples/chat/v1.0").request_path("", None),
+            "/samples/chat/v1.0"
+        );
+    }
+
+    #[test]
+    fn a_target_is_read_once_into_where_to_dial() {
+        let dial = Target::new("wss://[::1]:8443/x").dial.unwrap();
+        assert!(dial.secure);
+        assert_eq!((dial.host.as_str(), dial.port), ("::1", 8443));
+        assert_eq!(dial.authority, "[::1]:8443");
+        let dial = Target::new("ws://backend.example/x").dial.unwrap();
+        assert_eq!((dial.port, dial.secure), (80, false));
+        assert!(Target::new("http://b/x")
+            .dial
+            .unwrap_err()
+            .contains("not ws or wss"));
+        assert!(Target::new("not a url").dial.is_err());
     }
 }

@@ -180,7 +180,7 @@ impl Compiled {
                     environment: d.environment.clone(),
                     revision: d.revision,
                     base_path: d.base_path.trim_end_matches('/').to_string(),
-                    target: d.target.clone(),
+                    target: crate::route::Target::new(&d.target),
                     channels: d
                         .channels
                         .iter()
@@ -231,6 +231,7 @@ impl Compiled {
                             ))
                         })
                         .collect(),
+                    series: Default::default(),
                 });
                 let aliases = d.aliases.iter().map(|alias| {
                     Arc::new(Route {
@@ -344,7 +345,7 @@ impl Compiled {
     }
 }
 
-fn slot(kind: ListenerKind) -> usize {
+pub(crate) fn slot(kind: ListenerKind) -> usize {
     match kind {
         ListenerKind::External => 0,
         ListenerKind::Internal => 1,

@@ -4,8 +4,9 @@
 
 use crate::deflate::{Negotiated, Plan};
 use crate::error::GatewayError;
+use crate::handshake::BackendRequest;
 use crate::pump::Leg;
-use http::{header, HeaderValue, Request, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -67,33 +68,17 @@ fn bad_gateway(code: &'static str, message: String) -> GatewayError {
     GatewayError::backend(StatusCode::BAD_GATEWAY, code, message)
 }
 
-/// Open a WebSocket to the backend named by `request`'s URI. `request` carries the
-/// headers to send, including a fresh `Sec-WebSocket-Key` and the extensions `plan`
-/// offered.
+/// Open a WebSocket to the backend `request` is for. It carries the headers to send,
+/// including a fresh `Sec-WebSocket-Key` and the extensions `plan` offered.
 pub async fn connect(
-    request: Request<()>,
+    request: BackendRequest,
     plan: Plan,
     connect_timeout: Duration,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<Dialed, GatewayError> {
     let deadline = Instant::now() + connect_timeout;
-    let uri = request.uri().clone();
-    let secure = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        other => {
-            return Err(bad_gateway(
-                "bad_target",
-                format!("the target scheme {other:?} is not ws or wss"),
-            ))
-        }
-    };
-    let host = uri
-        .host()
-        .unwrap_or_default()
-        .trim_matches(|c| c == '[' || c == ']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let dial = request.dial.clone();
+    let (host, port) = (&dial.host, dial.port);
     let timed_out = |what: &str| {
         GatewayError::backend(
             StatusCode::GATEWAY_TIMEOUT,
@@ -114,7 +99,7 @@ pub async fn connect(
             Ok(Ok(tcp)) => tcp,
         };
     let _ = tcp.set_nodelay(true);
-    let mut stream = if secure {
+    let mut stream = if dial.secure {
         let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
             bad_gateway(
                 "bad_target",
@@ -138,7 +123,7 @@ pub async fn connect(
 
     let head = request_head(&request);
     let exchange = async {
-        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&head).await?;
         stream.flush().await?;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 2048];
@@ -179,23 +164,18 @@ pub async fn connect(
     })
 }
 
-fn request_head(request: &Request<()>) -> String {
-    let path = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut head = String::with_capacity(512);
-    head.push_str("GET ");
-    head.push_str(path);
-    head.push_str(" HTTP/1.1\r\n");
-    for (name, value) in request.headers() {
-        head.push_str(name.as_str());
-        head.push_str(": ");
-        head.push_str(&String::from_utf8_lossy(value.as_bytes()));
-        head.push_str("\r\n");
+fn request_head(request: &BackendRequest) -> Vec<u8> {
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(b"GET ");
+    head.extend_from_slice(request.path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &request.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
-    head.push_str("\r\n");
+    head.extend_from_slice(b"\r\n");
     head
 }
 
@@ -209,7 +189,11 @@ type Answer = (
 
 /// RFC 6455 section 4.1, the client's checks of the server's answer, and RFC 7692's of
 /// its extensions against what `plan` offered.
-fn check_response(buf: &[u8], request: &Request<()>, plan: Plan) -> Result<Answer, GatewayError> {
+fn check_response(
+    buf: &[u8],
+    request: &BackendRequest,
+    plan: Plan,
+) -> Result<Answer, GatewayError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf) {
@@ -253,7 +237,7 @@ fn check_response(buf: &[u8], request: &Request<()>, plan: Plan) -> Result<Answe
         ));
     }
     let key = request
-        .headers()
+        .headers
         .get(header::SEC_WEBSOCKET_KEY)
         .map(|k| k.as_bytes())
         .unwrap_or_default();
@@ -271,7 +255,7 @@ fn check_response(buf: &[u8], request: &Request<()>, plan: Plan) -> Result<Answe
         (None, _) => None,
         (Some(one), None) => {
             let offered = request
-                .headers()
+                .headers
                 .get_all(header::SEC_WEBSOCKET_PROTOCOL)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
@@ -301,14 +285,20 @@ fn check_response(buf: &[u8], request: &Request<()>, plan: Plan) -> Result<Answe
 mod tests {
     use super::*;
 
-    fn request(protocols: Option<&str>) -> Request<()> {
-        let mut b = Request::builder()
-            .uri("ws://b/")
-            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    fn request(protocols: Option<&str>) -> BackendRequest {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
         if let Some(p) = protocols {
-            b = b.header("sec-websocket-protocol", p);
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, p.parse().unwrap());
         }
-        b.body(()).unwrap()
+        BackendRequest {
+            dial: crate::route::Target::new("ws://b/").dial.unwrap(),
+            path: "/".into(),
+            headers,
+        }
     }
 
     fn answer(extra: &str) -> Vec<u8> {
