@@ -1,7 +1,9 @@
 //! One live connection as an operator sees it: its id, who made it, the messages and
 //! bytes it carried so far each way, and what an operator asks of it (close it, send its
 //! client a message). The pump publishes its counts here after each read and takes the
-//! operator's commands when woken for them.
+//! operator's commands when woken for them; the gateway ends it the same way when it is
+//! evicted or the gateway shuts down (one waker per connection for everything from
+//! outside).
 
 use crate::deflate::Negotiated;
 use asyncgate_core::ListenerKind;
@@ -35,6 +37,17 @@ pub enum Command {
     Close { code: u16, reason: String },
     /// Send the client one message from the gateway.
     Send { text: bool, payload: Vec<u8> },
+    /// The gateway ends the connection (never refused, ahead of what waits).
+    End(End),
+}
+
+/// Why the gateway ends a connection from outside its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// It would no longer be admitted (see `live`).
+    Evicted(crate::live::Eviction),
+    /// The gateway is shutting down.
+    Shutdown,
 }
 
 /// Why a command did not reach a connection.
@@ -231,11 +244,29 @@ impl Connection {
         next
     }
 
-    /// Put a command back in front (the client's stream was mid-frame).
+    /// Put a command back in front (the client's stream was mid-frame), behind an end.
     pub fn put_back(&self, command: Command) {
         let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-        commands.push_front(command);
+        let at = usize::from(matches!(commands.front(), Some(Command::End(_))));
+        commands.insert(at, command);
         self.waiting.store(true, Ordering::Release);
+    }
+
+    /// End the connection: ahead of any command waiting, and at most once (an end asked
+    /// for while one waits, or once it is closing, changes nothing).
+    pub fn end(&self, end: End) {
+        if self.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(commands.front(), Some(Command::End(_))) {
+                return;
+            }
+            commands.push_front(Command::End(end));
+        }
+        self.waiting.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// The connection started closing: commands are refused from now on.
@@ -318,5 +349,26 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn an_end_goes_ahead_of_waiting_commands_and_stays_ahead_of_one_put_back() {
+        let connection = Connection::new(Identity::example());
+        let send = Command::Send {
+            text: true,
+            payload: b"hi".to_vec(),
+        };
+        connection.command(send.clone()).unwrap();
+        connection.end(End::Shutdown);
+        assert_eq!(connection.next_command(), Some(Command::End(End::Shutdown)));
+        assert_eq!(connection.next_command(), Some(send.clone()));
+        connection.end(End::Shutdown);
+        connection.put_back(send.clone());
+        assert_eq!(connection.next_command(), Some(Command::End(End::Shutdown)));
+        assert_eq!(connection.next_command(), Some(send));
+        // A connection that is closing takes no end.
+        connection.closing();
+        connection.end(End::Shutdown);
+        assert_eq!(connection.next_command(), None);
     }
 }

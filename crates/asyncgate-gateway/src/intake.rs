@@ -14,6 +14,47 @@ use std::sync::{Arc, Mutex};
 /// logs, certificate files) when the total is derived from the process limit.
 pub const RESERVED_DESCRIPTORS: u64 = 256;
 
+/// Connections held against their maximum, handshakes included: one slot taken when a
+/// connection is accepted and given back when its task ends (or is dropped). A counter,
+/// not a semaphore: nobody waits for a slot, a connection over the bound is refused.
+pub struct Slots {
+    held: AtomicUsize,
+    max: usize,
+}
+
+/// One connection's slot, given back when dropped.
+pub struct Slot(Arc<Slots>);
+
+impl Slots {
+    pub fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            held: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// A slot, unless all are held.
+    pub fn take(self: &Arc<Self>) -> Option<Slot> {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+
+    /// Slots held now: connection tasks alive.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Connections in total when the configuration leaves it to the process: each proxied
 /// connection holds two descriptors (client and backend).
 pub fn default_max_connections() -> usize {
@@ -157,6 +198,18 @@ impl Drop for PendingGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_bounded_and_given_back() {
+        let slots = Slots::new(2);
+        let a = slots.take().unwrap();
+        let _b = slots.take().unwrap();
+        assert!(slots.take().is_none());
+        assert_eq!(slots.held(), 2);
+        drop(a);
+        assert_eq!(slots.held(), 1);
+        assert!(slots.take().is_some());
+    }
 
     #[test]
     fn both_bounds_refuse_and_a_finished_handshake_frees_its_place() {

@@ -76,27 +76,36 @@ impl Default for GatewayConfig {
 }
 
 /// The data plane of one process: the current snapshot and the settings every listener
-/// shares. Cheap to clone.
+/// shares. Cheap to clone: one pointer, which is what each connection's task holds.
 #[derive(Clone)]
-pub struct Gateway {
+pub struct Gateway(Arc<Shared>);
+
+/// What every clone of a [`Gateway`] shares.
+pub struct Shared {
     snapshot: Arc<SnapshotHandle>,
     config: Arc<GatewayConfig>,
     tls: Arc<rustls::ClientConfig>,
     live: Arc<Live>,
-    /// Connection tasks alive.
-    tasks: Arc<AtomicUsize>,
     /// Connection tasks that panicked: every one is a defect, logged and counted here.
     panics: Arc<AtomicUsize>,
     /// The version of the last snapshot applied.
     applied: Arc<watch::Sender<u64>>,
     /// Permits for connections in total, one held by each connection for its life.
-    connections: Arc<tokio::sync::Semaphore>,
+    connections: Arc<intake::Slots>,
     /// Handshakes in progress per listener and client address.
     pending: Arc<intake::Pending>,
     /// Refusals still lingering for their client to read the answer.
     lingering: Arc<AtomicUsize>,
     metrics: Metrics,
     access_log: AccessLog,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl Gateway {
@@ -107,14 +116,13 @@ impl Gateway {
         let total = match config.max_connections {
             0 => intake::default_max_connections(),
             n => n,
-        }
-        .min(tokio::sync::Semaphore::MAX_PERMITS);
+        };
         let live: Arc<Live> = Arc::default();
         let snapshot = Arc::new(SnapshotHandle::default());
         let metrics = Metrics::new(live.clone(), snapshot.clone());
         let access_log = AccessLog::start(&config.access_log, metrics.access_log_dropped.clone())?;
-        Ok(Gateway {
-            connections: Arc::new(tokio::sync::Semaphore::new(total)),
+        Ok(Gateway(Arc::new(Shared {
+            connections: intake::Slots::new(total),
             pending: Arc::default(),
             lingering: Arc::default(),
             snapshot,
@@ -123,10 +131,9 @@ impl Gateway {
             live,
             metrics,
             access_log,
-            tasks: Arc::default(),
             panics: Arc::default(),
             applied: Arc::new(watch::channel(0).0),
-        })
+        })))
     }
 
     /// Apply one snapshot now.
@@ -198,8 +205,8 @@ impl Gateway {
         &self.config
     }
 
-    pub(crate) fn tasks(&self) -> &AtomicUsize {
-        &self.tasks
+    pub(crate) fn slots(&self) -> &intake::Slots {
+        &self.connections
     }
 
     /// Handshakes in progress from `address`, on all listeners.
@@ -241,11 +248,15 @@ impl Gateway {
                         continue;
                     }
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // Live connections end with 1001; none is admitted from now on.
+                    self.live.shut_down();
+                    return;
+                }
             };
             let _ = stream.set_nodelay(true);
             let config = &self.config;
-            let admitted = self.connections.clone().try_acquire_owned().map_err(|_| {
+            let admitted = self.connections.take().ok_or_else(|| {
                 GatewayError::client(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "connection_limit_reached",
@@ -306,43 +317,36 @@ impl Gateway {
         peer: SocketAddr,
         info: Arc<ListenerInfo>,
         shutdown: watch::Receiver<bool>,
-        (permit, ticket): (tokio::sync::OwnedSemaphorePermit, intake::PendingGuard),
+        (permit, ticket): (intake::Slot, intake::PendingGuard),
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut shutdown = shutdown;
-        let counted = TaskCount::new(self.tasks.clone());
         let panics = self.panics.clone();
-        let connection = async move {
-            let _counted = counted;
-            // Held for the connection's life: its place among all connections.
-            let _permit = permit;
-            // Boxed, so that none of the handshake's state stays with the connection.
-            let open = Box::pin(self.open(stream, peer, &info));
+        // The handshake, boxed with everything only it needs (the socket, the listener,
+        // its place among pending handshakes): none of it stays with the connection,
+        // whose task holds what the relay needs and no more (a task's state is as large
+        // as its largest stage plus everything it captured).
+        let gateway = self.clone();
+        let handshake = Box::pin(async move {
             let opened = tokio::select! {
-                opened = open => opened,
+                opened = gateway.open(stream, peer, &info) => opened,
                 _ = shutdown.changed() => None,
             };
             // The handshake is over either way.
             drop(ticket);
-            let Some(Opened {
-                client,
-                backend,
-                settings,
-                slot,
-                route,
-            }) = opened
-            else {
+            opened
+        });
+        let connection = async move {
+            let Some(opened) = handshake.await else {
                 return;
             };
+            let (relay, slot, route) = opened.relay();
             tracing::debug!(api = %route.api_name, env = %route.environment, revision = route.revision, "connection open");
-            let signals = pump::Signals {
-                shutdown,
-                evicted: slot.evicted.clone(),
-                connection: slot.connection.clone(),
-            };
-            let outcome = pump::run(client, backend, settings, signals).await;
+            let outcome = relay.await;
             self.ended(&route, &slot.connection, &outcome);
             drop(slot);
             tracing::debug!(api = %route.api_name, ended = ?outcome.ended, "connection closed");
+            // Held for the connection's life: its place among all connections.
+            drop(permit);
         };
         // A panic ends this connection only; it is never silent.
         AssertUnwindSafe(connection)
@@ -618,22 +622,6 @@ fn until_epoch_seconds(at: u64) -> Duration {
     Duration::from_secs(at).saturating_sub(now)
 }
 
-/// Counts a connection task while it lives.
-struct TaskCount(Arc<AtomicUsize>);
-
-impl TaskCount {
-    fn new(count: Arc<AtomicUsize>) -> TaskCount {
-        count.fetch_add(1, Ordering::Relaxed);
-        TaskCount(count)
-    }
-}
-
-impl Drop for TaskCount {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// A connection through its handshake, ready for the pump.
 struct Opened {
     client: pump::Leg<ClientStream>,
@@ -641,6 +629,27 @@ struct Opened {
     settings: pump::Settings,
     slot: LiveGuard,
     route: Arc<Route>,
+}
+
+impl Opened {
+    /// The relay of this connection, with its slot and route, which outlive it. Taken
+    /// apart here rather than in the task, whose state would otherwise keep room for the
+    /// whole of it beside the relay.
+    fn relay(
+        self,
+    ) -> (
+        impl std::future::Future<Output = pump::Outcome>,
+        LiveGuard,
+        Arc<Route>,
+    ) {
+        let relay = pump::run(
+            self.client,
+            self.backend,
+            self.settings,
+            self.slot.connection.clone(),
+        );
+        (relay, self.slot, self.route)
+    }
 }
 
 /// `ws://` URL of a listener bound at `addr` (unspecified addresses shown as loopback).
@@ -652,4 +661,38 @@ pub fn ws_url(addr: SocketAddr) -> String {
         ip => ip.to_string(),
     };
     format!("ws://{ip}:{}", addr.port())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle connection costs is mostly its task: the relay's state plus what the
+    /// task captured and keeps beside it (docs/benchmarks.md measures it per connection).
+    /// The handshake's state is boxed and gone once it is over.
+    #[tokio::test]
+    async fn a_connection_task_holds_little_beside_its_relay() {
+        let gateway = Gateway::new(GatewayConfig::default()).unwrap();
+        assert_eq!(std::mem::size_of_val(&gateway), 8);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (_shutdown, shutdown) = watch::channel(false);
+        let permit = gateway.connections.take().unwrap();
+        let pending = gateway.pending.listener("development external");
+        let ticket = gateway.pending.enter(&pending, addr.ip(), 8, 8).unwrap();
+        let info = Arc::new(ListenerInfo {
+            environment: "development".into(),
+            kind: ListenerKind::External,
+            tls: None,
+            handshake_series: gateway.metrics.handshake_series("development", "external"),
+        });
+        let task = gateway
+            .clone()
+            .connection(stream, addr, info, shutdown, (permit, ticket));
+        let size = std::mem::size_of_val(&task);
+        // The relay's own state is bounded at 640 bytes in `pump`. Tokio allocates a task
+        // as a header (32 bytes), its state plus 24 and a trailer (48) in multiples of
+        // 128 bytes: up to 792 bytes of state it is 896 bytes in all.
+        assert!(size <= 792, "a connection's task state is {size} bytes");
+    }
 }

@@ -3,14 +3,15 @@
 //! undeployed, blocked or retired, moved off its listener by a change of access mode, or
 //! made with a key that was revoked.
 //!
-//! Connections are grouped by (listener, credential) under their API and environment;
-//! each group shares one eviction signal, so checking a new snapshot costs a look per
-//! group, not per connection. Each connection is also listed by id ([`Connection`]), for
-//! operators, and what ended connections carried is added up per API and environment,
-//! for metrics.
+//! Connections are counted by (listener, credential) under their API and environment, so
+//! checking a new snapshot costs a look per group, not per connection; the connections of
+//! a group that must close are then told through their [`Connection`] records, by which
+//! they are also listed by id for operators. What ended connections carried is added up
+//! per API and environment, for metrics. A gateway shutting down ends them all, and
+//! admits none after.
 
 use crate::auth::Verified;
-use crate::connection::{Connection, Counts};
+use crate::connection::{Connection, Counts, End};
 use crate::error::GatewayError;
 use crate::meter::PlanMeter;
 use crate::route::Route;
@@ -19,7 +20,6 @@ use asyncgate_core::ListenerKind;
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
 
 /// Close code for a connection whose credential is no longer valid (policy violation).
 pub const CREDENTIAL_CLOSE: u16 = 1008;
@@ -48,25 +48,27 @@ impl Eviction {
     }
 }
 
-struct Group {
-    count: u64,
-    evict: watch::Sender<Option<Eviction>>,
-}
+/// A group of connections: (listener, credential).
+type Group = (ListenerKind, Arc<str>);
 
 struct Entry {
     count: u64,
     /// The API's `identifier@version` (its label in metrics).
     handle: Arc<str>,
-    connections: HashMap<u64, Arc<Connection>>,
+    /// Each connection, with its credential (its group's other half).
+    connections: HashMap<u64, (Arc<Connection>, Arc<str>)>,
     per_credential: HashMap<Arc<str>, u64>,
     /// Per subscribed application: its connections (for its plan's connection limit) and
     /// the meter of its plan's rates, shared by those connections.
     per_app: HashMap<Arc<str>, (u64, Option<Arc<PlanMeter>>)>,
-    groups: HashMap<(ListenerKind, Arc<str>), Group>,
+    /// Connections per group.
+    groups: HashMap<Group, u64>,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// The gateway is shutting down: every connection was told to end, none is admitted.
+    shut_down: bool,
     entries: HashMap<Arc<Key>, Entry>,
     /// What ended connections carried, per API and environment. Kept after the last
     /// connection ends (counters never go back).
@@ -112,10 +114,8 @@ pub struct LiveGuard {
     app: Option<Arc<str>>,
     /// The plan's rate meter, when the subscription's plan meters.
     pub meter: Option<Arc<PlanMeter>>,
-    /// The connection as operators see it.
+    /// The connection as operators see it, and where the gateway tells it to end.
     pub connection: Arc<Connection>,
-    /// Becomes `Some` when the connection must be closed.
-    pub evicted: watch::Receiver<Option<Eviction>>,
 }
 
 impl Live {
@@ -138,6 +138,13 @@ impl Live {
             api_id: route.api_id.clone(),
         };
         let mut inner = self.lock();
+        if inner.shut_down {
+            return Err(GatewayError::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the gateway is shutting down",
+            ));
+        }
         let entries = &mut inner.entries;
         let key = match entries.get_key_value(&key) {
             Some((shared, _)) => shared.clone(),
@@ -204,16 +211,10 @@ impl Live {
             None => Arc::from(credential),
         };
         *entry.per_credential.entry(credential.clone()).or_default() += 1;
-        let group = entry
-            .groups
-            .entry((kind, credential.clone()))
-            .or_insert_with(|| Group {
-                count: 0,
-                evict: watch::channel(None).0,
-            });
-        group.count += 1;
-        let evicted = group.evict.subscribe();
-        entry.connections.insert(connection.id, connection.clone());
+        *entry.groups.entry((kind, credential.clone())).or_default() += 1;
+        entry
+            .connections
+            .insert(connection.id, (connection.clone(), credential.clone()));
         Ok(LiveGuard {
             live: self.clone(),
             key,
@@ -222,7 +223,6 @@ impl Live {
             app,
             meter,
             connection,
-            evicted,
         })
     }
 
@@ -240,7 +240,7 @@ impl Live {
             .flat_map(|(k, e)| {
                 e.connections
                     .values()
-                    .map(|c| (k.environment.clone(), c.clone()))
+                    .map(|(c, _)| (k.environment.clone(), c.clone()))
             })
             .collect();
         found.sort_by_key(|(_, c)| (c.started, c.id));
@@ -253,7 +253,7 @@ impl Live {
             .entries
             .iter()
             .filter(|(k, _)| k.api_id == api_id)
-            .find_map(|(_, e)| e.connections.get(&id).cloned())
+            .find_map(|(_, e)| e.connections.get(&id).map(|(c, _)| c.clone()))
     }
 
     /// What every API's connections carried, per environment: open and ended ones.
@@ -280,7 +280,7 @@ impl Live {
                 .entry(key.clone())
                 .or_insert_with(|| row(key, &entry.handle));
             t.active = entry.count;
-            for c in entry.connections.values() {
+            for (c, _) in entry.connections.values() {
                 add(&mut t.counts, &c.counts());
             }
             t.dropped += entry
@@ -328,10 +328,12 @@ impl Live {
     /// at once for a credential, and for the rest only when `graceful` is false (after
     /// the grace period). Returns whether some wait for the grace period.
     pub fn reconcile(&self, compiled: &Compiled, graceful: bool) -> bool {
-        let mut inner = self.lock();
+        let inner = self.lock();
         let mut waiting = false;
-        for (key, entry) in inner.entries.iter_mut() {
-            for ((kind, credential), group) in entry.groups.iter_mut() {
+        for (key, entry) in inner.entries.iter() {
+            let mut evicted: Vec<(&Group, Eviction)> = Vec::new();
+            for (group, count) in entry.groups.iter() {
+                let (kind, credential) = group;
                 let Some(eviction) = verdict(compiled, key, *kind, credential) else {
                     continue;
                 };
@@ -339,11 +341,19 @@ impl Live {
                     waiting = true;
                     continue;
                 }
-                tracing::info!(env = %key.environment, api = %key.api_id, listener = %kind, code = eviction.code, reason = %eviction.reason, connections = group.count, "closing live connections");
-                // Told once: connections admitted later (once it is served again) wait on
-                // a new signal.
-                std::mem::replace(&mut group.evict, watch::channel(None).0)
-                    .send_replace(Some(eviction));
+                tracing::info!(env = %key.environment, api = %key.api_id, listener = %kind, code = eviction.code, reason = %eviction.reason, connections = count, "closing live connections");
+                evicted.push((group, eviction));
+            }
+            if evicted.is_empty() {
+                continue;
+            }
+            for (connection, credential) in entry.connections.values() {
+                if let Some((_, eviction)) = evicted
+                    .iter()
+                    .find(|((kind, c), _)| *kind == connection.listener && c == credential)
+                {
+                    connection.end(End::Evicted(eviction.clone()));
+                }
             }
         }
         if !graceful {
@@ -351,6 +361,18 @@ impl Live {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         waiting
+    }
+
+    /// The gateway is shutting down: tell every live connection to end (with 1001), and
+    /// admit none from now on. Repeating it changes nothing.
+    pub fn shut_down(&self) {
+        let mut inner = self.lock();
+        inner.shut_down = true;
+        for entry in inner.entries.values() {
+            for (connection, _) in entry.connections.values() {
+                connection.end(End::Shutdown);
+            }
+        }
     }
 
     /// How many checks at the end of a grace period have been made.
@@ -406,7 +428,7 @@ fn add(totals: &mut [Counts; 2], more: &[Counts; 2]) {
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         let mut inner = self.live.lock();
-        let Inner { entries, ended } = &mut *inner;
+        let Inner { entries, ended, .. } = &mut *inner;
         if let Some(entry) = entries.get_mut(&self.key) {
             // Moved from the open connections' counts to the ended ones' under one lock,
             // so that a scrape never sees a counter go back.
@@ -436,9 +458,9 @@ impl Drop for LiveGuard {
                 }
             }
             let group_key = (self.kind, self.credential.clone());
-            if let Some(group) = entry.groups.get_mut(&group_key) {
-                group.count -= 1;
-                if group.count == 0 {
+            if let Some(count) = entry.groups.get_mut(&group_key) {
+                *count -= 1;
+                if *count == 0 {
                     entry.groups.remove(&group_key);
                 }
             }
@@ -446,5 +468,49 @@ impl Drop for LiveGuard {
                 entries.remove(&self.key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::{Command, Identity};
+
+    fn verified(identity: &str) -> Verified {
+        Verified {
+            identity: identity.into(),
+            expires_at: None,
+            subscriber: None,
+        }
+    }
+
+    #[test]
+    fn shutting_down_ends_every_connection_once_and_admits_none_after() {
+        let live = Arc::new(Live::default());
+        let route = Route::example("/chat", "ws://127.0.0.1:9", &["/"]);
+        let held: Vec<LiveGuard> = ["key-a", "key-a", "key-b"]
+            .into_iter()
+            .map(|k| {
+                let connection = Arc::new(Connection::new(Identity::example()));
+                live.admit(&route, ListenerKind::External, &verified(k), connection)
+                    .unwrap()
+            })
+            .collect();
+        live.shut_down();
+        live.shut_down();
+        for slot in &held {
+            assert_eq!(
+                slot.connection.next_command(),
+                Some(Command::End(End::Shutdown))
+            );
+            assert_eq!(slot.connection.next_command(), None, "told once");
+        }
+        let late = Arc::new(Connection::new(Identity::example()));
+        let refused = live
+            .admit(&route, ListenerKind::External, &verified("key-a"), late)
+            .err()
+            .unwrap();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.code, "shutting_down");
     }
 }

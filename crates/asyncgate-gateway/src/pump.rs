@@ -8,18 +8,16 @@
 //! connection's own, and the sender is not read again until that buffer is written
 //! (backpressure).
 
-use crate::connection::{Command, Connection, DOWN, UP};
+use crate::connection::{Command, Connection, End, DOWN, UP};
 use crate::deflate::{Agreed, Negotiated};
 use crate::direction::{Compressed, Direction, Inspect, Stop, KEEPALIVE};
 use crate::frame::{self, OpCode};
-use crate::live::Eviction;
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// How long the gateway waits for the other side to answer a close frame.
@@ -102,17 +100,6 @@ pub struct Timing {
     pub credential_expiry: Option<Duration>,
 }
 
-/// What can end a connection from outside.
-pub struct Signals {
-    /// Gateway shutdown.
-    pub shutdown: watch::Receiver<bool>,
-    /// Set when the connection would no longer be admitted (see `live`).
-    pub evicted: watch::Receiver<Option<Eviction>>,
-    /// The connection as operators see it: its counts are published there, its
-    /// commands taken from there.
-    pub connection: std::sync::Arc<Connection>,
-}
-
 /// One side's connection after its handshake, with the bytes read past the handshake.
 pub struct Leg<S> {
     pub io: S,
@@ -137,6 +124,32 @@ pub struct Settings {
     pub compression: crate::deflate::Negotiated,
 }
 
+/// The keepalive bounds as the relay holds them for its life: in milliseconds, at most
+/// `u32::MAX` (about 49 days), so that they take 8 bytes rather than [`Timing`]'s 64.
+#[derive(Debug, Clone, Copy)]
+struct Keepalive {
+    idle_ms: u32,
+    pong_timeout_ms: u32,
+}
+
+impl Keepalive {
+    fn new(t: &Timing) -> Keepalive {
+        let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        Keepalive {
+            idle_ms: ms(t.idle),
+            pong_timeout_ms: ms(t.pong_timeout),
+        }
+    }
+
+    fn idle(self) -> Duration {
+        Duration::from_millis(self.idle_ms.into())
+    }
+
+    fn pong_timeout(self) -> Duration {
+        Duration::from_millis(self.pong_timeout_ms.into())
+    }
+}
+
 /// Whether a side was heard from since the last keepalive check, and whether the gateway
 /// is waiting for its pong. Receiving a frame only sets a flag: the per-frame path reads
 /// no clock and touches no timer.
@@ -154,13 +167,13 @@ enum Due {
 
 impl Liveness {
     /// At a keepalive check: what to do about this side.
-    fn check(&mut self, now: Instant, t: &Timing) -> Due {
+    fn check(&mut self, now: Instant, t: Keepalive) -> Due {
         if std::mem::take(&mut self.heard) {
             self.pinged = None;
             return Due::Nothing;
         }
         match self.pinged {
-            Some(at) if now >= at + t.pong_timeout => Due::Dead,
+            Some(at) if now >= at + t.pong_timeout() => Due::Dead,
             Some(_) => Due::Nothing,
             None => {
                 self.pinged = Some(now);
@@ -170,10 +183,10 @@ impl Liveness {
     }
 
     /// When this side next needs a look.
-    fn next_check(&self, now: Instant, t: &Timing) -> Instant {
+    fn next_check(&self, now: Instant, t: Keepalive) -> Instant {
         match self.pinged {
-            Some(at) => at + t.pong_timeout,
-            None => now + t.idle,
+            Some(at) => at + t.pong_timeout(),
+            None => now + t.idle(),
         }
     }
 }
@@ -708,6 +721,14 @@ where
                     self.close_both(Ended::Closed, code, &reason);
                     return false;
                 }
+                Command::End(End::Evicted(eviction)) => {
+                    self.close_both(Ended::Evicted, eviction.code, &eviction.reason);
+                    return false;
+                }
+                Command::End(End::Shutdown) => {
+                    self.close_both(Ended::Shutdown, 1001, "gateway shutting down");
+                    return false;
+                }
                 Command::Send { text, payload } => {
                     let opcode = if text { OpCode::Text } else { OpCode::Binary };
                     if !self.client.own_frame(&self.down, opcode, &payload) {
@@ -732,7 +753,7 @@ where
 
     /// A keepalive check: ping quiet sides, close the connection when one stayed silent.
     /// Returns when the next check is due.
-    fn keepalive(&mut self, timing: &Timing) -> Instant {
+    fn keepalive(&mut self, timing: Keepalive) -> Instant {
         let now = Instant::now();
         match self.client.live.check(now, timing) {
             Due::Ping => {
@@ -764,13 +785,14 @@ where
     }
 }
 
-/// Relay between `client` and `backend` until both close, or a bound or signal ends the
-/// connection.
+/// Relay between `client` and `backend` until both close, or a bound, an operator or the
+/// gateway (through `connection`, where counts are published and commands taken) ends
+/// the connection.
 pub fn run<C, B>(
     client: Leg<C>,
     backend: Leg<B>,
     settings: Settings,
-    signals: Signals,
+    connection: std::sync::Arc<Connection>,
 ) -> impl std::future::Future<Output = Outcome>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -834,7 +856,7 @@ where
         read_bytes: u32::try_from(settings.read_bytes).unwrap_or(u32::MAX),
         meter: settings.meter,
         ended: None,
-        connection: signals.connection,
+        connection,
         close_code: 0,
         close_reason: None,
     };
@@ -849,44 +871,35 @@ where
         relay.backend.unread = true;
     }
     let timing = settings.timing;
-    let mut signals = (signals.shutdown, signals.evicted);
+    let keepalive = Keepalive::new(&timing);
+    // The earlier of the duration limit and the credential's expiry, and which it is.
+    let limit = match (timing.max_duration, timing.credential_expiry) {
+        (Some(d), Some(e)) if e < d => Some((e, true)),
+        (Some(d), _) => Some((d, false)),
+        (None, e) => e.map(|e| (e, true)),
+    };
+    let expires = limit.is_some_and(|(_, expiry)| expiry);
+    // The time limit, which most APIs do not set, is only allocated when set.
+    let mut time_limit = limit.map(|(d, _)| Box::pin(tokio::time::sleep(d)));
     // An async block rather than an async fn: it holds the relay where it was built
     // instead of keeping a second copy of its arguments.
     async move {
-        // One timer does the keepalive checks, then the wait for close answers. The time
-        // limit, which most APIs do not set, is only allocated when set.
-        let timer = tokio::time::sleep(timing.idle);
-        // The earlier of the duration limit and the credential's expiry, and which it is.
-        let limit = match (timing.max_duration, timing.credential_expiry) {
-            (Some(d), Some(e)) if e < d => Some((e, true)),
-            (Some(d), _) => Some((d, false)),
-            (None, e) => e.map(|e| (e, true)),
-        };
-        let expires = limit.is_some_and(|(_, expiry)| expiry);
-        let mut time_limit = limit.map(|(d, _)| Box::pin(tokio::time::sleep(d)));
-        // The signals' futures are polled once to register, then only when their channel
-        // says something changed: polling a waiting one takes a lock shared by every
-        // connection, and this poll runs on every wake-up.
-        let evicted_probe = signals.1.clone();
-        let shutdown_probe = signals.0.clone();
-        let mut registered = false;
-        let evicted = signals.1.changed();
-        let shutdown = signals.0.changed();
-        tokio::pin!(timer, evicted, shutdown);
-        // Until closing begins: the relay first, then the timers and signals, in one poll.
+        // One timer does the keepalive checks, then the wait for close answers.
+        let timer = tokio::time::sleep(keepalive.idle());
+        tokio::pin!(timer);
+        // Until closing begins: the relay first, then the timers and commands, in one poll.
         poll_fn(|cx| {
             if relay.poll_relay(cx, false).is_ready() {
                 return Poll::Ready(());
             }
             while timer.as_mut().poll(cx).is_ready() {
-                let next = relay.keepalive(&timing);
+                let next = relay.keepalive(keepalive);
                 timer.as_mut().reset(next);
                 // Write the pings, or the closes of a dead connection.
                 if relay.poll_relay(cx, false).is_ready() {
                     return Poll::Ready(());
                 }
             }
-            let first = !std::mem::replace(&mut registered, true);
             if time_limit
                 .as_mut()
                 .is_some_and(|t| t.as_mut().poll(cx).is_ready())
@@ -900,14 +913,6 @@ where
                         "maximum connection duration reached",
                     );
                 }
-            } else if signalled(first, &evicted_probe) && evicted.as_mut().poll(cx).is_ready() {
-                let eviction = evicted_probe.borrow().clone().unwrap_or(Eviction {
-                    code: 1001,
-                    reason: "API no longer served".into(),
-                });
-                relay.close_both(Ended::Evicted, eviction.code, &eviction.reason);
-            } else if signalled(first, &shutdown_probe) && shutdown.as_mut().poll(cx).is_ready() {
-                relay.close_both(Ended::Shutdown, 1001, "gateway shutting down");
             } else if relay.connection.poll_commands(cx) {
                 let waits = relay.commands();
                 if !relay.closing() {
@@ -960,12 +965,6 @@ where
     }
 }
 
-/// Whether a signal's future needs polling: the first time (to register), then once its
-/// channel has a new value or its sender is gone.
-fn signalled<T>(first: bool, probe: &watch::Receiver<T>) -> bool {
-    first || probe.has_changed().unwrap_or(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -980,8 +979,6 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let backend = BackendStream::Plain(TcpStream::connect(addr).await.unwrap());
-        let (_stop, shutdown) = watch::channel(false);
-        let (_evict, evicted) = watch::channel(None);
         let settings = Settings {
             timing: Timing {
                 idle: Duration::from_secs(30),
@@ -1006,16 +1003,10 @@ mod tests {
                 read_ahead: Vec::new(),
             },
             settings,
-            Signals {
-                shutdown,
-                evicted,
-                connection: std::sync::Arc::new(Connection::new(
-                    crate::connection::Identity::example(),
-                )),
-            },
+            std::sync::Arc::new(Connection::new(crate::connection::Identity::example())),
         );
         let size = std::mem::size_of_val(&pump);
-        assert!(size <= 1024, "the pump's state is {size} bytes");
+        assert!(size <= 640, "the pump's state is {size} bytes");
         // What a connection that validates or terminates compression adds, boxed: both
         // directions' held-message state, empty while idle.
         let policing = std::mem::size_of::<Policing>();

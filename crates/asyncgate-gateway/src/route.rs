@@ -90,6 +90,33 @@ impl ChannelPattern {
     }
 }
 
+#[cfg(test)]
+impl Route {
+    /// A route of API `a` in development for unit tests.
+    pub(crate) fn example(base: &str, target: &str, channels: &[&str]) -> Arc<Route> {
+        Arc::new(Route {
+            api_id: "a".into(),
+            org_id: "o".into(),
+            api_name: "A".into(),
+            api_handle: "a@1".into(),
+            lifecycle: LifecycleState::Created,
+            environment: "development".into(),
+            revision: 1,
+            base_path: base.into(),
+            target: Target::new(target),
+            channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
+            key_hashes: Arc::default(),
+            subscriptions: Arc::default(),
+            security: ApiSecurity::default(),
+            api_key_header: None,
+            limits: ApiLimits::default(),
+            backend_headers: Vec::new(),
+            compression: asyncgate_core::CompressionShape::Off,
+            series: Default::default(),
+        })
+    }
+}
+
 /// An API's target URL, read once per snapshot: where the gateway dials, the `Host` it
 /// names, and the URL requests are mapped under.
 #[derive(Debug, Clone)]
@@ -256,26 +283,7 @@ mod tests {
     use super::*;
 
     fn route(base: &str, target: &str, channels: &[&str]) -> Arc<Route> {
-        Arc::new(Route {
-            api_id: "a".into(),
-            org_id: "o".into(),
-            api_name: "A".into(),
-            api_handle: "a@1".into(),
-            lifecycle: LifecycleState::Created,
-            environment: "development".into(),
-            revision: 1,
-            base_path: base.into(),
-            target: Target::new(target),
-            channels: channels.iter().map(|c| ChannelPattern::new(c)).collect(),
-            key_hashes: Arc::default(),
-            subscriptions: Arc::default(),
-            security: ApiSecurity::default(),
-            api_key_header: None,
-            limits: ApiLimits::default(),
-            backend_headers: Vec::new(),
-            compression: asyncgate_core::CompressionShape::Off,
-            series: Default::default(),
-        })
+        Route::example(base, target, channels)
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use crate::listener::Gateway;
 use asyncgate_core::ListenerKind;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -118,7 +117,7 @@ impl Gateway {
     /// Connection tasks alive in all workers (handshakes under way and relayed
     /// connections).
     pub fn connection_tasks(&self) -> usize {
-        self.tasks().load(Ordering::Relaxed)
+        self.slots().held()
     }
 }
 
