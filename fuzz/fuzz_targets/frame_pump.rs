@@ -17,7 +17,7 @@ use asyncgate_core::{ApiPolicies, MessageValidation, SnapshotMessage, Unjudged};
 use asyncgate_gateway::deflate::{Agreed, Negotiated};
 use asyncgate_gateway::direction::{feed, Compressed, Direction, Inspect, PENDING_NOTICES};
 use asyncgate_gateway::frame::apply_mask;
-use asyncgate_gateway::pump::{self, Leg, Settings, Signals, Timing};
+use asyncgate_gateway::pump::{self, Leg, Settings, Timing};
 use asyncgate_gateway::validate::Rules;
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
@@ -171,8 +171,6 @@ fn through_the_pump(
     rt.block_on(async move {
         let (gw_client, client_end) = tokio::io::duplex(4096);
         let (gw_backend, backend_end) = tokio::io::duplex(4096);
-        let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let (_evict, evicted) = tokio::sync::watch::channel(None);
         let settings = Settings {
             timing: Timing {
                 idle: Duration::from_secs(30),
@@ -207,13 +205,9 @@ fn through_the_pump(
                 read_ahead: Vec::new(),
             },
             settings,
-            Signals {
-                shutdown,
-                evicted,
-                connection: std::sync::Arc::new(asyncgate_gateway::connection::Connection::new(
-                    asyncgate_gateway::connection::Identity::example(),
-                )),
-            },
+            std::sync::Arc::new(asyncgate_gateway::connection::Connection::new(
+                asyncgate_gateway::connection::Identity::example(),
+            )),
         ));
         let feed = |mut end: tokio::io::DuplexStream, wire: Vec<u8>| async move {
             let (mut rd, mut wr) = tokio::io::split(&mut end);
