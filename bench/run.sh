@@ -259,7 +259,8 @@ headers_of() { # target [fanout|tls|deflate]; one argument per line
     asyncgate) if [ "${2:-}" = fanout ]; then printf '%s\n' --header "api-key:$bcast_key"; else printf '%s\n' --header "api-key:$key"; fi ;;
   esac
 }
-cpu_ticks() { [ -n "$1" ] && awk '{print $14+$15}' "/proc/$1/stat" || echo 0; }
+# User and system CPU ticks of a process (all its threads): "utime stime".
+cpu_ticks() { [ -n "$1" ] && awk '{print $14, $15}' "/proc/$1/stat" || echo "0 0"; }
 rss_kb() { [ -n "$1" ] && awk '/VmRSS/{print $2}' "/proc/$1/status" || echo 0; }
 
 run_point() { # rep target label args...
@@ -274,7 +275,7 @@ run_point() { # rep target label args...
   local hdr; mapfile -t hdr < <(headers_of "$target" "$kind")
   local out; out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$(url_of "$target" "$kind")" "${hdr[@]}" "${ca[@]}")
   local after; after=$(cpu_ticks "$pid")
-  python3 -c "import json,sys; d=json.loads(sys.argv[1]); d.update(rep=int(sys.argv[2]), target=sys.argv[3], point=sys.argv[4], proxy_cpu_s=(int(sys.argv[6])-int(sys.argv[5]))/100); print(json.dumps(d))" \
+  python3 -c "import json,sys; d=json.loads(sys.argv[1]); b=[int(x) for x in sys.argv[5].split()]; a=[int(x) for x in sys.argv[6].split()]; d.update(rep=int(sys.argv[2]), target=sys.argv[3], point=sys.argv[4], proxy_cpu_s=(a[0]+a[1]-b[0]-b[1])/100, proxy_user_s=(a[0]-b[0])/100); print(json.dumps(d))" \
     "$out" "$rep" "$target" "$label" "$before" "$after" >> "$results"
 }
 

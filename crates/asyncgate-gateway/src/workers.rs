@@ -8,9 +8,6 @@ use asyncgate_core::ListenerKind;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often a worker's runtime wakes on its own (see [`Gateway::work`]).
-const HEARTBEAT: Duration = Duration::from_secs(1);
-
 /// One listener to serve: its environment, its kind and the bound socket.
 pub struct ListenerSpec {
     pub environment: String,
@@ -73,20 +70,7 @@ impl Gateway {
 
     /// One worker: serve its listeners until shutdown, then wait (bounded) for the
     /// connections to close.
-    ///
-    /// A heartbeat timer keeps the runtime's next wake-up at most [`HEARTBEAT`] away. A
-    /// timer registered earlier than the next wake-up makes tokio's timer wheel interrupt
-    /// the event loop's wait (a write to its eventfd, then a wake-up for nothing); every
-    /// handshake registers one (its head timeout, seconds away), so without the heartbeat
-    /// that costs two system calls per handshake. With it, only timers under a second do.
     async fn work(self, listeners: Vec<Served>, shutdown: watch::Receiver<bool>, drain: Duration) {
-        let heartbeat = tokio::spawn(async {
-            let mut beat = tokio::time::interval(HEARTBEAT);
-            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                beat.tick().await;
-            }
-        });
         let mut serving = Vec::with_capacity(listeners.len());
         for (environment, kind, tls, socket) in listeners {
             let socket = match tokio::net::TcpListener::from_std(socket) {
@@ -111,7 +95,6 @@ impl Gateway {
         while self.connection_tasks() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        heartbeat.abort();
     }
 
     /// Connection tasks alive in all workers (handshakes under way and relayed
