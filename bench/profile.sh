@@ -4,13 +4,16 @@
 #   bench/profile.sh handshakes --concurrency 16 --seconds 5
 # Prints perf's flat report (self time) and leaves perf.data in target/bench/profile.
 # PERF_CALLGRAPH="--call-graph dwarf,16384" records full call stacks instead of -g;
-# PROFILE_STRACE=1 counts system calls (strace -c) instead.
+# PROFILE_STRACE=1 counts system calls (strace -c) instead; PROFILE_CPU=1 prints the
+# gateway's user and system CPU per operation instead (from /proc, no profiler).
+# BIN=DIR runs the asyncgate and asyncgate-bench built in DIR (another checkout's
+# target/release, to compare two commits) instead of building this one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { sed -n 2,5p "$0"; exit 64; }
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
-CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --quiet --release -p asyncgate -p asyncgate-bench
-bin=target/release
+[ -n "${BIN:-}" ] || CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --quiet --release -p asyncgate -p asyncgate-bench
+bin=${BIN:-target/release}
 work=target/bench/profile
 rm -rf "$work"; mkdir -p "$work"
 pids=()
@@ -36,6 +39,22 @@ export ASYNCGATE_DATA_DIR=$data
 url=$("$bin/asyncgate" api deploy bench --env development --access external -o json | json url)
 key=$("$bin/asyncgate" api key create bench -o json | json key)
 
+if [ -n "${PROFILE_CPU:-}" ]; then
+  ticks() { awk '{print $14, $15}' "/proc/$gw/stat"; }
+  before=$(ticks)
+  out=$(taskset -c 0 "$bin/asyncgate-bench" "$@" --url "$url" --header "api-key:$key")
+  after=$(ticks)
+  echo "$out"
+  python3 - "$out" "$before" "$after" <<'PY'
+import json, os, sys
+d = json.loads(sys.argv[1])
+n = next(d[k] for k in ("roundtrips", "handshakes", "delivered") if k in d)
+(u0, s0), (u1, s1) = ([int(x) for x in a.split()] for a in sys.argv[2:4])
+tick = 1e6 / os.sysconf("SC_CLK_TCK")
+print(f"per operation: user {(u1 - u0) * tick / n:.1f} µs, system {(s1 - s0) * tick / n:.1f} µs")
+PY
+  exit 0
+fi
 if [ -n "${PROFILE_STRACE:-}" ]; then
   # System calls instead of samples: counts per call kind, to divide by the operations.
   command -v strace >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
