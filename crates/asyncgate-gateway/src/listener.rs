@@ -90,7 +90,7 @@ pub struct Shared {
     panics: Arc<AtomicUsize>,
     /// The version of the last snapshot applied.
     applied: Arc<watch::Sender<u64>>,
-    /// Permits for connections in total, one held by each connection for its life.
+    /// Slots for connections in total, one held by each connection for its life.
     connections: Arc<intake::Slots>,
     /// Handshakes in progress per listener and client address.
     pending: Arc<intake::Pending>,
