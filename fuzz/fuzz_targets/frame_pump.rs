@@ -42,6 +42,13 @@ fuzz_target!(|data: &[u8]| {
         Compressed::Inflated,
         Compressed::Refused,
     ][usize::from(mode >> 6)];
+    // As in the gateway: validation reads payloads, so compressed messages are then
+    // inflated, never relayed (`ApiPolicies::compression_shape` chooses terminate, and
+    // `ApiPolicies::check` refuses pass-through with validation on).
+    let compressed = match compressed {
+        Compressed::Relayed { .. } if validation != MessageValidation::Off => Compressed::Inflated,
+        other => other,
+    };
     let rest = &data[4..];
     let split = usize::from(u16::from_le_bytes([data[2], data[3]])).min(rest.len());
     let (client, backend) = rest.split_at(split);
