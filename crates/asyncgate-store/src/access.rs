@@ -4,7 +4,7 @@
 use crate::{is_unique_violation, now, Result, Store, StoreError};
 use asyncgate_core::Role;
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::str::FromStr;
 
@@ -388,7 +388,7 @@ impl Store {
     }
 }
 
-async fn insert_project(conn: &mut sqlx::SqliteConnection, project: &ProjectRecord) -> Result<()> {
+async fn insert_project(conn: &mut sqlx::AnyConnection, project: &ProjectRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO projects (id, org_id, handle, name, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -409,7 +409,7 @@ async fn insert_project(conn: &mut sqlx::SqliteConnection, project: &ProjectReco
     Ok(())
 }
 
-fn org_from_row(r: &SqliteRow) -> OrgRecord {
+fn org_from_row(r: &AnyRow) -> OrgRecord {
     OrgRecord {
         id: r.get("id"),
         handle: r.get("handle"),
@@ -418,7 +418,7 @@ fn org_from_row(r: &SqliteRow) -> OrgRecord {
     }
 }
 
-fn project_from_row(r: &SqliteRow) -> ProjectRecord {
+fn project_from_row(r: &AnyRow) -> ProjectRecord {
     ProjectRecord {
         id: r.get("id"),
         org_id: r.get("org_id"),
@@ -428,7 +428,7 @@ fn project_from_row(r: &SqliteRow) -> ProjectRecord {
     }
 }
 
-fn user_from_row(r: &SqliteRow) -> UserRecord {
+fn user_from_row(r: &AnyRow) -> UserRecord {
     UserRecord {
         id: r.get("id"),
         email: r.get("email"),
@@ -438,11 +438,11 @@ fn user_from_row(r: &SqliteRow) -> UserRecord {
     }
 }
 
-fn role_of(r: &SqliteRow) -> Result<Role> {
+fn role_of(r: &AnyRow) -> Result<Role> {
     Role::from_str(r.get::<&str, _>("role")).map_err(StoreError::Corrupt)
 }
 
-fn member_from_row(r: &SqliteRow) -> Result<Member> {
+fn member_from_row(r: &AnyRow) -> Result<Member> {
     Ok(Member {
         user: user_from_row(r),
         org_id: r.get("org_id"),
@@ -451,7 +451,7 @@ fn member_from_row(r: &SqliteRow) -> Result<Member> {
     })
 }
 
-fn token_from_row(r: &SqliteRow, id: &str, created_at: &str) -> UserTokenRecord {
+fn token_from_row(r: &AnyRow, id: &str, created_at: &str) -> UserTokenRecord {
     UserTokenRecord {
         id: r.get(id),
         user_id: r.get("user_id"),

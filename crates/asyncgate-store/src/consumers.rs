@@ -5,7 +5,7 @@ use crate::{is_unique_violation, now, Result, Store, StoreError};
 use asyncgate_core::access::DEFAULT_PLANS;
 use asyncgate_core::credential::new_id;
 use asyncgate_core::{OnExcess, PlanLimits};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::str::FromStr;
 
@@ -354,7 +354,7 @@ impl Store {
     }
 }
 
-async fn insert_plan(conn: &mut sqlx::SqliteConnection, plan: &PlanRecord) -> Result<()> {
+async fn insert_plan(conn: &mut sqlx::AnyConnection, plan: &PlanRecord) -> Result<()> {
     let l = &plan.limits;
     sqlx::query("INSERT INTO plans (id, org_id, name, max_connections, messages_per_minute, bytes_per_minute, on_excess, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(&plan.id)
@@ -377,7 +377,7 @@ async fn insert_plan(conn: &mut sqlx::SqliteConnection, plan: &PlanRecord) -> Re
     Ok(())
 }
 
-fn plan_from_row(r: &SqliteRow) -> Result<PlanRecord> {
+fn plan_from_row(r: &AnyRow) -> Result<PlanRecord> {
     Ok(PlanRecord {
         id: r.get("id"),
         org_id: r.get("org_id"),
@@ -393,7 +393,7 @@ fn plan_from_row(r: &SqliteRow) -> Result<PlanRecord> {
     })
 }
 
-fn app_from_row(r: &SqliteRow) -> AppRecord {
+fn app_from_row(r: &AnyRow) -> AppRecord {
     AppRecord {
         id: r.get("id"),
         org_id: r.get("org_id"),
@@ -406,7 +406,7 @@ fn app_from_row(r: &SqliteRow) -> AppRecord {
     }
 }
 
-fn subscription_from_row(r: &SqliteRow) -> SubscriptionRecord {
+fn subscription_from_row(r: &AnyRow) -> SubscriptionRecord {
     SubscriptionRecord {
         id: r.get("id"),
         app_id: r.get("app_id"),
@@ -416,7 +416,7 @@ fn subscription_from_row(r: &SqliteRow) -> SubscriptionRecord {
     }
 }
 
-fn app_key_from_row(r: &SqliteRow) -> AppKeyRecord {
+fn app_key_from_row(r: &AnyRow) -> AppKeyRecord {
     AppKeyRecord {
         id: r.get("id"),
         app_id: r.get("app_id"),

@@ -1,10 +1,12 @@
-//! The control plane's persistent store: an embedded SQLite database in the data folder.
+//! The control plane's persistent store: an embedded SQLite database in the data folder
+//! (the default), or PostgreSQL shared by several control planes.
 //!
 //! Every write is one statement or one transaction, so a failed request leaves what was
 //! stored before it untouched. The gateway never reads this crate.
 
 mod access;
 mod consumers;
+mod location;
 mod providers;
 mod records;
 
@@ -22,11 +24,14 @@ pub use records::{
 };
 
 use asyncgate_core::{AccessMode, LifecycleState};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
-use std::path::Path;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow};
+use sqlx::{AnyPool, ConnectOptions, Connection, Row};
 use std::str::FromStr;
 use std::time::Duration;
+
+pub use location::{Engine, LocationError, StoreLocation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,7 +51,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
 }
 
 /// Now, as RFC 3339 text (UTC).
@@ -56,36 +62,50 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
+/// Longest a request waits for a database connection (PostgreSQL away, say) before it
+/// fails with a database error instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
-    /// Open (creating if needed) the database file and bring its schema up to date.
-    pub async fn open(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
-        // Migrations run with foreign keys off, as SQLite's way of changing a table needs
-        // (dropping a rebuilt table must not cascade); they are checked before use.
-        {
-            let mut conn = options.clone().foreign_keys(false).connect().await?;
-            sqlx::migrate!("./migrations").run(&mut conn).await?;
-            let broken: Vec<SqliteRow> = sqlx::query("PRAGMA foreign_key_check")
-                .fetch_all(&mut conn)
-                .await?;
-            if let Some(row) = broken.first() {
-                return Err(StoreError::Corrupt(format!(
-                    "{} rows break foreign keys after migrating (first in table {})",
-                    broken.len(),
-                    row.get::<String, _>(0)
-                )));
+    /// Open (creating if needed) an SQLite database file and bring its schema up to date.
+    pub async fn open(path: &std::path::Path) -> Result<Store> {
+        Store::connect(&StoreLocation::Sqlite(path.to_path_buf())).await
+    }
+
+    /// Connect to the store at `location`, bring its schema up to date (several control
+    /// planes starting together on one PostgreSQL take turns: sqlx holds an advisory lock
+    /// while it migrates), and keep a pool of connections. Every query then goes through
+    /// sqlx's Any driver, so the same SQL serves both engines.
+    pub async fn connect(location: &StoreLocation) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, max_connections) = match location {
+            StoreLocation::Sqlite(path) => {
+                migrate_sqlite(path).await?;
+                (location::sqlite_url(path), 4)
             }
-            conn.close().await?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.foreign_keys(true))
+            StoreLocation::Postgres(url) => {
+                let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&mut conn)
+                    .await?;
+                conn.close().await?;
+                (url.clone(), 8)
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(AnyConnectOptions::from_str(&url)?)
             .await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            engine: location.engine(),
+        })
+    }
+
+    /// Which database engine holds the store.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// Whether the store answers a query.
@@ -480,7 +500,7 @@ impl Store {
             .bind(api_id)
             .fetch_all(&self.pool)
             .await?;
-        let state = |r: &SqliteRow, column: &str| {
+        let state = |r: &AnyRow, column: &str| {
             LifecycleState::from_str(r.get::<&str, _>(column)).map_err(StoreError::Corrupt)
         };
         rows.iter()
@@ -628,7 +648,7 @@ impl Store {
     }
 }
 
-async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &DeploymentEvent) -> Result<()> {
+async fn insert_event(tx: &mut sqlx::AnyConnection, e: &DeploymentEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO deployment_history (api_id, environment, action, revision, previous_revision, access_mode, environment_values, actor, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -650,7 +670,7 @@ async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &DeploymentEvent) -> R
 /// Remove an API's deployment in one environment (or in all, `None`), each recorded in
 /// the history; returns how many were removed.
 async fn undeploy_in(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     api_id: &str,
     environment: Option<&str>,
     action: DeploymentAction,
@@ -699,11 +719,36 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Bring an SQLite file's schema up to date. Migrations run with foreign keys off, as
+/// SQLite's way of changing a table needs (dropping a rebuilt table must not cascade);
+/// they are checked before use.
+async fn migrate_sqlite(path: &std::path::Path) -> Result<()> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(false);
+    let mut conn = options.connect().await?;
+    sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+    let broken: Vec<SqliteRow> = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut conn)
+        .await?;
+    if let Some(row) = broken.first() {
+        return Err(StoreError::Corrupt(format!(
+            "{} rows break foreign keys after migrating (first in table {})",
+            broken.len(),
+            row.get::<String, _>(0)
+        )));
+    }
+    conn.close().await?;
+    Ok(())
+}
+
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn api_from_row(r: &SqliteRow) -> Result<ApiRecord> {
+fn api_from_row(r: &AnyRow) -> Result<ApiRecord> {
     let lifecycle: String = r.get("lifecycle");
     Ok(ApiRecord {
         id: r.get("id"),
@@ -718,7 +763,7 @@ fn api_from_row(r: &SqliteRow) -> Result<ApiRecord> {
     })
 }
 
-fn revision_from_row(r: &SqliteRow) -> Result<RevisionRecord> {
+fn revision_from_row(r: &AnyRow) -> Result<RevisionRecord> {
     Ok(RevisionRecord {
         api_id: r.get("api_id"),
         number: r.get::<i64, _>("number") as u32,
@@ -729,7 +774,7 @@ fn revision_from_row(r: &SqliteRow) -> Result<RevisionRecord> {
     })
 }
 
-fn deployment_from_row(r: &SqliteRow) -> Result<DeploymentRecord> {
+fn deployment_from_row(r: &AnyRow) -> Result<DeploymentRecord> {
     let mode: String = r.get("access_mode");
     Ok(DeploymentRecord {
         api_id: r.get("api_id"),
@@ -742,7 +787,7 @@ fn deployment_from_row(r: &SqliteRow) -> Result<DeploymentRecord> {
     })
 }
 
-fn key_from_row(r: &SqliteRow) -> Result<KeyRecord> {
+fn key_from_row(r: &AnyRow) -> Result<KeyRecord> {
     Ok(KeyRecord {
         id: r.get("id"),
         api_id: r.get("api_id"),
@@ -821,7 +866,7 @@ mod tests {
             .create_if_missing(true);
         {
             let mut conn = options.connect().await.unwrap();
-            let mut before = sqlx::migrate!("./migrations");
+            let mut before = sqlx::migrate!("./migrations/sqlite");
             before.migrations = before
                 .migrations
                 .iter()

@@ -2,7 +2,7 @@
 //! are accepted, its JWKS as last fetched, and the claim that names the application.
 
 use crate::{is_unique_violation, Result, Store, StoreError};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl Store {
     }
 }
 
-fn provider_from_row(r: &SqliteRow) -> IdentityProviderRecord {
+fn provider_from_row(r: &AnyRow) -> IdentityProviderRecord {
     IdentityProviderRecord {
         id: r.get("id"),
         org_id: r.get("org_id"),

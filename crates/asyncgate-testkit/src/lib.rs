@@ -5,6 +5,7 @@ use anyhow::{anyhow, Context};
 use asyncgate::client::Client;
 use asyncgate::config::ServeConfig;
 use asyncgate::platform::Platform;
+use asyncgate_store::StoreLocation;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -27,11 +28,28 @@ pub use asyncgate::SAMPLE_CONTRACT;
 pub const WAIT: Duration = Duration::from_secs(30);
 
 pub mod deflate;
+pub mod services;
 
 /// Wait until `done` holds, looking every 20 ms; fails after [`WAIT`] naming `what`.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !done() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(anyhow!("still waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Wait until the future `done()` resolves to true, asking every 20 ms; fails after
+/// [`WAIT`] naming `what`.
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done().await {
         if tokio::time::Instant::now() > deadline {
             return Err(anyhow!("still waiting for {what}"));
         }
@@ -63,7 +81,29 @@ pub struct TestPlatform {
     pub client: Client,
     dir: tempfile::TempDir,
     customize: Customize,
+    /// The store every (re)start uses: SQLite in the data folder, or a database of its
+    /// own on the test PostgreSQL (see [`test_store`]).
+    store: Option<StoreLocation>,
     _no_panics: NoPanics,
+}
+
+/// `ASYNCGATE_TEST_STORE=postgres` runs test platforms on PostgreSQL: each one on a new
+/// database of the server at `ASYNCGATE_TEST_POSTGRES` (its maintenance database's URL,
+/// as `scripts/services start` prints it). Unset (or `sqlite`): SQLite in the data folder.
+pub async fn test_store() -> anyhow::Result<Option<StoreLocation>> {
+    match std::env::var("ASYNCGATE_TEST_STORE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Ok(None),
+        Ok("postgres") => {
+            let server = std::env::var("ASYNCGATE_TEST_POSTGRES").map_err(|_| {
+                anyhow!("ASYNCGATE_TEST_STORE=postgres needs ASYNCGATE_TEST_POSTGRES, the URL of a server's `postgres` database (scripts/test sets both)")
+            })?;
+            let url = services::create_database(&server).await?;
+            Ok(Some(url.parse()?))
+        }
+        Ok(other) => Err(anyhow!(
+            "ASYNCGATE_TEST_STORE={other}: use sqlite or postgres"
+        )),
+    }
 }
 
 /// Fails the test (when dropped) if any of the gateway's connection tasks panicked: a
@@ -101,19 +141,26 @@ impl TestPlatform {
     ) -> anyhow::Result<TestPlatform> {
         let customize: Customize = std::sync::Arc::new(customize);
         let dir = tempfile::tempdir()?;
-        let (platform, client) = Self::boot(dir.path(), &customize).await?;
+        let store = test_store().await?;
+        let (platform, client) = Self::boot(dir.path(), &store, &customize).await?;
         Ok(TestPlatform {
             _no_panics: NoPanics(platform.gateway().clone()),
             platform,
             client,
             dir,
             customize,
+            store,
         })
     }
 
-    async fn boot(dir: &Path, customize: &Customize) -> anyhow::Result<(Platform, Client)> {
+    async fn boot(
+        dir: &Path,
+        store: &Option<StoreLocation>,
+        customize: &Customize,
+    ) -> anyhow::Result<(Platform, Client)> {
         let mut config = ServeConfig::ephemeral(dir.to_path_buf());
         config.drain = Duration::from_secs(1);
+        config.store = store.clone();
         customize(&mut config);
         let platform = Platform::start(config).await?;
         let token = std::fs::read_to_string(&platform.endpoints.admin_token_file)?;
@@ -131,18 +178,20 @@ impl TestPlatform {
             platform,
             dir,
             customize,
+            store,
             _no_panics,
             ..
         } = self;
         platform.shutdown().await;
         drop(_no_panics);
-        let (platform, client) = Self::boot(dir.path(), &customize).await?;
+        let (platform, client) = Self::boot(dir.path(), &store, &customize).await?;
         Ok(TestPlatform {
             _no_panics: NoPanics(platform.gateway().clone()),
             platform,
             client,
             dir,
             customize,
+            store,
         })
     }
 

@@ -439,6 +439,10 @@ pub struct ServeArgs {
     /// Folder for the store, the admin token and endpoints.json.
     #[arg(long, env = "ASYNCGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: sqlite:PATH (default: asyncgate.db in the data folder) or
+    /// postgres://user:password@host:port/database, shared by several control planes.
+    #[arg(long, env = "ASYNCGATE_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Management API address.
     #[arg(long)]
     pub listen_management: Option<String>,
@@ -990,6 +994,9 @@ impl ServeArgs {
             if let Some(d) = &self.data_dir {
                 c.data_dir = d.clone();
             }
+        }
+        if let Some(store) = &self.store {
+            c.store = Some(crate::config::parse_store(store, "--store")?);
         }
         if let Some(a) = &self.listen_management {
             c.management = parse_addr(a, "--listen-management")?;

@@ -56,6 +56,9 @@ pub const DEFAULT_ACCESS_LOG: &str = "access.log";
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
+    /// Where the store is (`store`, `--store`): by default `asyncgate.db` (SQLite) in the
+    /// data folder; `postgres://...` for control planes that share PostgreSQL.
+    pub store: Option<asyncgate_store::StoreLocation>,
     pub management: SocketAddr,
     pub management_options: ListenerOptions,
     /// In promotion order (a promotion goes only to the next one): by default
@@ -96,6 +99,7 @@ impl ServeConfig {
         gateway.access_log.file = Some(PathBuf::from(DEFAULT_ACCESS_LOG));
         ServeConfig {
             data_dir,
+            store: None,
             management: addr(9400),
             management_options: ListenerOptions::default(),
             environments: vec![
@@ -163,6 +167,9 @@ impl ServeConfig {
             .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
         if let Some(d) = file.data_dir {
             self.data_dir = d;
+        }
+        if let Some(store) = file.store {
+            self.store = Some(parse_store(&store, "store")?);
         }
         if let Some(p) = file.project {
             self.default_project = p;
@@ -361,6 +368,12 @@ impl ServeConfig {
     }
 }
 
+/// The store's location from `text` (`what` names the setting in the message).
+pub fn parse_store(text: &str, what: &str) -> Result<asyncgate_store::StoreLocation, ConfigError> {
+    text.parse()
+        .map_err(|e: asyncgate_store::LocationError| ConfigError(format!("{what}: {e}")))
+}
+
 pub fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| {
         ConfigError(format!(
@@ -373,6 +386,7 @@ pub fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, ConfigError> {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     project: Option<String>,
     listen: Option<ListenFile>,
     import: Option<ImportFile>,

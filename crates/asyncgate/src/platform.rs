@@ -10,7 +10,7 @@ use asyncgate_core::credential::{generate_secret, hash_secret, ADMIN_TOKEN_PREFI
 use asyncgate_core::ListenerKind;
 use asyncgate_gateway::workers::{ListenerSpec, Workers};
 use asyncgate_gateway::Gateway;
-use asyncgate_store::Store;
+use asyncgate_store::{Engine, Store, StoreLocation};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 const ADMIN_HASH_KEY: &str = "admin_token_hash";
+/// The SQLite store's file in the data folder, unless `store` says otherwise.
+pub const SQLITE_FILE: &str = "asyncgate.db";
 
 /// A running platform. Dropping it without `shutdown` leaves its tasks running until the
 /// runtime ends.
@@ -55,14 +57,21 @@ impl Platform {
         let data_dir = &config.data_dir;
         create_private_dir(data_dir)?;
         let lock = lock_data_dir(data_dir)?;
-        let store = Store::open(&data_dir.join("asyncgate.db"))
+        let location = config
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreLocation::Sqlite(data_dir.join(SQLITE_FILE)));
+        let store = Store::connect(&location)
             .await
-            .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+            .with_context(|| format!("opening the store {location}"))?;
 
         let token_path = data_dir.join(ADMIN_TOKEN_FILE);
         let mut new_admin_token = None;
         let admin_hash = match (store.meta(ADMIN_HASH_KEY).await?, token_path.exists()) {
             (Some(hash), true) => hash,
+            // A shared store's admin token was made by the control plane that first
+            // opened it (it is in that one's token file); another one keeps it.
+            (Some(hash), false) if store.engine() == Engine::Postgres => hash,
             _ => {
                 let token = generate_secret(ADMIN_TOKEN_PREFIX);
                 write_private(&token_path, &token)?;
