@@ -421,6 +421,7 @@ pub(crate) async fn draft(
         contract_source: source,
         created_at: at.clone(),
         updated_at: at,
+        row_version: 0,
     };
     Ok(api)
 }
@@ -519,7 +520,7 @@ pub async fn update(
     }
     d.policies.check().map_err(ApiError::bad_request)?;
     api.updated_at = now();
-    state.store.update_api(&api).await?;
+    state.store.update_api(&mut api).await?;
     state
         .store
         .audit(&caller.actor(), "api.update", &api.id, Some(&api.id), "")

@@ -94,7 +94,7 @@ pub async fn reimport(
     api.design.contract = contract;
     api.contract_source = source;
     api.updated_at = now();
-    state.store.update_api(&api).await?;
+    state.store.update_api(&mut api).await?;
     let detail = format!(
         "{} change(s){}",
         diff.changes.len(),

@@ -22,6 +22,7 @@ pub mod health;
 pub mod keys;
 pub mod lifecycle;
 pub mod metrics;
+pub mod nodes;
 pub mod oauth2;
 pub mod openapi;
 pub mod orgs;
@@ -155,6 +156,15 @@ pub fn router(state: AppState) -> Router {
             "/identity-providers/{provider}",
             axum::routing::delete(providers::delete),
         )
+        .route("/nodes", get(nodes::list))
+        .route(
+            "/nodes/tokens",
+            get(nodes::list_tokens).post(nodes::create_token),
+        )
+        .route(
+            "/nodes/tokens/{token}",
+            axum::routing::delete(nodes::revoke_token),
+        )
         .route("/me", get(sessions::me))
         .route("/logout", post(sessions::logout))
         .route(
@@ -172,6 +182,8 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/login", post(sessions::login))
+        // Gateway nodes authenticate with their node tokens, checked by the handler.
+        .route("/nodes/sync", post(nodes::sync))
         .route("/portal/apis", get(portal::list))
         .route("/portal/apis/{api}", get(portal::show))
         .route("/portal/apis/{api}/contract", get(contracts::consumer));

@@ -28,6 +28,8 @@ use utoipa::{Modify, OpenApi};
         crate::applications::regenerate_key, crate::applications::plans, crate::applications::create_plan,
         crate::signing::rotate_now, crate::signing::backend_jwks, crate::providers::create, crate::providers::list, crate::providers::delete,
         crate::oauth2::token, crate::oauth2::jwks, crate::oauth2::openid_configuration,
+        crate::nodes::create_token, crate::nodes::list_tokens, crate::nodes::revoke_token,
+        crate::nodes::list, crate::nodes::sync,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&AdminAuth),
@@ -45,6 +47,15 @@ impl Modify for AdminAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The admin token (<data-dir>/admin-token), a session token from /api/v1/login, or a personal access token"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "node",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A gateway node's token (asyncgate node token create)"))
                     .build(),
             ),
         );

@@ -6,7 +6,7 @@ use asyncgate_core::{
     Snapshot, SnapshotApi, SnapshotApp, SnapshotAppKey, SnapshotChannel, SnapshotDeployment,
     SnapshotIdentityProvider, SnapshotMessage, SnapshotSubscription,
 };
-use asyncgate_store::{Store, StoreError};
+use asyncgate_store::{Heard, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -18,6 +18,7 @@ pub struct Publisher {
     tx: watch::Sender<Arc<Snapshot>>,
     /// `iss` of the tokens the platform issues.
     issuer: String,
+    /// Held while a snapshot is built and sent; the version sent last.
     lock: Mutex<u64>,
     /// Versions the in-process gateway has applied; when set, `publish` returns only once
     /// the gateway serves the new snapshot (so a deploy is live when its call returns).
@@ -72,19 +73,15 @@ impl Publisher {
         self.tx.borrow().clone()
     }
 
-    /// Rebuild the snapshot from the store and publish it.
+    /// Count a change in the store's configuration version, rebuild the snapshot from
+    /// the store, publish it, and tell the other control planes on the store.
     pub async fn publish(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
-        let mut version = self.lock.lock().await;
-        let mut snapshot = build(
-            store,
-            &self.issuer,
-            self.mock_base.get().map(String::as_str),
-        )
-        .await?;
-        *version += 1;
-        snapshot.version = *version;
-        let snapshot = Arc::new(snapshot);
-        self.tx.send_replace(snapshot.clone());
+        let version = store.next_config_version().await?;
+        let snapshot = self.rebuild(store, version).await?;
+        if let Err(e) = store.announce_change(snapshot.version).await {
+            // The others still learn of it at their next rebuild; nothing is lost here.
+            tracing::warn!(error = %e, "could not tell the other control planes of a change");
+        }
         if let Some(applied) = self.applied.get() {
             let mut applied = applied.clone();
             let target = snapshot.version;
@@ -100,7 +97,82 @@ impl Publisher {
         }
         Ok(snapshot)
     }
+
+    /// Rebuild and publish the snapshot at the store's current version (another control
+    /// plane changed the store).
+    pub async fn refresh(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
+        let version = store.config_version().await?;
+        self.rebuild(store, version).await
+    }
+
+    /// The version of the snapshot published last.
+    pub fn version(&self) -> u64 {
+        self.tx.borrow().version
+    }
+
+    /// Build under the lock, so snapshots go out in the order they were built, labelled
+    /// `version` or the last one sent if that is higher (a build that raced a newer
+    /// version's read the store after it: its content is at least as new).
+    async fn rebuild(&self, store: &Store, version: u64) -> Result<Arc<Snapshot>, StoreError> {
+        let mut last = self.lock.lock().await;
+        let mut snapshot = build(
+            store,
+            &self.issuer,
+            self.mock_base.get().map(String::as_str),
+        )
+        .await?;
+        snapshot.version = version.max(*last);
+        *last = snapshot.version;
+        let snapshot = Arc::new(snapshot);
+        self.tx.send_replace(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Follow the changes other control planes on a shared store announce, rebuilding
+    /// after each one newer than what this one published (and after a lost connection,
+    /// as announcements may have been missed), until the task is dropped. Returns at
+    /// once on a store that is not shared.
+    pub async fn follow_store(&self, store: Store) {
+        let mut feed = None;
+        let mut backoff = FOLLOW_BACKOFF_MIN;
+        loop {
+            let heard = match &mut feed {
+                None => match store.change_feed().await {
+                    Ok(None) => return,
+                    Ok(Some(f)) => {
+                        feed = Some(f);
+                        Ok(Heard::Reconnected)
+                    }
+                    Err(e) => Err(e),
+                },
+                Some(f) => f.next().await,
+            };
+            let stale = match heard {
+                Ok(Heard::Published(v)) => v > self.version(),
+                Ok(Heard::Reconnected) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot hear the other control planes' changes");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(FOLLOW_BACKOFF_MAX);
+                    true
+                }
+            };
+            if stale {
+                match self.refresh(&store).await {
+                    Ok(s) => {
+                        backoff = FOLLOW_BACKOFF_MIN;
+                        tracing::debug!(version = s.version, "rebuilt after a change elsewhere");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot rebuild the snapshot"),
+                }
+            }
+        }
+    }
 }
+
+/// Bounds of the wait between attempts to reach the store's notifications again.
+const FOLLOW_BACKOFF_MIN: Duration = Duration::from_millis(200);
+const FOLLOW_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// The channels as the gateway routes them: one per address, the messages of channels
 /// that share an address (3.x allows it: a request and its reply on `/`) together.

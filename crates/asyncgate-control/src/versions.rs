@@ -108,6 +108,7 @@ pub async fn create(
         },
         created_at: at.clone(),
         updated_at: at,
+        row_version: 0,
     };
     state.store.insert_api(&api).await?;
     state

@@ -29,6 +29,22 @@ pub struct Snapshot {
     pub caller_assertion_key: Option<SnapshotAssertionKey>,
 }
 
+impl Snapshot {
+    /// What a gateway node serving only `environment` needs: the APIs deployed there
+    /// (with only that deployment) and the application keys valid there.
+    pub fn for_environment(&self, environment: &str) -> Snapshot {
+        let mut out = self.clone();
+        out.apis.retain_mut(|api| {
+            api.deployments.retain(|d| d.environment == environment);
+            !api.deployments.is_empty()
+        });
+        for app in &mut out.apps {
+            app.keys.retain(|k| k.environment == environment);
+        }
+        out
+    }
+}
+
 /// An Ed25519 key for caller assertions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotAssertionKey {

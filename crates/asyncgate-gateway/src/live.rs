@@ -247,6 +247,15 @@ impl Live {
         found
     }
 
+    /// Every live connection, of every API and environment.
+    pub fn total(&self) -> u64 {
+        self.lock()
+            .entries
+            .values()
+            .map(|e| e.connections.len() as u64)
+            .sum()
+    }
+
     /// One live connection to an API, by id.
     pub fn connection(&self, api_id: &str, id: u64) -> Option<Arc<Connection>> {
         self.lock()

@@ -5,6 +5,7 @@
 //! stored before it untouched. The gateway never reads this crate.
 
 mod access;
+mod cluster;
 mod consumers;
 mod location;
 mod providers;
@@ -31,6 +32,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use cluster::{ChangeFeed, Heard, NodeRecord, NodeTokenRecord};
 pub use location::{Engine, LocationError, StoreLocation};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// PostgreSQL's URL, for the connection that listens for other control planes.
+    postgres_url: Option<std::sync::Arc<str>>,
 }
 
 /// Now, as RFC 3339 text (UTC).
@@ -100,6 +104,10 @@ impl Store {
         Ok(Store {
             pool,
             engine: location.engine(),
+            postgres_url: match location {
+                StoreLocation::Postgres(url) => Some(url.as_str().into()),
+                StoreLocation::Sqlite(_) => None,
+            },
         })
     }
 
@@ -198,10 +206,13 @@ impl Store {
         }
     }
 
-    pub async fn update_api(&self, api: &ApiRecord) -> Result<()> {
+    /// Write `api` over the stored one, unless another write came after `api` was read
+    /// (its `row_version` is no longer the stored one): then nothing is written and the
+    /// answer is a conflict. On success `api.row_version` is the new count.
+    pub async fn update_api(&self, api: &mut ApiRecord) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE apis SET identifier = $1, base_path = $2, lifecycle = $3, display_name = $4, design = $5, contract_source = $6, updated_at = $7, version = $9
-             WHERE id = $8",
+            "UPDATE apis SET identifier = $1, base_path = $2, lifecycle = $3, display_name = $4, design = $5, contract_source = $6, updated_at = $7, version = $9, row_version = row_version + 1
+             WHERE id = $8 AND row_version = $10",
         )
         .bind(&api.design.identifier)
         .bind(&api.design.base_path)
@@ -212,6 +223,7 @@ impl Store {
         .bind(&api.updated_at)
         .bind(&api.id)
         .bind(&api.design.version)
+        .bind(api.row_version)
         .execute(&self.pool)
         .await;
         let done = match done {
@@ -219,8 +231,20 @@ impl Store {
             other => other?,
         };
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("API {}", api.id)));
+            let exists = sqlx::query("SELECT 1 FROM apis WHERE id = $1")
+                .bind(&api.id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some();
+            return Err(match exists {
+                false => StoreError::NotFound(format!("API {}", api.id)),
+                true => StoreError::Conflict(format!(
+                    "API {} was changed by another request after this one read it; nothing was written: read it again and retry",
+                    api.id
+                )),
+            });
         }
+        api.row_version += 1;
         Ok(())
     }
 
@@ -448,7 +472,7 @@ impl Store {
     ) -> Result<(Vec<String>, u64)> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE apis SET lifecycle = $1, display_name = $2, updated_at = $3 WHERE id = $4 AND lifecycle = $5",
+            "UPDATE apis SET lifecycle = $1, display_name = $2, updated_at = $3, row_version = row_version + 1 WHERE id = $4 AND lifecycle = $5",
         )
         .bind(api.lifecycle.as_str())
         .bind(&api.display_name)
@@ -760,6 +784,7 @@ fn api_from_row(r: &AnyRow) -> Result<ApiRecord> {
         contract_source: r.get("contract_source"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
+        row_version: r.get("row_version"),
     })
 }
 
@@ -829,6 +854,7 @@ mod tests {
             contract_source: CONTRACT.into(),
             created_at: now(),
             updated_at: now(),
+            row_version: 0,
         }
     }
 

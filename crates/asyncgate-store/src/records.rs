@@ -136,6 +136,9 @@ pub struct ApiRecord {
     pub contract_source: String,
     pub created_at: String,
     pub updated_at: String,
+    /// How many times the stored API was written: an update names the count it read and
+    /// is refused when another write came between (0 for an API not yet stored).
+    pub row_version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -106,6 +106,23 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// Run a gateway node: serve one environment with the snapshots of a control plane,
+    /// from a copy on disk while the control plane is away.
+    Gateway(GatewayArgs),
+    /// Gateway nodes' tokens (the operator's).
+    Node {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Gateway nodes as the control planes last heard from them: version, last contact.
+    Nodes {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Who the CLI acts as, and in which organizations.
     Whoami {
         #[command(flatten)]
@@ -249,6 +266,98 @@ pub enum UserCommand {
 
 fn parse_role(s: &str) -> Result<asyncgate_core::Role, String> {
     s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Tokens gateway nodes authenticate with.
+    Token {
+        #[command(subcommand)]
+        command: NodeTokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeTokenCommand {
+    /// Create a node token for one environment (shown once).
+    Create {
+        /// The environment nodes with this token serve.
+        #[arg(long, default_value = "production")]
+        environment: String,
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Node tokens (never the tokens themselves).
+    List {
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Revoke a node token by id: nodes using it are refused at their next call.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// The control plane's management URL.
+    #[arg(long, env = "ASYNCGATE_CONTROL")]
+    pub control: String,
+    /// The environment this node serves.
+    #[arg(long, default_value = "production")]
+    pub environment: String,
+    /// The node token (`asyncgate node token create`).
+    #[arg(long, env = "ASYNCGATE_NODE_TOKEN", hide_env_values = true)]
+    pub node_token: String,
+    /// The environment's external (public) listener.
+    #[arg(long, default_value = "127.0.0.1:9403")]
+    pub listen_external: String,
+    /// The environment's internal listener.
+    #[arg(long, default_value = "127.0.0.1:9404")]
+    pub listen_internal: String,
+    /// `/healthz`, `/readyz` (for the load balancer) and `/metrics`.
+    #[arg(long, default_value = "127.0.0.1:9405")]
+    pub listen_status: String,
+    /// Folder for the node's id, its copy of the snapshot and node.json.
+    #[arg(long, env = "ASYNCGATE_DATA_DIR", default_value = "asyncgate-node")]
+    pub data_dir: PathBuf,
+    /// Seconds live connections get to close on SIGTERM.
+    #[arg(long, default_value_t = 10)]
+    pub drain_seconds: u64,
+}
+
+impl GatewayArgs {
+    pub fn to_config(&self) -> Result<crate::node::NodeConfig, ConfigError> {
+        let control = url::Url::parse(self.control.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "--control: `{}` is not the control plane's http(s) management URL",
+                    self.control
+                ))
+            })?;
+        if !self
+            .node_token
+            .starts_with(asyncgate_control::nodes::NODE_TOKEN_PREFIX)
+        {
+            return Err(ConfigError(
+                "--node-token: a node token starts with agn_ (asyncgate node token create)".into(),
+            ));
+        }
+        Ok(crate::node::NodeConfig {
+            control,
+            environment: self.environment.clone(),
+            token: self.node_token.clone(),
+            listen_external: parse_addr(&self.listen_external, "--listen-external")?,
+            listen_internal: parse_addr(&self.listen_internal, "--listen-internal")?,
+            listen_status: parse_addr(&self.listen_status, "--listen-status")?,
+            data_dir: self.data_dir.clone(),
+            drain: std::time::Duration::from_secs(self.drain_seconds),
+            gateway: asyncgate_gateway::GatewayConfig::default(),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,8 @@ pub mod echo_backend;
 pub mod endpoints;
 pub mod management_tls;
 pub mod mock;
+pub mod node;
+pub mod node_cmd;
 pub mod platform;
 
 /// The sample contract bundled with the binary (the guide's chat service).

@@ -96,6 +96,11 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             output,
         } => access_cmd::login(&conn, email, output).await,
         Command::Logout { conn } => access_cmd::logout(&conn).await,
+        Command::Gateway(args) => {
+            asyncgate::node::run(args.to_config()?, asyncgate::platform_signal()).await
+        }
+        Command::Node { conn, command } => asyncgate::node_cmd::run_node(&conn, command).await,
+        Command::Nodes { conn, output } => asyncgate::node_cmd::run_nodes(&conn, output).await,
         Command::Whoami { conn, output } => access_cmd::whoami(&conn, output).await,
         Command::Token { conn, command } => access_cmd::run_token(&conn, command).await,
         Command::App { conn, command } => app_cmd::run_app(&conn, command).await,

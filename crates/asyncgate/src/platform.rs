@@ -153,6 +153,17 @@ impl Platform {
                 }
             });
         }
+        {
+            // Control planes sharing PostgreSQL rebuild on each other's changes.
+            let (publisher, store) = (publisher.clone(), store.clone());
+            let mut stop = shutdown_rx.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = publisher.follow_store(store) => {}
+                    _ = stop.changed() => {}
+                }
+            });
+        }
         tasks.spawn(crate::mock::hub(mocks, store.clone(), shutdown_rx.clone()));
         let mut specs = Vec::new();
         let mut all_tls: Vec<_> = management_tls.iter().cloned().collect();
@@ -337,7 +348,7 @@ fn load_tls(
         .map_err(|e| anyhow::anyhow!("TLS of the {what} listener: {e}"))
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating data folder {}", dir.display()))?;
     #[cfg(unix)]
@@ -349,7 +360,7 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// An exclusive lock on `<data-dir>/lock`, or an error naming the process that holds it.
-fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     use std::io::{Read, Seek, Write};
     let path = dir.join("lock");
     let mut file = std::fs::OpenOptions::new()

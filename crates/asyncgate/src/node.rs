@@ -1,0 +1,396 @@
+//! `asyncgate gateway`: a data-plane-only node. It serves one environment's listeners
+//! with the snapshots a control plane hands it (a long-polled sync call authenticated by
+//! its node token, each answer versioned, each applied version reported back), keeps the
+//! last one on disk to start from while the control plane is away, and drains on SIGTERM:
+//! `/readyz` answers 503, listeners stop, live connections are closed with 1001 within
+//! the drain period.
+
+use crate::platform::{create_private_dir, lock_data_dir, write_private};
+use anyhow::Context;
+use asyncgate_control::nodes::{NodeReport, NodeSync};
+use asyncgate_core::{ListenerKind, Snapshot};
+use asyncgate_gateway::workers::ListenerSpec;
+use asyncgate_gateway::{Gateway, GatewayConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The node's copy of its last snapshot, in its data folder.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+/// What the node serves at (listener and status URLs), written once it listens.
+pub const NODE_FILE: &str = "node.json";
+const NODE_ID_FILE: &str = "node-id";
+
+/// Seconds a sync call asks the control plane to wait for a new version.
+const SYNC_WAIT_SECONDS: u64 = 25;
+/// Bounds of the wait between sync calls that failed.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Everything a node needs, validated.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The control plane's management URL.
+    pub control: url::Url,
+    pub environment: String,
+    pub token: String,
+    pub listen_external: SocketAddr,
+    pub listen_internal: SocketAddr,
+    /// `/healthz`, `/readyz` and `/metrics`.
+    pub listen_status: SocketAddr,
+    pub data_dir: PathBuf,
+    pub drain: Duration,
+    pub gateway: GatewayConfig,
+}
+
+/// What `node.json` holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeEndpoints {
+    pub id: String,
+    pub environment: String,
+    pub external: String,
+    pub internal: String,
+    /// `http://` base URL of `/healthz`, `/readyz` and `/metrics`.
+    pub status: String,
+    pub pid: u32,
+}
+
+/// The copy on disk: the version and the environment's snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedSnapshot {
+    version: u64,
+    environment: String,
+    snapshot: Snapshot,
+}
+
+/// Run a node until `stop` resolves, then drain.
+pub async fn run(
+    config: NodeConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    create_private_dir(&config.data_dir)?;
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let id = node_id(&config.data_dir)?;
+    let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
+
+    // Serve from the copy on disk until the control plane answers.
+    let initial = match load_saved(&config.data_dir, &config.environment) {
+        Ok(Some(saved)) => {
+            tracing::info!(
+                version = saved.version,
+                "serving the snapshot kept on disk until the control plane answers"
+            );
+            saved.snapshot
+        }
+        Ok(None) => Snapshot::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the snapshot kept on disk is unreadable: waiting for the control plane");
+            Snapshot::default()
+        }
+    };
+    gateway.apply(&initial);
+    let (updates, follow_rx) = watch::channel(Arc::new(initial));
+
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for the {what} listener"))
+    };
+    let external = bind(config.listen_external, "external").await?;
+    let internal = bind(config.listen_internal, "internal").await?;
+    let status = bind(config.listen_status, "status").await?;
+    let listeners = BTreeMap::from([
+        (
+            "external".to_string(),
+            asyncgate_gateway::listener::ws_url(external.local_addr()?),
+        ),
+        (
+            "internal".to_string(),
+            asyncgate_gateway::listener::ws_url(internal.local_addr()?),
+        ),
+    ]);
+    let endpoints = NodeEndpoints {
+        id: id.clone(),
+        environment: config.environment.clone(),
+        external: listeners["external"].clone(),
+        internal: listeners["internal"].clone(),
+        status: format!("http://{}", status.local_addr()?),
+        pid: std::process::id(),
+    };
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let draining = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let gateway = gateway.clone();
+        tasks.spawn(async move { gateway.follow(follow_rx).await });
+    }
+    tasks.spawn(serve_status(status, gateway.clone(), draining.clone()));
+    tasks.spawn(sync(
+        Syncing {
+            config: config.clone(),
+            id,
+            listeners,
+            gateway: gateway.clone(),
+            draining: draining.clone(),
+            updates,
+        },
+        shutdown_rx.clone(),
+    ));
+    let specs = vec![
+        ListenerSpec {
+            environment: config.environment.clone(),
+            kind: ListenerKind::External,
+            socket: external.into_std()?,
+            tls: None,
+        },
+        ListenerSpec {
+            environment: config.environment.clone(),
+            kind: ListenerKind::Internal,
+            socket: internal.into_std()?,
+            tls: None,
+        },
+    ];
+    let workers = gateway.start_workers(specs, shutdown_rx.clone(), config.drain)?;
+    write_private(
+        &config.data_dir.join(NODE_FILE),
+        &serde_json::to_string_pretty(&endpoints)?,
+    )?;
+    println!(
+        "asyncgate gateway node {} serving {}: external {} internal {} status {}",
+        endpoints.id,
+        endpoints.environment,
+        endpoints.external,
+        endpoints.internal,
+        endpoints.status
+    );
+
+    stop.await;
+    // Draining: the load balancer is told first (readyz 503), then the listeners stop and
+    // live connections are closed with 1001 within the drain period.
+    draining.store(true, Ordering::SeqCst);
+    tracing::info!("draining: closing live connections with 1001");
+    let _ = shutdown.send(true);
+    let _ = tokio::task::spawn_blocking(move || workers.join()).await;
+    tasks.abort_all();
+    Ok(())
+}
+
+/// The node's id, made once and kept in its data folder.
+fn node_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(NODE_ID_FILE);
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let id = asyncgate_core::credential::new_id("node-");
+    write_private(&path, &id)?;
+    Ok(id)
+}
+
+fn load_saved(dir: &Path, environment: &str) -> anyhow::Result<Option<SavedSnapshot>> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let saved: SavedSnapshot =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    if saved.environment != environment {
+        anyhow::bail!(
+            "{} is a snapshot of the environment `{}`, not `{environment}`",
+            path.display(),
+            saved.environment
+        );
+    }
+    Ok(Some(saved))
+}
+
+/// Write the copy next to its place, then rename it there: a crash leaves the old copy
+/// or the new one, never half of one. Readable by this user only (it holds the key the
+/// gateway signs caller assertions with).
+fn save(dir: &Path, saved: &SavedSnapshot) -> anyhow::Result<()> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let next = dir.join(format!("{SNAPSHOT_FILE}.next"));
+    write_private(&next, &serde_json::to_string(saved)?)?;
+    std::fs::rename(&next, &path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+struct Syncing {
+    config: NodeConfig,
+    id: String,
+    listeners: BTreeMap<String, String>,
+    gateway: Gateway,
+    draining: Arc<AtomicBool>,
+    updates: watch::Sender<Arc<Snapshot>>,
+}
+
+/// Why a sync call failed.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("the control plane cannot be reached: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("the control plane refused the node ({status}): {detail}")]
+    Refused { status: u16, detail: String },
+    #[error("cannot keep the snapshot on disk: {0:#}")]
+    Disk(anyhow::Error),
+}
+
+/// Call the control plane again and again: report, wait for a new version, apply it,
+/// keep it on disk. On failure keep serving what is applied and try again with backoff.
+async fn sync(s: Syncing, mut stop: watch::Receiver<bool>) {
+    let url = match s.config.control.join(&format!(
+        "{}/nodes/sync?wait={SYNC_WAIT_SECONDS}",
+        asyncgate_control::API_PREFIX.trim_start_matches('/')
+    )) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!(error = %e, "the control plane URL cannot be joined with the sync path");
+            return;
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(SYNC_WAIT_SECONDS + 30))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client with timeouts");
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let mut backoff = BACKOFF_MIN;
+    let mut reported_failure = false;
+    loop {
+        let applied = s.updates.borrow().version;
+        let report = NodeReport {
+            id: s.id.clone(),
+            environment: s.config.environment.clone(),
+            hostname: hostname.clone(),
+            applied_version: applied,
+            connections: s.gateway.live().total(),
+            state: if s.draining.load(Ordering::SeqCst) {
+                "draining"
+            } else {
+                "serving"
+            }
+            .into(),
+            listeners: s.listeners.clone(),
+        };
+        let call = sync_once(&client, &url, &s, &report);
+        let outcome = tokio::select! {
+            r = call => r,
+            _ = stop.changed() => return,
+        };
+        match outcome {
+            Ok(()) => {
+                if reported_failure {
+                    tracing::info!("the control plane answers again");
+                    reported_failure = false;
+                }
+                backoff = BACKOFF_MIN;
+            }
+            Err(e) => {
+                if !reported_failure {
+                    tracing::warn!(error = %e, "sync failed: serving the last snapshot, trying again with backoff");
+                    reported_failure = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+async fn sync_once(
+    client: &reqwest::Client,
+    url: &url::Url,
+    s: &Syncing,
+    report: &NodeReport,
+) -> Result<(), SyncError> {
+    let response = client
+        .post(url.clone())
+        .bearer_auth(&s.config.token)
+        .json(report)
+        .send()
+        .await?;
+    match response.status().as_u16() {
+        204 => Ok(()),
+        200 => {
+            let sync: NodeSync = response.json().await?;
+            let saved = SavedSnapshot {
+                version: sync.version,
+                environment: s.config.environment.clone(),
+                snapshot: sync.snapshot,
+            };
+            // Applied first (serving matters more than the copy), then kept.
+            let mut snapshot = saved.snapshot.clone();
+            snapshot.version = sync.version;
+            s.updates.send_replace(Arc::new(snapshot));
+            tracing::debug!(
+                version = sync.version,
+                "applied a snapshot from the control plane"
+            );
+            save(&s.config.data_dir, &saved).map_err(SyncError::Disk)
+        }
+        status => {
+            let detail = response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            Err(SyncError::Refused { status, detail })
+        }
+    }
+}
+
+/// `/healthz` (the process answers), `/readyz` (a snapshot is applied and the node is not
+/// draining: what a load balancer asks) and `/metrics` (the gateway's, Prometheus text).
+async fn serve_status(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    draining: Arc<AtomicBool>,
+) {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let ready = {
+        let gateway = gateway.clone();
+        move || async move {
+            if draining.load(Ordering::SeqCst) {
+                (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if *gateway.applied().borrow() == 0 {
+                (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n")
+            } else {
+                (StatusCode::OK, "ready\n")
+            }
+        }
+    };
+    let metrics = move || async move {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            gateway.metrics().encode(),
+        )
+    };
+    let router = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics));
+    // The status listener outlives the drain (the load balancer keeps reading readyz);
+    // it ends when the node's tasks are aborted.
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the status listener stopped");
+    }
+}

@@ -1,0 +1,353 @@
+//! The cluster, process by process on 127.0.0.1: two control planes (`asyncgate serve`)
+//! on one PostgreSQL, two gateway nodes (`asyncgate gateway`) for production, each
+//! following a different control plane. Deploys, chat, control planes killed and
+//! restarted, a node restarted from its copy, revocation on both nodes, PostgreSQL
+//! restarted, draining on SIGTERM.
+
+use asyncgate::client::Client;
+use asyncgate_testkit::services::Postgres;
+use asyncgate_testkit::{eventually_async, Backend, WsClient};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+const BIN: &str = env!("CARGO_BIN_EXE_asyncgate");
+
+/// A process of ours, killed when dropped; its output goes to `log`, shown if the test
+/// fails.
+struct Proc {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .env("ASYNCGATE_LOG", "info,asyncgate=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("spawn asyncgate");
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to say goodbye.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit; its exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = rustix::process::Pid::from_raw(c.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        c.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} ----\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `file` once it exists, as JSON.
+async fn read_when_written(file: &Path) -> anyhow::Result<Value> {
+    eventually_async(&format!("{} to be written", file.display()), || async {
+        std::fs::read_to_string(file).is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())
+    })
+    .await?;
+    Ok(serde_json::from_str(&std::fs::read_to_string(file)?)?)
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A control plane on the shared store, its management API on `port` (the same after a
+/// restart, as behind a load balancer); its management URL.
+async fn control_plane(
+    dir: &Path,
+    name: &str,
+    store: &str,
+    port: u16,
+) -> anyhow::Result<(Proc, String)> {
+    let data = dir.join(name);
+    let _ = std::fs::remove_file(data.join("endpoints.json"));
+    let management = format!("127.0.0.1:{port}");
+    let p = Proc::spawn(
+        &[
+            "serve",
+            "--ephemeral-ports",
+            "--listen-management",
+            &management,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--store",
+            store,
+        ],
+        dir.join(format!("{name}.log")),
+    );
+    let endpoints = read_when_written(&data.join("endpoints.json")).await?;
+    Ok((p, endpoints["management"].as_str().unwrap().to_string()))
+}
+
+/// A gateway node for production following `control`; its external listener's URL.
+async fn node(
+    dir: &Path,
+    name: &str,
+    control: &str,
+    token: &str,
+) -> anyhow::Result<(Proc, String)> {
+    let data = dir.join(name);
+    let _ = std::fs::remove_file(data.join("node.json"));
+    let p = Proc::spawn(
+        &[
+            "gateway",
+            "--control",
+            control,
+            "--environment",
+            "production",
+            "--node-token",
+            token,
+            "--listen-external",
+            "127.0.0.1:0",
+            "--listen-internal",
+            "127.0.0.1:0",
+            "--listen-status",
+            "127.0.0.1:0",
+            "--drain-seconds",
+            "5",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir.join(format!("{name}.log")),
+    );
+    let endpoints = read_when_written(&data.join("node.json")).await?;
+    Ok((p, endpoints["external"].as_str().unwrap().to_string()))
+}
+
+/// Wait until a client with `key` is let in through `url`.
+async fn served(url: &str, key: &str) -> anyhow::Result<WsClient> {
+    eventually_async(&format!("{url} to let the key in"), || async {
+        WsClient::with_key(url, key).await.is_ok()
+    })
+    .await?;
+    WsClient::with_key(url, key).await
+}
+
+/// Join the chat as `user`; the answer the joining client gets.
+async fn join(c: &mut WsClient, user: &str) -> anyhow::Result<Value> {
+    c.send_text(&json!({"type": "Connect", "username": user}).to_string())
+        .await?;
+    c.recv_json().await
+}
+
+/// Wait until every node the control plane at `client` knows serves its current version.
+async fn nodes_up_to_date(client: &Client, count: usize) -> anyhow::Result<Vec<Value>> {
+    eventually_async("both nodes to report the current version", || async {
+        let Ok(nodes) = client.get("/nodes").await else {
+            return false;
+        };
+        let nodes = nodes.as_array().cloned().unwrap_or_default();
+        nodes.len() == count && nodes.iter().all(|n| n["upToDate"] == true)
+    })
+    .await?;
+    Ok(client
+        .get("/nodes")
+        .await?
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_control_planes_on_postgres_and_two_gateway_nodes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut pg = Postgres::start().await?;
+    let store = pg.create_database().await?;
+    let chat = Backend::chat().await?;
+
+    // Two control planes on one PostgreSQL; the first made the admin token.
+    let (port1, port2) = (free_port(), free_port());
+    let (mut cp1, url1) = control_plane(dir.path(), "cp1", &store, port1).await?;
+    let token = std::fs::read_to_string(dir.path().join("cp1/admin-token"))?;
+    let (mut cp2, url2) = control_plane(dir.path(), "cp2", &store, port2).await?;
+    let (c1, c2) = (
+        Client::new(&url1, token.trim()),
+        Client::new(&url2, token.trim()),
+    );
+
+    // A node token, and a node following each control plane.
+    let created = c1
+        .post("/nodes/tokens", &json!({"environment": "production"}))
+        .await?;
+    let node_token = created["token"].as_str().unwrap().to_string();
+    assert!(node_token.starts_with("agn_"));
+    // A wrong token is refused before anything is served.
+    let refused = reqwest::Client::new()
+        .post(format!("{url1}/api/v1/nodes/sync?wait=0"))
+        .bearer_auth("agn_wrong")
+        .json(&json!({"id": "x", "environment": "production", "hostname": "h", "appliedVersion": 0, "connections": 0, "state": "serving"}))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 401);
+    let (mut n1, gw1) = node(dir.path(), "n1", &url1, &node_token).await?;
+    let (mut n2, gw2) = node(dir.path(), "n2", &url2, &node_token).await?;
+
+    // Import and deploy through the second control plane, promote to production, key.
+    c2.post(
+        "/apis/import",
+        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
+    )
+    .await?;
+    c2.post(
+        "/apis/chat-api/deployments",
+        &json!({"environment": "development", "accessMode": "external"}),
+    )
+    .await?;
+    c2.post(
+        "/apis/chat-api/promote",
+        &json!({"from": "development", "to": "production"}),
+    )
+    .await?;
+    let key = c2.post("/apis/chat-api/keys", &json!({})).await?;
+    let (key_id, key) = (
+        key["id"].as_str().unwrap().to_string(),
+        key["key"].as_str().unwrap().to_string(),
+    );
+    let path = "/default/chat-api/v1.0.0";
+    let nodes = nodes_up_to_date(&c1, 2).await?;
+    assert!(nodes
+        .iter()
+        .all(|n| n["environment"] == "production" && n["state"] == "serving"));
+
+    // Served by both nodes; a broadcast reaches clients on both.
+    let mut alice = served(&format!("{gw1}{path}"), &key).await?;
+    let mut bob = served(&format!("{gw2}{path}"), &key).await?;
+    assert_eq!(join(&mut alice, "alice").await?["username"], "alice");
+    assert_eq!(join(&mut bob, "bob").await?["username"], "bob");
+    assert_eq!(
+        alice.recv_json().await?["username"],
+        "bob",
+        "bob's join reached alice on the other node"
+    );
+
+    // The control planes die; both nodes keep serving live and new connections.
+    cp1.kill();
+    cp2.kill();
+    let mut carol = WsClient::with_key(&format!("{gw1}{path}"), &key).await?;
+    assert_eq!(join(&mut carol, "carol").await?["username"], "carol");
+    for c in [&mut alice, &mut bob] {
+        assert_eq!(c.recv_json().await?["username"], "carol");
+    }
+
+    // A node restarted while they are down serves from its copy. SIGTERM drains it:
+    // its clients are told 1001.
+    let status = n2.terminate();
+    assert!(
+        status.success(),
+        "the node exits cleanly after draining: {status}"
+    );
+    assert_eq!(bob.recv_close().await?.0, 1001);
+    let (n2_again, gw2) = node(dir.path(), "n2", &url2, &node_token).await?;
+    n2 = n2_again;
+    let mut dave = WsClient::with_key(&format!("{gw2}{path}"), &key).await?;
+    assert_eq!(join(&mut dave, "dave").await?["username"], "dave");
+
+    // The control planes return; once the nodes have caught up, a revocation closes the
+    // key's connections on both nodes.
+    let (cp1_again, _) = control_plane(dir.path(), "cp1", &store, port1).await?;
+    cp1 = cp1_again;
+    let (cp2_again, _) = control_plane(dir.path(), "cp2", &store, port2).await?;
+    cp2 = cp2_again;
+    let mut erin = served(&format!("{gw2}{path}"), &key).await?;
+    nodes_up_to_date(&c2, 2).await?;
+    let revoked_at = Instant::now();
+    c2.delete(&format!("/apis/chat-api/keys/{key_id}")).await?;
+    for (who, c) in [
+        ("alice", &mut alice),
+        ("carol", &mut carol),
+        ("erin", &mut erin),
+    ] {
+        assert_eq!(c.recv_close().await?.0, 1008, "{who} closed as revoked");
+    }
+    println!(
+        "revocation closed the key's connections on both nodes {:?} after the call",
+        revoked_at.elapsed()
+    );
+    drop(dave);
+
+    // PostgreSQL restarts; the control planes recover on their own: a new key made through
+    // one reaches the node that follows the other (so its notifications came back too).
+    pg.stop().await?;
+    pg.start_again().await?;
+    let key2 = eventually_key(&c2).await?;
+    let mut frank = served(&format!("{gw1}{path}"), &key2).await?;
+    assert_eq!(join(&mut frank, "frank").await?["username"], "frank");
+    let mut grace = served(&format!("{gw2}{path}"), &key2).await?;
+    assert_eq!(join(&mut grace, "grace").await?["username"], "grace");
+
+    // The nodes as the operator sees them.
+    let listed = Command::new(BIN)
+        .args([
+            "nodes",
+            "-o",
+            "json",
+            "--server",
+            &url1,
+            "--token",
+            token.trim(),
+        ])
+        .output()?;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    n1.kill();
+    n2.kill();
+    drop((cp1, cp2));
+    Ok(())
+}
+
+/// A new API key, once the control plane reaches its store again.
+async fn eventually_key(c: &Client) -> anyhow::Result<String> {
+    let made = std::sync::Mutex::new(None);
+    eventually_async("the control plane to reach PostgreSQL again", || async {
+        match c.post("/apis/chat-api/keys", &json!({})).await {
+            Ok(v) => {
+                *made.lock().unwrap() = v["key"].as_str().map(str::to_string);
+                true
+            }
+            Err(_) => false,
+        }
+    })
+    .await?;
+    let key = made.lock().unwrap().take();
+    key.ok_or_else(|| anyhow::anyhow!("no key"))
+}
