@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod pump;
 pub mod request;
 pub mod route;
+pub mod shared_counters;
 pub mod snapshot;
 pub mod tls;
 pub mod upstream;

@@ -5,9 +5,10 @@ use crate::access_log::{AccessLog, AccessLogConfig, Entry};
 use crate::connection::{Connection, Identity, DOWN, UP};
 use crate::forwarded::TrustedProxies;
 use crate::handshake::{self, ListenerInfo};
-use crate::live::{Live, LiveGuard};
+use crate::live::{self, Live, LiveGuard};
 use crate::metrics::{ClosedLabels, Metrics, RefusedLabels};
 use crate::route::Route;
+use crate::shared_counters::{Reserved, SharedCounters};
 use crate::snapshot::SnapshotHandle;
 use crate::tls::ClientStream;
 use crate::{intake, pump, request, upstream, GatewayError};
@@ -98,6 +99,8 @@ pub struct Shared {
     lingering: Arc<AtomicUsize>,
     metrics: Metrics,
     access_log: AccessLog,
+    /// Connection limits across the nodes (`--redis`), when set.
+    shared_counters: std::sync::OnceLock<Arc<SharedCounters>>,
 }
 
 impl std::ops::Deref for Gateway {
@@ -133,7 +136,17 @@ impl Gateway {
             access_log,
             panics: Arc::default(),
             applied: Arc::new(watch::channel(0).0),
+            shared_counters: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Hold connection limits across every node that shares the Redis at `url`, as node
+    /// `node` (before serving; its heartbeat runs on the current runtime).
+    pub async fn share_counters(&self, url: &str, node: &str) -> Result<(), String> {
+        let counters = SharedCounters::start(url, node, self.metrics.clone()).await?;
+        self.shared_counters
+            .set(counters)
+            .map_err(|_| "the gateway already shares its counters".to_string())
     }
 
     /// Apply one snapshot now.
@@ -565,10 +578,26 @@ impl Gateway {
             request_id,
         };
         let connection = Arc::new(Connection::new(identity));
-        let slot = self
+        let mut slot = self
             .live
             .admit(&route, info.kind, &admission.credential, connection.clone())
             .map_err(|e| (e, connection.request_id().to_string()))?;
+        // Across the nodes too, when they share Redis and a limit applies.
+        if let Some(counters) = self.shared_counters.get() {
+            let counted = live::shared_counters(&route, &admission.credential);
+            if !counted.is_empty() {
+                let names: Vec<_> = counted.iter().map(|(_, c)| c.clone()).collect();
+                match counters.reserve(&names).await {
+                    Reserved::Place(place) => slot.shared = Some(place),
+                    Reserved::Full(i) => {
+                        let (limit, full) = &counted[i];
+                        let refusal = limit.refusal(&route, full.limit);
+                        return Err((refusal, slot.connection.request_id().to_string()));
+                    }
+                    Reserved::Unavailable => {}
+                }
+            }
+        }
         let dialing = Instant::now();
         let dialed = upstream::connect(
             admission.backend_request,

@@ -15,6 +15,7 @@ use crate::connection::{Connection, Counts, End};
 use crate::error::GatewayError;
 use crate::meter::PlanMeter;
 use crate::route::Route;
+use crate::shared_counters::{Counted, SharedPlace};
 use crate::snapshot::Compiled;
 use asyncgate_core::ListenerKind;
 use http::StatusCode;
@@ -116,6 +117,88 @@ pub struct LiveGuard {
     pub meter: Option<Arc<PlanMeter>>,
     /// The connection as operators see it, and where the gateway tells it to end.
     pub connection: Arc<Connection>,
+    /// Its places in the counters shared across nodes (with `--redis`).
+    pub shared: Option<SharedPlace>,
+}
+
+/// A connection limit: of the API in an environment, of one credential, or of the
+/// subscribing application's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Api,
+    Credential,
+    Plan,
+}
+
+impl Limit {
+    /// The 429 a handshake gets when this limit, of `max` connections, is reached (on
+    /// this node or across the nodes).
+    pub fn refusal(self, route: &Route, max: u64) -> GatewayError {
+        let (code, detail) = match self {
+            Limit::Api => (
+                "connection_limit",
+                format!(
+                    "{} allows {max} concurrent connections in {}",
+                    route.api_name, route.environment
+                ),
+            ),
+            Limit::Credential => (
+                "credential_connection_limit",
+                format!(
+                    "this credential already holds {max} connections to {}, the most allowed",
+                    route.api_name
+                ),
+            ),
+            Limit::Plan => (
+                "plan_connection_limit",
+                format!(
+                    "the application's plan allows {max} concurrent connections to {} in {}",
+                    route.api_name, route.environment
+                ),
+            ),
+        };
+        GatewayError::client(StatusCode::TOO_MANY_REQUESTS, code, detail)
+    }
+}
+
+/// The limited counters a connection to `route` with `verified` takes a place in across
+/// the nodes, each with its limit (the same limits [`Live::admit`] holds per node).
+pub fn shared_counters(route: &Route, verified: &Verified) -> Vec<(Limit, Counted)> {
+    let scope = format!("{}:{}", route.environment, route.api_id);
+    let limits = &route.limits;
+    let mut out = Vec::new();
+    if limits.max_connections > 0 {
+        out.push((
+            Limit::Api,
+            Counted {
+                name: scope.clone(),
+                limit: limits.max_connections,
+            },
+        ));
+    }
+    if limits.max_connections_per_credential > 0 {
+        out.push((
+            Limit::Credential,
+            Counted {
+                name: format!("{scope}:credential:{}", verified.identity.as_str()),
+                limit: limits.max_connections_per_credential,
+            },
+        ));
+    }
+    if let Some(sub) = verified
+        .subscriber
+        .as_ref()
+        .filter(|s| s.plan.max_connections > 0)
+    {
+        out.push((
+            Limit::Plan,
+            Counted {
+                name: format!("{scope}:app:{}", sub.app_id),
+                limit: sub.plan.max_connections,
+            },
+        ));
+    }
+    out
 }
 
 impl Live {
@@ -160,41 +243,20 @@ impl Live {
         });
         let limits = &route.limits;
         if limits.max_connections > 0 && entry.count >= limits.max_connections {
-            return Err(GatewayError::client(
-                StatusCode::TOO_MANY_REQUESTS,
-                "connection_limit",
-                format!(
-                    "{} allows {} concurrent connections in {}",
-                    route.api_name, limits.max_connections, route.environment
-                ),
-            ));
+            return Err(Limit::Api.refusal(route, limits.max_connections));
         }
         let mine = entry.per_credential.get(credential).copied().unwrap_or(0);
         if limits.max_connections_per_credential > 0
             && mine >= limits.max_connections_per_credential
         {
-            return Err(GatewayError::client(
-                StatusCode::TOO_MANY_REQUESTS,
-                "credential_connection_limit",
-                format!(
-                    "this credential already holds {} connections to {}, the most allowed",
-                    mine, route.api_name
-                ),
-            ));
+            return Err(Limit::Credential.refusal(route, limits.max_connections_per_credential));
         }
         let (app, meter) = match &verified.subscriber {
             Some(sub) => {
                 let held = entry.per_app.get(&sub.app_id).map(|(n, _)| *n).unwrap_or(0);
                 let max = sub.plan.max_connections;
                 if max > 0 && held >= max {
-                    return Err(GatewayError::client(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "plan_connection_limit",
-                        format!(
-                            "the application's plan allows {max} concurrent connections to {} in {}",
-                            route.api_name, route.environment
-                        ),
-                    ));
+                    return Err(Limit::Plan.refusal(route, max));
                 }
                 let (n, meter) = entry
                     .per_app
@@ -223,6 +285,7 @@ impl Live {
             app,
             meter,
             connection,
+            shared: None,
         })
     }
 

@@ -75,6 +75,10 @@ pub struct Metrics {
     pub snapshot_version: Gauge,
     pub snapshot_apply: Gauge<f64, AtomicU64>,
     pub access_log_dropped: Counter,
+    /// 1 while Redis answers (with `--redis`), else 0.
+    pub shared_counters_up: Gauge,
+    /// Handshakes admitted on per-node limits alone because Redis did not answer.
+    pub shared_counters_fallbacks: Counter,
     registry: Arc<Registry>,
 }
 
@@ -94,6 +98,18 @@ impl Metrics {
         let snapshot_version = Gauge::default();
         let snapshot_apply = Gauge::<f64, AtomicU64>::default();
         let access_log_dropped = Counter::default();
+        let shared_counters_up = Gauge::default();
+        let shared_counters_fallbacks = Counter::default();
+        registry.register(
+            "shared_counters_up",
+            "1 while Redis answers and connection limits hold across the nodes; 0 when it does not (or no Redis is configured): limits hold per node",
+            shared_counters_up.clone(),
+        );
+        registry.register(
+            "shared_counters_fallbacks",
+            "Handshakes admitted on per-node connection limits alone because Redis did not answer",
+            shared_counters_fallbacks.clone(),
+        );
         registry.register(
             "connections_opened",
             "WebSocket connections accepted (answered 101)",
@@ -147,6 +163,8 @@ impl Metrics {
             snapshot_version,
             snapshot_apply,
             access_log_dropped,
+            shared_counters_up,
+            shared_counters_fallbacks,
             registry: Arc::new(root),
         }
     }

@@ -95,7 +95,7 @@ impl Store {
             name: "Default Project".into(),
             created_at: org.created_at.clone(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO organizations (id, handle, name, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -226,7 +226,7 @@ impl Store {
     /// Add `user` (created when new) to an organization with a role, in one transaction.
     /// A user already in the organization is a conflict.
     pub async fn add_member(&self, user: &UserRecord, org_id: &str, role: Role) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO users (id, email, password_hash, created_at, blocked_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT(id) DO NOTHING")
             .bind(&user.id)
             .bind(user.email.to_ascii_lowercase())

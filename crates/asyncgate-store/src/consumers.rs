@@ -79,7 +79,7 @@ impl Store {
 
     /// Give an organization the default plans if it has none.
     pub async fn ensure_default_plans(&self, org_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let have: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE org_id = $1")
             .bind(org_id)
             .fetch_one(&mut *tx)

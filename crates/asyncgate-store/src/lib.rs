@@ -111,6 +111,16 @@ impl Store {
         })
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at its start
+    /// (`BEGIN IMMEDIATE`), so it waits its turn behind other writers (the busy timeout)
+    /// instead of failing with "database is locked" when it writes after reading.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Which database engine holds the store.
     pub fn engine(&self) -> Engine {
         self.engine
@@ -303,7 +313,7 @@ impl Store {
     /// made by `by`.
     pub async fn create_revision(&self, api: &ApiRecord, by: &str) -> Result<RevisionRecord> {
         let api_id = api.id.as_str();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE api_id = $1",
         )
@@ -360,7 +370,7 @@ impl Store {
         d: &DeploymentRecord,
         action: DeploymentAction,
     ) -> Result<Option<u32>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let previous: Option<i64> = sqlx::query_scalar(
             "SELECT revision FROM deployments WHERE api_id = $1 AND environment = $2",
         )
@@ -412,7 +422,7 @@ impl Store {
         action: DeploymentAction,
         actor: &str,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let removed = undeploy_in(&mut tx, api_id, Some(environment), action, actor).await?;
         tx.commit().await?;
         Ok(removed > 0)
@@ -470,7 +480,7 @@ impl Store {
         actor: &str,
         note: &str,
     ) -> Result<(Vec<String>, u64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE apis SET lifecycle = $1, display_name = $2, updated_at = $3, row_version = row_version + 1 WHERE id = $4 AND lifecycle = $5",
         )

@@ -325,6 +325,9 @@ pub struct GatewayArgs {
     /// Seconds live connections get to close on SIGTERM.
     #[arg(long, default_value_t = 10)]
     pub drain_seconds: u64,
+    /// Redis for connection limits held across the nodes (without it, per node).
+    #[arg(long, env = "ASYNCGATE_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
 }
 
 impl GatewayArgs {
@@ -356,6 +359,7 @@ impl GatewayArgs {
             data_dir: self.data_dir.clone(),
             drain: std::time::Duration::from_secs(self.drain_seconds),
             gateway: asyncgate_gateway::GatewayConfig::default(),
+            redis: self.redis.clone(),
         })
     }
 }
@@ -552,6 +556,10 @@ pub struct ServeArgs {
     /// postgres://user:password@host:port/database, shared by several control planes.
     #[arg(long, env = "ASYNCGATE_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// Redis for connection limits held across every gateway sharing it (without it,
+    /// per process).
+    #[arg(long, env = "ASYNCGATE_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
     /// Management API address.
     #[arg(long)]
     pub listen_management: Option<String>,
@@ -1106,6 +1114,9 @@ impl ServeArgs {
         }
         if let Some(store) = &self.store {
             c.store = Some(crate::config::parse_store(store, "--store")?);
+        }
+        if let Some(redis) = &self.redis {
+            c.redis = Some(redis.clone());
         }
         if let Some(a) = &self.listen_management {
             c.management = parse_addr(a, "--listen-management")?;

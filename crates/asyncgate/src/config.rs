@@ -59,6 +59,8 @@ pub struct ServeConfig {
     /// Where the store is (`store`, `--store`): by default `asyncgate.db` (SQLite) in the
     /// data folder; `postgres://...` for control planes that share PostgreSQL.
     pub store: Option<asyncgate_store::StoreLocation>,
+    /// Redis for connection limits held across gateways (`redis`, `--redis`).
+    pub redis: Option<String>,
     pub management: SocketAddr,
     pub management_options: ListenerOptions,
     /// In promotion order (a promotion goes only to the next one): by default
@@ -100,6 +102,7 @@ impl ServeConfig {
         ServeConfig {
             data_dir,
             store: None,
+            redis: None,
             management: addr(9400),
             management_options: ListenerOptions::default(),
             environments: vec![
@@ -170,6 +173,9 @@ impl ServeConfig {
         }
         if let Some(store) = file.store {
             self.store = Some(parse_store(&store, "store")?);
+        }
+        if let Some(redis) = file.redis {
+            self.redis = Some(redis);
         }
         if let Some(p) = file.project {
             self.default_project = p;
@@ -387,6 +393,7 @@ pub fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, ConfigError> {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    redis: Option<String>,
     project: Option<String>,
     listen: Option<ListenFile>,
     import: Option<ImportFile>,

@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub drain: Duration,
     pub gateway: GatewayConfig,
+    /// Redis for connection limits across the nodes.
+    pub redis: Option<String>,
 }
 
 /// What `node.json` holds.
@@ -76,6 +78,12 @@ pub async fn run(
     let _lock = lock_data_dir(&config.data_dir)?;
     let id = node_id(&config.data_dir)?;
     let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
+    if let Some(url) = &config.redis {
+        gateway
+            .share_counters(url, &crate::platform::counter_instance(&id))
+            .await
+            .map_err(crate::config::ConfigError)?;
+    }
 
     // Serve from the copy on disk until the control plane answers.
     let initial = match load_saved(&config.data_dir, &config.environment) {

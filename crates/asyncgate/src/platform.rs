@@ -137,6 +137,12 @@ impl Platform {
             *file = data_dir.join(&*file);
         }
         let gateway = Gateway::new(gateway_config).map_err(crate::config::ConfigError)?;
+        if let Some(url) = &config.redis {
+            gateway
+                .share_counters(url, &counter_instance("platform"))
+                .await
+                .map_err(crate::config::ConfigError)?;
+        }
         gateway.apply(&publisher.current());
         publisher.wait_for_gateway(gateway.applied());
 
@@ -346,6 +352,13 @@ fn load_tls(
         .map(asyncgate_gateway::tls::ServerTls::load)
         .transpose()
         .map_err(|e| anyhow::anyhow!("TLS of the {what} listener: {e}"))
+}
+
+/// The name a gateway process counts its connections under in Redis: its node's name
+/// and a part new at every start, so that the places of a process that died are never
+/// taken for a restarted one's (they expire with the dead one's heartbeat).
+pub(crate) fn counter_instance(node: &str) -> String {
+    asyncgate_core::credential::new_id(&format!("{node}-"))
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 //! restarted, draining on SIGTERM.
 
 use asyncgate::client::Client;
-use asyncgate_testkit::services::Postgres;
+use asyncgate_testkit::services::{Postgres, Redis};
 use asyncgate_testkit::{eventually_async, Backend, WsClient};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -121,41 +121,60 @@ async fn node(
     control: &str,
     token: &str,
 ) -> anyhow::Result<(Proc, String)> {
-    let data = dir.join(name);
-    let _ = std::fs::remove_file(data.join("node.json"));
-    let p = Proc::spawn(
-        &[
-            "gateway",
-            "--control",
-            control,
-            "--environment",
-            "production",
-            "--node-token",
-            token,
-            "--listen-external",
-            "127.0.0.1:0",
-            "--listen-internal",
-            "127.0.0.1:0",
-            "--listen-status",
-            "127.0.0.1:0",
-            "--drain-seconds",
-            "5",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        dir.join(format!("{name}.log")),
-    );
-    let endpoints = read_when_written(&data.join("node.json")).await?;
+    let (p, endpoints) = node_with(dir, name, control, token, &[]).await?;
     Ok((p, endpoints["external"].as_str().unwrap().to_string()))
 }
 
-/// Wait until a client with `key` is let in through `url`.
+/// A gateway node for production following `control`, with `extra` arguments; what its
+/// node.json says.
+async fn node_with(
+    dir: &Path,
+    name: &str,
+    control: &str,
+    token: &str,
+    extra: &[&str],
+) -> anyhow::Result<(Proc, Value)> {
+    let data = dir.join(name);
+    let _ = std::fs::remove_file(data.join("node.json"));
+    let mut args = vec![
+        "gateway",
+        "--control",
+        control,
+        "--environment",
+        "production",
+        "--node-token",
+        token,
+        "--listen-external",
+        "127.0.0.1:0",
+        "--listen-internal",
+        "127.0.0.1:0",
+        "--listen-status",
+        "127.0.0.1:0",
+        "--drain-seconds",
+        "5",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let p = Proc::spawn(&args, dir.join(format!("{name}.log")));
+    Ok((p, read_when_written(&data.join("node.json")).await?))
+}
+
+/// Wait until a client with `key` is let in through `url`; that client.
 async fn served(url: &str, key: &str) -> anyhow::Result<WsClient> {
+    let admitted = std::sync::Mutex::new(None);
     eventually_async(&format!("{url} to let the key in"), || async {
-        WsClient::with_key(url, key).await.is_ok()
+        match WsClient::with_key(url, key).await {
+            Ok(c) => {
+                *admitted.lock().unwrap() = Some(c);
+                true
+            }
+            Err(_) => false,
+        }
     })
     .await?;
-    WsClient::with_key(url, key).await
+    let client = admitted.lock().unwrap().take();
+    client.ok_or_else(|| anyhow::anyhow!("no client"))
 }
 
 /// Join the chat as `user`; the answer the joining client gets.
@@ -350,4 +369,143 @@ async fn eventually_key(c: &Client) -> anyhow::Result<String> {
     .await?;
     let key = made.lock().unwrap().take();
     key.ok_or_else(|| anyhow::anyhow!("no key"))
+}
+
+/// A gauge or counter of a node's `/metrics`.
+async fn metric(status: &str, name: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("{status}/metrics"))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {name} in the node's metrics"))
+}
+
+/// Wait until both nodes say whether Redis answers as `up`.
+async fn redis_seen(statuses: &[&str], up: bool) -> anyhow::Result<()> {
+    let want = if up { 1.0 } else { 0.0 };
+    eventually_async(
+        &format!("the nodes to see Redis {}", if up { "up" } else { "down" }),
+        || async {
+            let mut all = true;
+            for s in statuses {
+                all &= metric(s, "asyncgate_shared_counters_up").await.ok() == Some(want);
+            }
+            all
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_limit_holds_across_nodes_with_redis_and_per_node_without(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut redis = Redis::start().await?;
+    let chat = Backend::chat().await?;
+    // One control plane on its own SQLite store is enough here.
+    let (_cp, url) = control_plane_on_sqlite(dir.path()).await?;
+    let token = std::fs::read_to_string(dir.path().join("cp/admin-token"))?;
+    let c = Client::new(&url, token.trim());
+    let node_token = c
+        .post("/nodes/tokens", &json!({"environment": "production"}))
+        .await?["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let redis_url = redis.url();
+    let with_redis = ["--redis", redis_url.as_str()];
+    let (_n1, e1) = node_with(dir.path(), "n1", &url, &node_token, &with_redis).await?;
+    let (_n2, e2) = node_with(dir.path(), "n2", &url, &node_token, &with_redis).await?;
+    let (s1, s2) = (
+        e1["status"].as_str().unwrap(),
+        e2["status"].as_str().unwrap(),
+    );
+    let path = "/default/chat-api/v1.0.0";
+    let (gw1, gw2) = (
+        format!("{}{path}", e1["external"].as_str().unwrap()),
+        format!("{}{path}", e2["external"].as_str().unwrap()),
+    );
+
+    c.post(
+        "/apis/import",
+        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
+    )
+    .await?;
+    c.patch("/apis/chat-api", &json!({"limits": {"maxConnections": 3}}))
+        .await?;
+    c.post(
+        "/apis/chat-api/deployments",
+        &json!({"environment": "development", "accessMode": "external"}),
+    )
+    .await?;
+    c.post(
+        "/apis/chat-api/promote",
+        &json!({"from": "development", "to": "production"}),
+    )
+    .await?;
+    let key = c.post("/apis/chat-api/keys", &json!({})).await?["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    nodes_up_to_date(&c, 2).await?;
+    redis_seen(&[s1, s2], true).await?;
+
+    // Three across both nodes, not three on each.
+    let a = served(&gw1, &key).await?;
+    let _b = WsClient::with_key(&gw1, &key).await?;
+    let _c = WsClient::with_key(&gw2, &key).await?;
+    for gw in [&gw1, &gw2] {
+        let refused = WsClient::refused(gw, &[("api-key", &key)]).await?;
+        assert_eq!(refused.status, 429, "{}", refused.body);
+        assert!(
+            refused.body.contains("connection_limit"),
+            "{}",
+            refused.body
+        );
+    }
+    // A place given back on one node is free on the other.
+    a.close().await;
+    let _d = served(&gw2, &key).await?;
+
+    // Redis away: the nodes fall back to per-node limits, say so, and refuse nobody for it.
+    redis.stop().await?;
+    redis_seen(&[s1, s2], false).await?;
+    let _e = WsClient::with_key(&gw2, &key).await?;
+    assert!(metric(s2, "asyncgate_shared_counters_fallbacks_total").await? >= 1.0);
+    let refused = WsClient::refused(&gw2, &[("api-key", &key)]).await?;
+    assert_eq!(
+        refused.status, 429,
+        "three on this node is its own limit: {}",
+        refused.body
+    );
+
+    // Redis back (empty): the nodes write their counts again, and the limit holds across
+    // them once more (four are open, so none more is let in anywhere).
+    redis.start_again().await?;
+    redis_seen(&[s1, s2], true).await?;
+    eventually_async("the counts to be written again", || async {
+        WsClient::try_connect(&gw1, &[("api-key", &key)])
+            .await
+            .is_ok_and(|r| r.is_err())
+    })
+    .await?;
+    Ok(())
+}
+
+/// A control plane on SQLite in `dir/cp`; its management URL.
+async fn control_plane_on_sqlite(dir: &Path) -> anyhow::Result<(Proc, String)> {
+    let data = dir.join("cp");
+    let p = Proc::spawn(
+        &[
+            "serve",
+            "--ephemeral-ports",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        dir.join("cp.log"),
+    );
+    let endpoints = read_when_written(&data.join("endpoints.json")).await?;
+    Ok((p, endpoints["management"].as_str().unwrap().to_string()))
 }
