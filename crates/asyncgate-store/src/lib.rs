@@ -10,6 +10,7 @@ mod consumers;
 mod location;
 mod providers;
 mod records;
+mod transfer;
 
 pub use access::{
     Member, OrgRecord, ProjectRecord, TokenKind, UserRecord, UserTokenRecord, DEFAULT_ORG_ID,
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 pub use cluster::{ChangeFeed, Heard, NodeRecord, NodeTokenRecord};
 pub use location::{Engine, LocationError, StoreLocation};
+pub use transfer::{Export, Imported};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

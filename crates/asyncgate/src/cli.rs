@@ -106,6 +106,14 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// The store itself: bring its schema up to date, export it, import it elsewhere
+    /// (such as from SQLite to PostgreSQL).
+    Store {
+        #[command(flatten)]
+        at: StoreArgs,
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run a gateway node: serve one environment with the snapshots of a control plane,
     /// from a copy on disk while the control plane is away.
     Gateway(GatewayArgs),
@@ -266,6 +274,47 @@ pub enum UserCommand {
 
 fn parse_role(s: &str) -> Result<asyncgate_core::Role, String> {
     s.parse()
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store: sqlite:PATH or postgres://user:password@host:port/database (default:
+    /// asyncgate.db in the data folder).
+    #[arg(long, env = "ASYNCGATE_STORE", hide_env_values = true, global = true)]
+    pub store: Option<String>,
+    /// The platform's data folder, whose SQLite store is used without --store.
+    #[arg(long, env = "ASYNCGATE_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    pub fn location(&self) -> Result<asyncgate_store::StoreLocation, ConfigError> {
+        match &self.store {
+            Some(s) => crate::config::parse_store(s, "--store"),
+            None => Ok(asyncgate_store::StoreLocation::Sqlite(
+                self.data_dir.join(crate::platform::SQLITE_FILE),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Bring the store's schema up to date (every start does it too); prints its version.
+    Migrate,
+    /// Write every record (APIs, revisions, deployments, keys, applications,
+    /// subscriptions, users, audit history...) as one JSON document.
+    Export {
+        /// File to write (default: standard output). It holds hashes and signing keys:
+        /// keep it as private as the store.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Read an export into a new, empty store (one transaction: all or nothing).
+    Import {
+        /// The export (`-`: standard input).
+        input: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,7 @@ pub mod mock;
 pub mod node;
 pub mod node_cmd;
 pub mod platform;
+pub mod store_cmd;
 
 /// The sample contract bundled with the binary (the guide's chat service).
 pub const SAMPLE_CONTRACT: &str = include_str!("../../../samples/chat-service-asyncapi.yaml");

@@ -96,6 +96,7 @@ async fn run(args: Cli) -> anyhow::Result<()> {
             output,
         } => access_cmd::login(&conn, email, output).await,
         Command::Logout { conn } => access_cmd::logout(&conn).await,
+        Command::Store { at, command } => asyncgate::store_cmd::run(&at, command).await,
         Command::Gateway(args) => {
             asyncgate::node::run(args.to_config()?, asyncgate::platform_signal()).await
         }

@@ -509,3 +509,118 @@ async fn control_plane_on_sqlite(dir: &Path) -> anyhow::Result<(Proc, String)> {
     let endpoints = read_when_written(&data.join("endpoints.json")).await?;
     Ok((p, endpoints["management"].as_str().unwrap().to_string()))
 }
+
+/// `asyncgate store ...` with `args`; its standard output, or the failure's message.
+fn store_cli(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(BIN)
+        .arg("store")
+        .args(args)
+        .env_remove("ASYNCGATE_STORE")
+        .output()
+        .expect("asyncgate store ran");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_platform_moves_to_postgres_with_everything_it_held() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pg = Postgres::start().await?;
+    let chat = Backend::chat().await?;
+
+    // A platform on SQLite with an API, two revisions, a key, an application subscribed
+    // with its own key, and audit history.
+    let (mut cp, url) = control_plane_on_sqlite(dir.path()).await?;
+    let token = std::fs::read_to_string(dir.path().join("cp/admin-token"))?;
+    let c = Client::new(&url, token.trim());
+    c.post(
+        "/apis/import",
+        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
+    )
+    .await?;
+    let deploy = json!({"environment": "development", "accessMode": "external"});
+    c.post("/apis/chat-api/deployments", &deploy).await?;
+    c.patch("/apis/chat-api", &json!({"description": "second"}))
+        .await?;
+    c.post("/apis/chat-api/deployments", &deploy).await?;
+    let key = c.post("/apis/chat-api/keys", &json!({})).await?["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.post("/apis/chat-api/lifecycle", &json!({"action": "publish"}))
+        .await?;
+    let app = c.post("/applications", &json!({"name": "mover"})).await?;
+    let app_path = format!("/applications/{}", app["id"].as_str().unwrap());
+    c.post(
+        &format!("{app_path}/subscriptions"),
+        &json!({"api": "chat-api", "plan": "Gold"}),
+    )
+    .await?;
+    let app_key = c
+        .post(
+            &format!("{app_path}/keys"),
+            &json!({"environment": "development"}),
+        )
+        .await?["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = |path: &'static str| {
+        let c = &c;
+        async move { c.get(path).await }
+    };
+    let (revisions, keys, apps, audit) = (
+        before("/apis/chat-api/revisions").await?,
+        before("/apis/chat-api/keys").await?,
+        before("/applications").await?,
+        before("/audit").await?,
+    );
+    cp.kill();
+
+    // Export, then import into a new PostgreSQL database.
+    let export = dir.path().join("export.json");
+    let data = dir.path().join("cp");
+    store_cli(&[
+        "export",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "-o",
+        export.to_str().unwrap(),
+    ])
+    .map_err(anyhow::Error::msg)?;
+    let database = pg.create_database().await?;
+    let imported = store_cli(&["import", "--store", &database, export.to_str().unwrap()])
+        .map_err(anyhow::Error::msg)?;
+    assert!(imported.contains("imported"), "{imported}");
+    // A second import would overwrite what is there: refused, nothing changed.
+    let again = store_cli(&["import", "--store", &database, export.to_str().unwrap()]).unwrap_err();
+    assert!(again.contains("not empty"), "{again}");
+
+    // The platform on PostgreSQL holds all of it, under the same admin token, and serves
+    // the same keys.
+    let (_cp2, url2) = control_plane(dir.path(), "moved", &database, free_port()).await?;
+    let c2 = Client::new(&url2, token.trim());
+    assert_eq!(c2.get("/apis/chat-api/revisions").await?, revisions);
+    assert_eq!(c2.get("/apis/chat-api/keys").await?, keys);
+    assert_eq!(c2.get("/applications").await?, apps);
+    let audit_after = c2.get("/audit").await?;
+    let entries = |v: &Value| v["entries"].as_array().or(v.as_array()).map_or(0, Vec::len);
+    assert!(
+        entries(&audit_after) >= entries(&audit) && entries(&audit) > 0,
+        "{audit_after}"
+    );
+    let endpoints = read_when_written(&dir.path().join("moved/endpoints.json")).await?;
+    let dev = format!(
+        "{}/default/chat-api/v1.0.0",
+        endpoints["environments"]["development"]["external"]
+            .as_str()
+            .unwrap()
+    );
+    let mut old_key = served(&dev, &key).await?;
+    assert_eq!(join(&mut old_key, "kept").await?["username"], "kept");
+    WsClient::with_key(&dev, &app_key).await?;
+    Ok(())
+}
