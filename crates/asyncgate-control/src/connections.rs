@@ -7,6 +7,7 @@ use crate::auth::Caller;
 use crate::body::Body;
 use crate::dataplane::{CommandRefused, Outbound};
 use crate::error::{ApiError, ApiResult};
+use crate::nodes::NodeCommand;
 use crate::state::AppState;
 use asyncgate_core::Permission;
 use axum::extract::{Path, Query, State};
@@ -53,6 +54,9 @@ pub struct ConnectionView {
     pub messages_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The gateway node holding it; absent for the control plane's own gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -90,7 +94,7 @@ pub struct CommandAccepted {
 }
 
 /// Whether a client may be sent this close code (RFC 6455 7.4).
-fn sendable_close_code(code: u16) -> bool {
+pub fn sendable_close_code(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
 }
 
@@ -121,9 +125,9 @@ pub async fn list(
         crate::deployments::check_environment(&state, env)?;
     }
     let api = find(&state, &caller, &key).await?;
-    Ok(Json(
-        state.data_plane.connections(&api.id, q.env.as_deref()),
-    ))
+    let mut all = state.data_plane.connections(&api.id, q.env.as_deref());
+    all.extend(crate::nodes::node_connections(&state, &api.id, q.env.as_deref()).await?);
+    Ok(Json(all))
 }
 
 #[utoipa::path(delete, path = "/api/v1/apis/{api}/connections/{id}", tag = "connections",
@@ -150,10 +154,17 @@ pub async fn close(
         )));
     }
     let api = find(&state, &caller, &key).await?;
-    state
-        .data_plane
-        .close(&api.id, &id, code, &reason)
-        .map_err(|r| refused(&id, r))?;
+    let done = match state.data_plane.close(&api.id, &id, code, &reason) {
+        Err(CommandRefused::NotFound) => {
+            let command = NodeCommand::Close {
+                code,
+                reason: &reason,
+            };
+            crate::nodes::node_command(&state, &api.id, &id, command).await?
+        }
+        other => other,
+    };
+    done.map_err(|r| refused(&id, r))?;
     state
         .store
         .audit(
@@ -216,10 +227,14 @@ pub async fn send(
             ),
         ));
     }
-    state
-        .data_plane
-        .send(&api.id, &id, message)
-        .map_err(|r| refused(&id, r))?;
+    let done = match state.data_plane.send(&api.id, &id, message.clone()) {
+        Err(CommandRefused::NotFound) => {
+            let command = NodeCommand::Send(&message);
+            crate::nodes::node_command(&state, &api.id, &id, command).await?
+        }
+        other => other,
+    };
+    done.map_err(|r| refused(&id, r))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(CommandAccepted {

@@ -74,6 +74,12 @@ pub struct NodeReport {
     /// Its listener URLs by kind (`external`, `internal`).
     #[serde(default)]
     pub listeners: BTreeMap<String, String>,
+    /// Where it takes connection commands (its status listener's URL).
+    #[serde(default)]
+    pub command_url: Option<String>,
+    /// The bearer secret it asks of connection commands (new at each start).
+    #[serde(default)]
+    pub command_secret: Option<String>,
 }
 
 /// A new version for a node: its environment's snapshot.
@@ -353,6 +359,8 @@ pub async fn sync(
         }
         .into(),
         control_plane: state.publisher.issuer().to_string(),
+        command_url: report.command_url.clone().unwrap_or_default(),
+        command_secret: report.command_secret.clone().unwrap_or_default(),
         first_seen: now(),
         last_contact: unix_now() as i64,
     };
@@ -371,4 +379,145 @@ pub async fn sync(
         snapshot: snapshot.for_environment(&report.environment),
     };
     Ok(Json(sync).into_response())
+}
+
+/// Nodes heard from longer ago than this are not asked about connections.
+const COMMAND_FRESHNESS_SECONDS: i64 = 90;
+/// Longest the control plane waits for one node's answer about connections.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The nodes that take connection commands, as last heard from.
+async fn commandable(state: &AppState) -> ApiResult<Vec<NodeRecord>> {
+    let now = unix_now() as i64;
+    Ok(state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .filter(|n| {
+            !n.command_url.is_empty()
+                && !n.command_secret.is_empty()
+                && now - n.last_contact <= COMMAND_FRESHNESS_SECONDS
+        })
+        .collect())
+}
+
+fn command_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(COMMAND_TIMEOUT)
+        .build()
+        .expect("an HTTP client with a timeout")
+}
+
+/// Live connections to an API on every gateway node (each tagged with its node); a node
+/// that does not answer in time is left out (and logged).
+pub async fn node_connections(
+    state: &AppState,
+    api_id: &str,
+    environment: Option<&str>,
+) -> ApiResult<Vec<crate::connections::ConnectionView>> {
+    let client = command_client();
+    let asks = commandable(state).await?.into_iter().map(|n| {
+        let client = client.clone();
+        async move {
+            let mut url = format!(
+                "{}/connections/{}",
+                n.command_url.trim_end_matches('/'),
+                crate::fields::path_segment(api_id)
+            );
+            if let Some(env) = environment {
+                url.push_str(&format!("?env={}", crate::fields::path_segment(env)));
+            }
+            let answer = client
+                .get(&url)
+                .bearer_auth(&n.command_secret)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            match answer {
+                Ok(r) => match r.json::<Vec<crate::connections::ConnectionView>>().await {
+                    Ok(mut list) => {
+                        for c in &mut list {
+                            c.node = Some(n.id.clone());
+                        }
+                        list
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %n.id, error = %e, "a node's connection list is unreadable");
+                        Vec::new()
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(node = %n.id, error = %e, "a node did not list its connections");
+                    Vec::new()
+                }
+            }
+        }
+    });
+    Ok(futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// What a node is asked to do to one of its connections.
+pub enum NodeCommand<'a> {
+    Close { code: u16, reason: &'a str },
+    Send(&'a crate::dataplane::Outbound),
+}
+
+/// Hand a command to the node that holds connection `id` of the API; `NotFound` when no
+/// node does.
+pub async fn node_command(
+    state: &AppState,
+    api_id: &str,
+    id: &str,
+    command: NodeCommand<'_>,
+) -> ApiResult<Result<(), crate::dataplane::CommandRefused>> {
+    use crate::dataplane::CommandRefused;
+    let client = command_client();
+    for n in commandable(state).await? {
+        let base = format!(
+            "{}/connections/{}/{}",
+            n.command_url.trim_end_matches('/'),
+            crate::fields::path_segment(api_id),
+            crate::fields::path_segment(id)
+        );
+        let request = match &command {
+            NodeCommand::Close { code, reason } => client
+                .delete(&base)
+                .query(&[("code", code.to_string()), ("reason", reason.to_string())]),
+            NodeCommand::Send(m) => client.post(format!("{base}/messages")).json(&NodeMessage {
+                text: m.text,
+                payload: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &m.payload,
+                ),
+            }),
+        };
+        match request.bearer_auth(&n.command_secret).send().await {
+            Ok(r) => match r.status().as_u16() {
+                202 => return Ok(Ok(())),
+                404 => continue,
+                429 => return Ok(Err(CommandRefused::Busy)),
+                409 => return Ok(Err(CommandRefused::Closing)),
+                other => {
+                    tracing::warn!(node = %n.id, status = other, "a node refused a connection command")
+                }
+            },
+            Err(e) => {
+                tracing::warn!(node = %n.id, error = %e, "a node did not take a connection command")
+            }
+        }
+    }
+    Ok(Err(CommandRefused::NotFound))
+}
+
+/// A message for a node's connection, as the control plane sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeMessage {
+    pub text: bool,
+    /// Base64.
+    pub payload: String,
 }

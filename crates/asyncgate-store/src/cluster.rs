@@ -36,6 +36,10 @@ pub struct NodeRecord {
     pub state: String,
     /// The management URL of the control plane it last called.
     pub control_plane: String,
+    /// Where the node takes connection commands (its status listener), and the secret it
+    /// asks of them (made at its start, sent over its authenticated sync call).
+    pub command_url: String,
+    pub command_secret: String,
     pub first_seen: String,
     /// Unix seconds.
     pub last_contact: i64,
@@ -131,12 +135,12 @@ impl Store {
     /// Record what a node reported when it called (its first call adds it).
     pub async fn node_seen(&self, n: &NodeRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO nodes (id, environment, token_id, hostname, listeners, applied_version, connections, state, control_plane, first_seen, last_contact)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            "INSERT INTO nodes (id, environment, token_id, hostname, listeners, applied_version, connections, state, control_plane, first_seen, last_contact, command_url, command_secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (id) DO UPDATE SET environment = excluded.environment, token_id = excluded.token_id,
                 hostname = excluded.hostname, listeners = excluded.listeners, applied_version = excluded.applied_version,
                 connections = excluded.connections, state = excluded.state, control_plane = excluded.control_plane,
-                last_contact = excluded.last_contact",
+                last_contact = excluded.last_contact, command_url = excluded.command_url, command_secret = excluded.command_secret",
         )
         .bind(&n.id)
         .bind(&n.environment)
@@ -149,6 +153,8 @@ impl Store {
         .bind(&n.control_plane)
         .bind(&n.first_seen)
         .bind(n.last_contact)
+        .bind(&n.command_url)
+        .bind(&n.command_secret)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -226,6 +232,8 @@ fn node_from_row(r: &AnyRow) -> NodeRecord {
         connections: r.get::<i64, _>("connections") as u64,
         state: r.get("state"),
         control_plane: r.get("control_plane"),
+        command_url: r.get("command_url"),
+        command_secret: r.get("command_secret"),
         first_seen: r.get("first_seen"),
         last_contact: r.get("last_contact"),
     }

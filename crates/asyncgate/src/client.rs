@@ -224,14 +224,5 @@ fn describe_problem(status: u16, body: &str) -> String {
     out
 }
 
-/// Percent-encode one path segment (API ids and identifiers are plain, but be safe).
-pub fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// Percent-encode one path segment (the control plane's rule, shared).
+pub use asyncgate_control::fields::path_segment as segment;

@@ -30,6 +30,7 @@ fn view(environment: String, c: &Connection) -> ConnectionView {
         messages_out: counts[DOWN].messages,
         bytes_in: counts[UP].bytes,
         bytes_out: counts[DOWN].bytes,
+        node: None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod management_tls;
 pub mod mock;
 pub mod node;
 pub mod node_cmd;
+pub mod node_commands;
 pub mod platform;
 pub mod store_cmd;
 

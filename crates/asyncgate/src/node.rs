@@ -126,9 +126,13 @@ pub async fn run(
         environment: config.environment.clone(),
         external: listeners["external"].clone(),
         internal: listeners["internal"].clone(),
-        status: format!("http://{}", status.local_addr()?),
+        status: status_url(status.local_addr()?),
         pid: std::process::id(),
     };
+    // Connection commands from the control planes (list, close, send) are taken on the
+    // status listener with this secret, new at each start and sent only over the sync
+    // call the node token authenticates.
+    let command_secret = asyncgate_core::credential::generate_secret("agx_");
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let draining = Arc::new(AtomicBool::new(false));
@@ -137,12 +141,19 @@ pub async fn run(
         let gateway = gateway.clone();
         tasks.spawn(async move { gateway.follow(follow_rx).await });
     }
-    tasks.spawn(serve_status(status, gateway.clone(), draining.clone()));
+    tasks.spawn(serve_status(
+        status,
+        gateway.clone(),
+        draining.clone(),
+        asyncgate_core::credential::hash_secret(&command_secret),
+    ));
     tasks.spawn(sync(
         Syncing {
             config: config.clone(),
             id,
             listeners,
+            command_url: endpoints.status.clone(),
+            command_secret,
             gateway: gateway.clone(),
             draining: draining.clone(),
             updates,
@@ -236,6 +247,8 @@ struct Syncing {
     config: NodeConfig,
     id: String,
     listeners: BTreeMap<String, String>,
+    command_url: String,
+    command_secret: String,
     gateway: Gateway,
     draining: Arc<AtomicBool>,
     updates: watch::Sender<Arc<Snapshot>>,
@@ -290,6 +303,8 @@ async fn sync(s: Syncing, mut stop: watch::Receiver<bool>) {
             }
             .into(),
             listeners: s.listeners.clone(),
+            command_url: Some(s.command_url.clone()),
+            command_secret: Some(s.command_secret.clone()),
         };
         let call = sync_once(&client, &url, &s, &report);
         let outcome = tokio::select! {
@@ -362,12 +377,28 @@ async fn sync_once(
     }
 }
 
+/// The status listener's URL as others reach it: its address, or this host's name when
+/// it listens on every address.
+fn status_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("http://{host}:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// `/healthz` (the process answers), `/readyz` (a snapshot is applied and the node is not
-/// draining: what a load balancer asks) and `/metrics` (the gateway's, Prometheus text).
+/// draining: what a load balancer asks), `/metrics` (the gateway's, Prometheus text), and
+/// for the control planes, with the node's command secret: `/connections/{api}` (list),
+/// `DELETE /connections/{api}/{id}` (close) and `POST /connections/{api}/{id}/messages`.
 async fn serve_status(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
     draining: Arc<AtomicBool>,
+    command_secret_hash: String,
 ) {
     use axum::http::StatusCode;
     use axum::routing::get;
@@ -383,19 +414,27 @@ async fn serve_status(
             }
         }
     };
-    let metrics = move || async move {
-        (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            gateway.metrics().encode(),
-        )
+    let metrics = {
+        let gateway = gateway.clone();
+        move || async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                gateway.metrics().encode(),
+            )
+        }
     };
+    let commands = Arc::new(crate::node_commands::Commands {
+        plane: crate::dataplane::GatewayPlane(gateway),
+        secret_hash: command_secret_hash,
+    });
     let router = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .merge(crate::node_commands::router(commands));
     // The status listener outlives the drain (the load balancer keeps reading readyz);
     // it ends when the node's tasks are aborted.
     if let Err(e) = axum::serve(listener, router).await {

@@ -274,6 +274,42 @@ async fn two_control_planes_on_postgres_and_two_gateway_nodes() -> anyhow::Resul
         "bob's join reached alice on the other node"
     );
 
+    // The connections API reaches every node: a connection on the second node is listed,
+    // sent a message and closed through the first control plane.
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = ids(&c1.get("/apis/chat-api/connections").await?);
+    let mut zed = WsClient::with_key(&format!("{gw2}{path}"), &key).await?;
+    let listed = c1.get("/apis/chat-api/connections").await?;
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    let nodes_listed: std::collections::BTreeSet<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["node"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(nodes_listed.len(), 2, "connections of both nodes: {listed}");
+    let zed_id = ids(&listed)
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .unwrap();
+    c1.post(
+        &format!("/apis/chat-api/connections/{zed_id}/messages"),
+        &json!({"text": "from the operator"}),
+    )
+    .await?;
+    assert_eq!(zed.recv_text().await?, "from the operator");
+    c1.delete(&format!(
+        "/apis/chat-api/connections/{zed_id}?code=4000&reason=bye"
+    ))
+    .await?;
+    assert_eq!(zed.recv_close().await?, (4000, "bye".to_string()));
+
     // The control planes die; both nodes keep serving live and new connections.
     cp1.kill();
     cp2.kill();

@@ -34,6 +34,8 @@ CREATE TABLE nodes (
     connections     BIGINT NOT NULL DEFAULT 0,
     state           TEXT NOT NULL,              -- serving | draining
     control_plane   TEXT NOT NULL,              -- the control plane it last called
+    command_url     TEXT NOT NULL DEFAULT '',   -- where it takes connection commands
+    command_secret  TEXT NOT NULL DEFAULT '',   -- what it asks of them (new at each start)
     first_seen      TEXT NOT NULL,
     last_contact    BIGINT NOT NULL             -- Unix seconds
 );
