@@ -100,6 +100,18 @@ pub fn email(value: &str) -> ApiResult<String> {
     }
 }
 
+/// Percent-encode one path segment (API ids and identifiers are plain, but be safe).
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,16 +131,4 @@ mod tests {
         assert_eq!(fitted("  a\x1bb\nc  ", 3, false), "abc");
         assert_eq!(fitted("a\nbcdef", 4, true), "a\nbc");
     }
-}
-
-/// Percent-encode one path segment (API ids and identifiers are plain, but be safe).
-pub fn path_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
