@@ -3,12 +3,14 @@
 //! it serves and receives its environment's snapshot whenever the version changes (a
 //! long poll), and the list of nodes as last heard from.
 
-use crate::auth::{Authenticated, Principal};
+use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use asyncgate_core::credential::{generate_secret, hash_secret, new_id, unix_now};
+use asyncgate_core::Role;
 use asyncgate_core::Snapshot;
+use asyncgate_store::DEFAULT_ORG_ID;
 use asyncgate_store::{now, NodeRecord, NodeTokenRecord};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -122,13 +124,23 @@ pub struct SyncQuery {
     pub wait: Option<u64>,
 }
 
-fn operator_only(auth: &Authenticated, what: &str) -> ApiResult<()> {
-    if matches!(auth.principal, Principal::Operator) {
+/// The one rule of who manages gateway nodes and their tokens: the operator (admin
+/// token), or an admin of the operator's own organization (the default one), since nodes
+/// serve every organization.
+pub fn may_manage_nodes(caller: &Caller) -> bool {
+    match caller.role {
+        None => true,
+        Some(role) => role == Role::Admin && caller.org.id == DEFAULT_ORG_ID,
+    }
+}
+
+fn operator_only(caller: &Caller, what: &str) -> ApiResult<()> {
+    if may_manage_nodes(caller) {
         Ok(())
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("{what} takes the admin token (the operator's): gateway nodes serve every organization"),
+            format!("{what} takes the admin token or an admin of the platform's own organization: gateway nodes serve every organization"),
         ))
     }
 }
@@ -137,10 +149,10 @@ fn operator_only(auth: &Authenticated, what: &str) -> ApiResult<()> {
     responses((status = 201, body = NodeTokenCreated), (status = 400, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn create_token(
     State(state): State<AppState>,
-    auth: Authenticated,
+    caller: Caller,
     Body(req): Body<NodeTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<NodeTokenCreated>)> {
-    operator_only(&auth, "creating node tokens")?;
+    operator_only(&caller, "creating node tokens")?;
     if !state
         .config
         .environments
@@ -177,7 +189,7 @@ pub async fn create_token(
     state
         .store
         .audit(
-            &auth.actor(asyncgate_store::DEFAULT_ORG_ID),
+            &caller.actor(),
             "node_token.create",
             &record.id,
             None,
@@ -200,9 +212,9 @@ pub async fn create_token(
     responses((status = 200, body = Vec<NodeTokenView>)), security(("admin" = [])))]
 pub async fn list_tokens(
     State(state): State<AppState>,
-    auth: Authenticated,
+    caller: Caller,
 ) -> ApiResult<Json<Vec<NodeTokenView>>> {
-    operator_only(&auth, "listing node tokens")?;
+    operator_only(&caller, "listing node tokens")?;
     let tokens = state.store.node_tokens().await?;
     Ok(Json(
         tokens
@@ -223,33 +235,24 @@ pub async fn list_tokens(
     responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
-    auth: Authenticated,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    operator_only(&auth, "revoking node tokens")?;
+    operator_only(&caller, "revoking node tokens")?;
     if !state.store.revoke_node_token(&id).await? {
         return Err(ApiError::not_found(format!("no unrevoked node token {id}")));
     }
     state
         .store
-        .audit(
-            &auth.actor(asyncgate_store::DEFAULT_ORG_ID),
-            "node_token.revoke",
-            &id,
-            None,
-            "",
-        )
+        .audit(&caller.actor(), "node_token.revoke", &id, None, "")
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "nodes",
     responses((status = 200, body = Vec<NodeView>)), security(("admin" = [])))]
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Authenticated,
-) -> ApiResult<Json<Vec<NodeView>>> {
-    operator_only(&auth, "listing gateway nodes")?;
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<NodeView>>> {
+    operator_only(&caller, "listing gateway nodes")?;
     let current = state.publisher.version();
     let now = unix_now() as i64;
     let nodes = state.store.nodes().await?;

@@ -260,6 +260,76 @@ async fn forms_need_their_csrf_token_and_sessions_live_in_strict_cookies() -> an
     Ok(())
 }
 
+/// Sign `v` in through the console's form as `email`.
+async fn sign_in(v: &mut Visitor, email: &str, password: &str) -> anyhow::Result<()> {
+    let (res, _) = v.get("/console/sign-in").await?;
+    let csrf = csrf_field(&res.text().await?);
+    let (res, _) = v
+        .post(
+            "/console/sign-in",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await?;
+    anyhow::ensure!(
+        res.status() == StatusCode::SEE_OTHER,
+        "sign-in: {}",
+        res.status()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_gateway_nodes_page_shows_each_node_to_the_platforms_admins() -> anyhow::Result<()> {
+    let p = TestPlatform::start().await?;
+    // A node calls with its token (as `asyncgate gateway` does).
+    let token = p
+        .client
+        .post(
+            "/nodes/tokens",
+            &serde_json::json!({"environment": "production"}),
+        )
+        .await?["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let synced = reqwest::Client::new()
+        .post(format!("{}/api/v1/nodes/sync?wait=0", p.management()))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"id": "node-a", "environment": "production", "hostname": "edge-1",
+            "appliedVersion": 0, "connections": 2, "state": "serving"}),
+        )
+        .send()
+        .await?;
+    assert_eq!(synced.status(), StatusCode::OK);
+    // An admin of the platform's own organization, and a publisher of it.
+    for (email, role) in [
+        ("ops@example.org", "admin"),
+        ("pub@example.org", "publisher"),
+    ] {
+        p.client
+            .post(
+                "/users",
+                &serde_json::json!({"email": email, "password": "correct horse battery", "role": role}),
+            )
+            .await?;
+    }
+    let mut admin = Visitor::new(p.management());
+    sign_in(&mut admin, "ops@example.org", "correct horse battery").await?;
+    let (res, _) = admin.get("/console/nodes").await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await?;
+    for shown in ["node-a", "edge-1", "production", "serving", "behind"] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    let mut publisher = Visitor::new(p.management());
+    sign_in(&mut publisher, "pub@example.org", "correct horse battery").await?;
+    let (res, _) = publisher.get("/console/nodes").await?;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    p.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_console_is_clicked_through_in_chromium() -> anyhow::Result<()> {
     let p = TestPlatform::start().await?;

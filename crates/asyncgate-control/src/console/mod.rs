@@ -10,6 +10,7 @@ pub(crate) mod deploy;
 mod home;
 mod import;
 mod lifecycle;
+mod nodes;
 mod organization;
 mod settings;
 mod signin;
@@ -38,6 +39,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/console/organization",
             get(organization::show).post(organization::save),
         )
+        .route("/console/nodes", get(nodes::page))
         .route("/console/import", get(import::form).post(import::next))
         .route("/console/import/create", post(import::create))
         .route("/console/apis/{api}", get(api::overview))
