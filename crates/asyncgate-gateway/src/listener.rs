@@ -597,6 +597,10 @@ impl Gateway {
                     Reserved::Unavailable => {}
                 }
             }
+            if let (Some(meter), Some(sub)) = (&slot.meter, &admission.credential.subscriber) {
+                let limits = [sub.plan.messages_per_minute, sub.plan.bytes_per_minute];
+                counters.share_rate(meter, live::plan_rate_name(&route, &sub.app_id), limits);
+            }
         }
         let dialing = Instant::now();
         let dialed = upstream::connect(

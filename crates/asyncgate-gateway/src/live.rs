@@ -161,6 +161,11 @@ impl Limit {
     }
 }
 
+/// The name a subscription's plan rates are added up under across the nodes.
+pub fn plan_rate_name(route: &Route, app_id: &str) -> String {
+    format!("{}:{}:app:{app_id}", route.environment, route.api_id)
+}
+
 /// The limited counters a connection to `route` with `verified` takes a place in across
 /// the nodes, each with its limit (the same limits [`Live::admit`] holds per node).
 pub fn shared_counters(route: &Route, verified: &Verified) -> Vec<(Limit, Counted)> {
@@ -193,7 +198,7 @@ pub fn shared_counters(route: &Route, verified: &Verified) -> Vec<(Limit, Counte
         out.push((
             Limit::Plan,
             Counted {
-                name: format!("{scope}:app:{}", sub.app_id),
+                name: plan_rate_name(route, &sub.app_id),
                 limit: sub.plan.max_connections,
             },
         ));

@@ -8,7 +8,8 @@ use asyncgate_core::{ApiLimits, OnExcess, PlanLimits};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::borrow::Cow;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 pub struct Meter {
     messages: Option<DefaultDirectRateLimiter>,
@@ -18,6 +19,47 @@ pub struct Meter {
     pub over: Violation,
     /// Messages dropped for being over a rate (with [`OnExcess::Drop`]).
     dropped: AtomicU64,
+    /// A plan meter's part held across the nodes, once shared (`--redis`).
+    pub across: OnceLock<Across>,
+}
+
+/// What a plan meter's connections took since the nodes last added it up, and whether
+/// the nodes together are over the plan's rates this minute (set by the shared
+/// counters' sync, [`crate::shared_counters`]).
+#[derive(Debug, Default)]
+pub struct Across {
+    /// Messages, bytes.
+    taken: [AtomicU64; 2],
+    over: AtomicBool,
+    /// The plan's messages and bytes per minute.
+    pub limits: [u64; 2],
+}
+
+impl Across {
+    pub fn new(limits: [u64; 2]) -> Across {
+        Across {
+            limits,
+            ..Across::default()
+        }
+    }
+
+    /// What was taken since the last call (counted from zero again).
+    pub fn take_counts(&self) -> [u64; 2] {
+        [
+            self.taken[0].swap(0, Ordering::Relaxed),
+            self.taken[1].swap(0, Ordering::Relaxed),
+        ]
+    }
+
+    /// Give back counts a sync could not hand over (Redis away).
+    pub fn put_back(&self, counts: [u64; 2]) {
+        self.taken[0].fetch_add(counts[0], Ordering::Relaxed);
+        self.taken[1].fetch_add(counts[1], Ordering::Relaxed);
+    }
+
+    pub fn set_over(&self, over: bool) {
+        self.over.store(over, Ordering::Relaxed);
+    }
 }
 
 /// A subscription plan's meter, shared by the subscription's connections.
@@ -54,6 +96,7 @@ impl Meter {
                 reason: Cow::Borrowed(OVER_PLAN),
             },
             dropped: AtomicU64::new(0),
+            across: OnceLock::new(),
         })
     }
 
@@ -69,24 +112,34 @@ impl Meter {
                 reason: Cow::Borrowed(OVER_API_RATE),
             },
             dropped: AtomicU64::new(0),
+            across: OnceLock::new(),
         })
     }
 
     /// Take one frame of `payload` bytes; whether it is within the rates. A frame larger
     /// than the byte bucket (a minute's or second's worth) is never within them.
     pub fn admit(&self, payload: u64) -> bool {
+        let across = self.across.get();
+        if across.is_some_and(|a| a.over.load(Ordering::Relaxed)) {
+            return false;
+        }
         if let Some(m) = &self.messages {
             if m.check().is_err() {
                 return false;
             }
         }
-        match (
+        let within = match (
             &self.bytes,
             NonZeroU32::new(u32::try_from(payload).unwrap_or(u32::MAX)),
         ) {
             (Some(b), Some(n)) => matches!(b.check_n(n), Ok(Ok(()))),
             _ => true,
+        };
+        if let (true, Some(a)) = (within, across) {
+            a.taken[0].fetch_add(1, Ordering::Relaxed);
+            a.taken[1].fetch_add(payload, Ordering::Relaxed);
         }
+        within
     }
 
     pub fn count_dropped(&self) {
@@ -128,5 +181,24 @@ mod tests {
             "larger than a minute's bytes"
         );
         assert!(b.admit(0), "an empty frame carries no bytes");
+    }
+
+    #[test]
+    fn a_shared_meter_counts_what_it_admits_and_refuses_while_the_nodes_are_over() {
+        let m = Meter::new(&plan(100, 0)).unwrap();
+        m.across.set(Across::new([100, 0])).unwrap();
+        assert!(m.admit(10) && m.admit(5));
+        let across = m.across.get().unwrap();
+        assert_eq!(across.take_counts(), [2, 15]);
+        assert_eq!(across.take_counts(), [0, 0], "counted from zero again");
+        across.set_over(true);
+        assert!(!m.admit(1), "over across the nodes");
+        assert_eq!(
+            across.take_counts(),
+            [0, 0],
+            "a refused frame is not counted"
+        );
+        across.set_over(false);
+        assert!(m.admit(1));
     }
 }

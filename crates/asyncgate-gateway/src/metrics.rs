@@ -79,6 +79,8 @@ pub struct Metrics {
     pub shared_counters_up: Gauge,
     /// Handshakes admitted on per-node limits alone because Redis did not answer.
     pub shared_counters_fallbacks: Counter,
+    /// Subscriptions over their plan's rates across the nodes this minute.
+    pub shared_rates_over: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -100,6 +102,12 @@ impl Metrics {
         let access_log_dropped = Counter::default();
         let shared_counters_up = Gauge::default();
         let shared_counters_fallbacks = Counter::default();
+        let shared_rates_over = Gauge::default();
+        registry.register(
+            "shared_rates_over",
+            "Subscriptions whose plan's message or byte rate the nodes together are over this minute (with Redis)",
+            shared_rates_over.clone(),
+        );
         registry.register(
             "shared_counters_up",
             "1 while Redis answers and connection limits hold across the nodes; 0 when it does not (or no Redis is configured): limits hold per node",
@@ -165,6 +173,7 @@ impl Metrics {
             access_log_dropped,
             shared_counters_up,
             shared_counters_fallbacks,
+            shared_rates_over,
             registry: Arc::new(root),
         }
     }

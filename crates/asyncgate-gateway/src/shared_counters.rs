@@ -4,12 +4,21 @@
 //! places come back by themselves. A node takes a place in every counter of a connection
 //! at once (one Lua script: all or none), after its own per-node check has passed.
 //!
+//! Subscription plans' message and byte rates are added up across the nodes too, per
+//! minute: every second each node adds what its connections of a subscription took to
+//! the subscription's counters for the current minute and reads the totals back; when
+//! the nodes together are over a rate, each node refuses the subscription's messages
+//! (as its plan says: drop or close) for the rest of that minute. A node's own meter
+//! (GCRA, per minute) keeps holding on its own meanwhile, so between two syncs the nodes
+//! together can take at most one second's worth more.
+//!
 //! When Redis cannot be reached, nodes fall back to their per-node limits (already
 //! applied), say so in the `asyncgate_shared_counters_up` gauge, the
 //! `asyncgate_shared_counters_fallbacks_total` counter and the log, and never refuse
 //! traffic for it. A node writes its own counts again at every heartbeat, so a Redis that
 //! restarted empty is right again within one.
 
+use crate::meter::{Across, Meter};
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -17,6 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// How often a node adds up the plans' rates with the others.
+const RATE_SYNC: Duration = Duration::from_secs(1);
 /// How often a node says it is alive and writes its counts.
 const HEARTBEAT: Duration = Duration::from_secs(3);
 /// How long a node counts as alive after its last heartbeat.
@@ -98,6 +109,8 @@ pub struct SharedCounters {
     script: redis::Script,
     /// This node's places per counter: what it writes at each heartbeat.
     mine: Mutex<HashMap<String, u64>>,
+    /// Plan meters whose rates are added up across the nodes, with their counter names.
+    rates: Mutex<Vec<(std::sync::Weak<Meter>, String)>>,
     /// Places given back, for the background task to take off in Redis.
     released: mpsc::UnboundedSender<Vec<String>>,
     /// [`UNKNOWN`], [`UP`] or [`DOWN`]: whether Redis answered last time.
@@ -128,6 +141,7 @@ impl SharedCounters {
             redis: Mutex::new(None),
             script: redis::Script::new(RESERVE),
             mine: Mutex::new(HashMap::new()),
+            rates: Mutex::new(Vec::new()),
             released,
             state: AtomicU8::new(UNKNOWN),
             metrics,
@@ -135,8 +149,13 @@ impl SharedCounters {
         let weak = Arc::downgrade(&counters);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
+            let mut rate_tick = tokio::time::interval(RATE_SYNC);
             loop {
                 tokio::select! {
+                    _ = rate_tick.tick() => {
+                        let Some(c) = weak.upgrade() else { return };
+                        c.sync_rates().await;
+                    }
                     names = rx.recv() => {
                         let Some(names) = names else { return };
                         let Some(c) = weak.upgrade() else { return };
@@ -213,6 +232,81 @@ impl SharedCounters {
                 self.metrics.shared_counters_fallbacks.inc();
                 self.answered(false, None);
                 Reserved::Unavailable
+            }
+        }
+    }
+
+    /// Add up `meter`'s plan rates (`limits`: messages and bytes per minute) with the
+    /// other nodes under `name`, from now on (once per meter).
+    pub fn share_rate(&self, meter: &Arc<Meter>, name: String, limits: [u64; 2]) {
+        if meter.across.set(Across::new(limits)).is_ok() {
+            self.rates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((Arc::downgrade(meter), name));
+        }
+    }
+
+    /// Add what each shared plan meter took to this minute's totals, and mark the meters
+    /// whose subscriptions are over across the nodes.
+    async fn sync_rates(&self) {
+        let meters: Vec<(Arc<Meter>, String)> = {
+            let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+            rates.retain(|(m, _)| m.strong_count() > 0);
+            rates
+                .iter()
+                .filter_map(|(m, name)| Some((m.upgrade()?, name.clone())))
+                .collect()
+        };
+        if meters.is_empty() {
+            return;
+        }
+        let Some(mut redis) = self.connection() else {
+            return;
+        };
+        let minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 60);
+        let taken: Vec<[u64; 2]> = meters
+            .iter()
+            .map(|(m, _)| m.across.get().map_or([0, 0], Across::take_counts))
+            .collect();
+        let mut pipe = redis::pipe();
+        for ((_, name), counts) in meters.iter().zip(&taken) {
+            for (i, what) in ["messages", "bytes"].iter().enumerate() {
+                let key = format!("{PREFIX}rate:{name}:{what}:{minute}");
+                pipe.incr(&key, counts[i]);
+                pipe.expire(&key, 120).ignore();
+            }
+        }
+        match pipe.query_async::<Vec<u64>>(&mut redis).await {
+            Ok(totals) => {
+                let mut over_now = 0;
+                for (i, (meter, _)) in meters.iter().enumerate() {
+                    let Some(across) = meter.across.get() else {
+                        continue;
+                    };
+                    let over = (0..2).any(|k| {
+                        across.limits[k] > 0
+                            && totals
+                                .get(i * 2 + k)
+                                .is_some_and(|t| *t >= across.limits[k])
+                    });
+                    across.set_over(over);
+                    over_now += i64::from(over);
+                }
+                self.metrics.shared_rates_over.set(over_now);
+            }
+            Err(e) => {
+                // Per node until Redis answers: nothing is refused for Redis being away.
+                for ((meter, _), counts) in meters.iter().zip(taken) {
+                    if let Some(across) = meter.across.get() {
+                        across.put_back(counts);
+                        across.set_over(false);
+                    }
+                }
+                self.metrics.shared_rates_over.set(0);
+                self.answered(false, Some(e.to_string()));
             }
         }
     }

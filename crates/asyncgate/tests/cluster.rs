@@ -435,7 +435,7 @@ async fn redis_seen(statuses: &[&str], up: bool) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_limit_holds_across_nodes_with_redis_and_per_node_without(
+async fn limits_and_plan_rates_hold_across_nodes_with_redis_and_per_node_without(
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut redis = Redis::start().await?;
@@ -527,6 +527,66 @@ async fn a_connection_limit_holds_across_nodes_with_redis_and_per_node_without(
             .is_ok_and(|r| r.is_err())
     })
     .await?;
+    drop((_b, _c, _d, _e));
+
+    // A plan's message rate holds across the nodes: six a minute, all taken through the
+    // first node, leave none for the second. (Rates are added up per minute: the
+    // scenario starts in the first half of one, so that it ends in the same minute.)
+    let plan = c
+        .post(
+            "/plans",
+            &json!({"name": "Six", "messagesPerMinute": 6, "onExcess": "close"}),
+        )
+        .await?;
+    c.post("/apis/chat-api/lifecycle", &json!({"action": "publish"}))
+        .await?;
+    let app = c.post("/applications", &json!({"name": "sixer"})).await?;
+    let app_path = format!("/applications/{}", app["id"].as_str().unwrap());
+    c.post(
+        &format!("{app_path}/subscriptions"),
+        &json!({"api": "chat-api", "plan": plan["name"]}),
+    )
+    .await?;
+    let app_key = c
+        .post(
+            &format!("{app_path}/keys"),
+            &json!({"environment": "production"}),
+        )
+        .await?["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    nodes_up_to_date(&c, 2).await?;
+    let second_of_minute = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60
+    };
+    if second_of_minute() > 30 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second_of_minute())).await;
+    }
+    let mut first = served(&gw1, &app_key).await?;
+    let mut second = served(&gw2, &app_key).await?;
+    // Messages are metered both ways: three sent, each answered (the first joins the
+    // chat; the backend answers the others with an error of its own), are six.
+    for i in 0..3 {
+        join(&mut first, &format!("user{i}")).await?;
+    }
+    eventually_async("the second node to see the plan's rate used up", || async {
+        metric(s2, "asyncgate_shared_rates_over").await.ok() == Some(1.0)
+    })
+    .await?;
+    second
+        .send_text(&json!({"type": "Connect", "username": "one-too-many"}).to_string())
+        .await?;
+    let (code, reason) = second.recv_close().await?;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1008, "over the plan's message or byte rate")
+    );
+    drop(first);
     Ok(())
 }
 
