@@ -359,22 +359,31 @@ pub struct GatewayArgs {
     /// The node token (`asyncgate node token create`).
     #[arg(long, env = "ASYNCGATE_NODE_TOKEN", hide_env_values = true)]
     pub node_token: String,
-    /// The environment's external (public) listener.
-    #[arg(long, default_value = "127.0.0.1:9403")]
-    pub listen_external: String,
-    /// The environment's internal listener.
-    #[arg(long, default_value = "127.0.0.1:9404")]
-    pub listen_internal: String,
-    /// `/healthz`, `/readyz` (for the load balancer) and `/metrics`.
+    /// YAML configuration file, as `serve` reads it: the `gateway:` settings, and the
+    /// environment's listeners under `listen.environments` (addresses, TLS, public URLs).
+    #[arg(long, env = "ASYNCGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The environment's external (public) listener (default: from the file, else as
+    /// `serve` binds it: production 127.0.0.1:9403).
+    #[arg(long)]
+    pub listen_external: Option<String>,
+    /// The environment's internal listener (default: from the file, else production
+    /// 127.0.0.1:9404).
+    #[arg(long)]
+    pub listen_internal: Option<String>,
+    /// `/healthz`, `/readyz` (for the load balancer), `/metrics`, and the control planes'
+    /// connection commands.
     #[arg(long, default_value = "127.0.0.1:9405")]
     pub listen_status: String,
     /// Folder for the node's id, its copy of the snapshot and node.json.
     #[arg(long, env = "ASYNCGATE_DATA_DIR", default_value = "asyncgate-node")]
     pub data_dir: PathBuf,
-    /// Seconds live connections get to close on SIGTERM.
-    #[arg(long, default_value_t = 10)]
-    pub drain_seconds: u64,
-    /// Redis for connection limits held across the nodes (without it, per node).
+    /// Seconds live connections get to close on SIGTERM (default: the file's
+    /// `gateway.drain_seconds`, else 10).
+    #[arg(long)]
+    pub drain_seconds: Option<u64>,
+    /// Redis for connection limits and plan rates held across the nodes (without it,
+    /// per node).
     #[arg(long, env = "ASYNCGATE_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
 }
@@ -398,17 +407,34 @@ impl GatewayArgs {
                 "--node-token: a node token starts with agn_ (asyncgate node token create)".into(),
             ));
         }
+        // The same file `serve` reads, for the gateway's settings and this environment's
+        // listeners; flags override it.
+        let mut base = ServeConfig::defaults(self.data_dir.clone());
+        if let Some(path) = &self.config {
+            base.apply_file(path)?;
+        }
+        let redis = self.redis.clone().or(base.redis.clone());
+        let drain = self
+            .drain_seconds
+            .map_or(base.drain, std::time::Duration::from_secs);
+        let (tls_reload, gateway) = (base.tls_reload_interval, base.gateway.clone());
+        let mut env = base.environment_mut(&self.environment).clone();
+        if let Some(a) = &self.listen_external {
+            env.external = parse_addr(a, "--listen-external")?;
+        }
+        if let Some(a) = &self.listen_internal {
+            env.internal = parse_addr(a, "--listen-internal")?;
+        }
         Ok(crate::node::NodeConfig {
             control,
-            environment: self.environment.clone(),
             token: self.node_token.clone(),
-            listen_external: parse_addr(&self.listen_external, "--listen-external")?,
-            listen_internal: parse_addr(&self.listen_internal, "--listen-internal")?,
+            listen: env,
             listen_status: parse_addr(&self.listen_status, "--listen-status")?,
             data_dir: self.data_dir.clone(),
-            drain: std::time::Duration::from_secs(self.drain_seconds),
-            gateway: asyncgate_gateway::GatewayConfig::default(),
-            redis: self.redis.clone(),
+            drain,
+            tls_reload,
+            gateway,
+            redis,
         })
     }
 }

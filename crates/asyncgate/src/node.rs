@@ -5,7 +5,8 @@
 //! `/readyz` answers 503, listeners stop, live connections are closed with 1001 within
 //! the drain period.
 
-use crate::platform::{create_private_dir, lock_data_dir, write_private};
+use crate::config::EnvironmentListen;
+use crate::platform::{create_private_dir, load_tls, lock_data_dir, write_private};
 use anyhow::Context;
 use asyncgate_control::nodes::{NodeReport, NodeSync};
 use asyncgate_core::{ListenerKind, Snapshot};
@@ -36,14 +37,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub struct NodeConfig {
     /// The control plane's management URL.
     pub control: url::Url,
-    pub environment: String,
     pub token: String,
-    pub listen_external: SocketAddr,
-    pub listen_internal: SocketAddr,
-    /// `/healthz`, `/readyz` and `/metrics`.
+    /// The environment served, and its listeners (addresses, TLS, public URLs).
+    pub listen: EnvironmentListen,
+    /// `/healthz`, `/readyz`, `/metrics` and connection commands.
     pub listen_status: SocketAddr,
     pub data_dir: PathBuf,
     pub drain: Duration,
+    /// How often TLS files are looked at for changes.
+    pub tls_reload: Duration,
     pub gateway: GatewayConfig,
     /// Redis for connection limits across the nodes.
     pub redis: Option<String>,
@@ -77,7 +79,13 @@ pub async fn run(
     create_private_dir(&config.data_dir)?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let id = node_id(&config.data_dir)?;
-    let gateway = Gateway::new(config.gateway.clone()).map_err(crate::config::ConfigError)?;
+    let environment = config.listen.name.clone();
+    let mut gateway_config = config.gateway.clone();
+    if let Some(file) = &mut gateway_config.access_log.file {
+        // A relative access-log path is inside the data folder, as for `serve`.
+        *file = config.data_dir.join(&*file);
+    }
+    let gateway = Gateway::new(gateway_config).map_err(crate::config::ConfigError)?;
     if let Some(url) = &config.redis {
         gateway
             .share_counters(url, &crate::platform::counter_instance(&id))
@@ -86,7 +94,7 @@ pub async fn run(
     }
 
     // Serve from the copy on disk until the control plane answers.
-    let initial = match load_saved(&config.data_dir, &config.environment) {
+    let initial = match load_saved(&config.data_dir, &environment) {
         Ok(Some(saved)) => {
             tracing::info!(
                 version = saved.version,
@@ -108,22 +116,29 @@ pub async fn run(
             .await
             .with_context(|| format!("cannot listen on {addr} for the {what} listener"))
     };
-    let external = bind(config.listen_external, "external").await?;
-    let internal = bind(config.listen_internal, "internal").await?;
+    let listen = &config.listen;
+    let external_tls = load_tls(&listen.external_options, &format!("{environment} external"))?;
+    let internal_tls = load_tls(&listen.internal_options, &format!("{environment} internal"))?;
+    let external = bind(listen.external, "external").await?;
+    let internal = bind(listen.internal, "internal").await?;
     let status = bind(config.listen_status, "status").await?;
     let listeners = BTreeMap::from([
         (
             "external".to_string(),
-            asyncgate_gateway::listener::ws_url(external.local_addr()?),
+            listen
+                .external_options
+                .url(external.local_addr()?, "ws", "wss"),
         ),
         (
             "internal".to_string(),
-            asyncgate_gateway::listener::ws_url(internal.local_addr()?),
+            listen
+                .internal_options
+                .url(internal.local_addr()?, "ws", "wss"),
         ),
     ]);
     let endpoints = NodeEndpoints {
         id: id.clone(),
-        environment: config.environment.clone(),
+        environment: environment.clone(),
         external: listeners["external"].clone(),
         internal: listeners["internal"].clone(),
         status: status_url(status.local_addr()?),
@@ -160,18 +175,24 @@ pub async fn run(
         },
         shutdown_rx.clone(),
     ));
+    let all_tls: Vec<_> = external_tls.iter().chain(&internal_tls).cloned().collect();
+    tasks.spawn(asyncgate_gateway::tls::follow_files(
+        all_tls,
+        config.tls_reload,
+        shutdown_rx.clone(),
+    ));
     let specs = vec![
         ListenerSpec {
-            environment: config.environment.clone(),
+            environment: environment.clone(),
             kind: ListenerKind::External,
             socket: external.into_std()?,
-            tls: None,
+            tls: external_tls,
         },
         ListenerSpec {
-            environment: config.environment.clone(),
+            environment: environment.clone(),
             kind: ListenerKind::Internal,
             socket: internal.into_std()?,
-            tls: None,
+            tls: internal_tls,
         },
     ];
     let workers = gateway.start_workers(specs, shutdown_rx.clone(), config.drain)?;
@@ -283,16 +304,14 @@ async fn sync(s: Syncing, mut stop: watch::Receiver<bool>) {
         .connect_timeout(Duration::from_secs(5))
         .build()
         .expect("an HTTP client with timeouts");
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let hostname = hostname();
     let mut backoff = BACKOFF_MIN;
     let mut reported_failure = false;
     loop {
         let applied = s.updates.borrow().version;
         let report = NodeReport {
             id: s.id.clone(),
-            environment: s.config.environment.clone(),
+            environment: s.config.listen.name.clone(),
             hostname: hostname.clone(),
             applied_version: applied,
             connections: s.gateway.live().total(),
@@ -352,7 +371,7 @@ async fn sync_once(
             let sync: NodeSync = response.json().await?;
             let saved = SavedSnapshot {
                 version: sync.version,
-                environment: s.config.environment.clone(),
+                environment: s.config.listen.name.clone(),
                 snapshot: sync.snapshot,
             };
             // Applied first (serving matters more than the copy), then kept.
@@ -377,14 +396,20 @@ async fn sync_once(
     }
 }
 
+/// This machine's name (`localhost` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// The status listener's URL as others reach it: its address, or this host's name when
 /// it listens on every address.
 fn status_url(addr: SocketAddr) -> String {
     if addr.ip().is_unspecified() {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
-        format!("http://{host}:{}", addr.port())
+        format!("http://{}:{}", hostname(), addr.port())
     } else {
         format!("http://{addr}")
     }

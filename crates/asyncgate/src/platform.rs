@@ -342,7 +342,7 @@ impl Platform {
 }
 
 /// A listener's TLS, loaded from its files (the error names the listener and the file).
-fn load_tls(
+pub(crate) fn load_tls(
     options: &crate::config::ListenerOptions,
     what: &str,
 ) -> anyhow::Result<Option<Arc<asyncgate_gateway::tls::ServerTls>>> {

@@ -720,3 +720,75 @@ async fn a_sqlite_platform_moves_to_postgres_with_everything_it_held() -> anyhow
     WsClient::with_key(&dev, &app_key).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_takes_tls_and_gateway_settings_from_the_configuration_file() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let chat = Backend::chat().await?;
+    let (_cp, url) = control_plane_on_sqlite(dir.path()).await?;
+    let token = std::fs::read_to_string(dir.path().join("cp/admin-token"))?;
+    let c = Client::new(&url, token.trim());
+    let node_token = c
+        .post("/nodes/tokens", &json!({"environment": "production"}))
+        .await?["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same file `serve` reads: wss:// on the external listener, an access log.
+    let ca = asyncgate_testkit::TestCa::new("node test CA")?;
+    let issued = ca.issue(&["127.0.0.1"], "node", false)?;
+    std::fs::write(dir.path().join("node.pem"), &issued.cert_pem)?;
+    std::fs::write(dir.path().join("node.key"), &issued.key_pem)?;
+    let config = dir.path().join("node.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen:\n  environments:\n    - name: production\n      external:\n        address: 127.0.0.1:0\n        tls:\n          cert_file: {}\n          key_file: {}\n      internal: 127.0.0.1:0\ngateway:\n  access_log:\n    file: node-access.log\n",
+            dir.path().join("node.pem").display(),
+            dir.path().join("node.key").display()
+        ),
+    )?;
+    let (_n, endpoints) = node_with(
+        dir.path(),
+        "n1",
+        &url,
+        &node_token,
+        &["--config", config.to_str().unwrap()],
+    )
+    .await?;
+    // node_with passes --listen-external 127.0.0.1:0 too: the flag wins over the file's
+    // address, the file's TLS stays.
+    let external = endpoints["external"].as_str().unwrap();
+    assert!(external.starts_with("wss://127.0.0.1:"), "{external}");
+
+    c.post(
+        "/apis/import",
+        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
+    )
+    .await?;
+    c.post(
+        "/apis/chat-api/deployments",
+        &json!({"environment": "development", "accessMode": "external"}),
+    )
+    .await?;
+    c.post(
+        "/apis/chat-api/promote",
+        &json!({"from": "development", "to": "production"}),
+    )
+    .await?;
+    let key = c.post("/apis/chat-api/keys", &json!({})).await?["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    nodes_up_to_date(&c, 1).await?;
+    let url = format!("{external}/default/chat-api/v1.0.0");
+    let mut client =
+        WsClient::connect_tls(&url, &[("api-key", &key)], ca.client_config(None)?).await?;
+    assert_eq!(join(&mut client, "secure").await?["username"], "secure");
+    client.close().await;
+    let log = dir.path().join("n1/node-access.log");
+    eventually_async("the node's access log to name the connection", || async {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("chat-api"))
+    })
+    .await
+}
