@@ -64,7 +64,7 @@ pub struct NodeEndpoints {
 }
 
 /// The copy on disk: the version and the environment's snapshot.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct SavedSnapshot {
     version: u64,
     environment: String,
@@ -464,5 +464,51 @@ async fn serve_status(
     // it ends when the node's tasks are aborted.
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!(error = %e, "the status listener stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_on_disk_is_read_back_for_its_environment_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_saved(dir.path(), "production").unwrap().is_none());
+        let snapshot = Snapshot {
+            version: 7,
+            token_issuer: "https://control.example".into(),
+            ..Snapshot::default()
+        };
+        let saved = SavedSnapshot {
+            version: 7,
+            environment: "production".into(),
+            snapshot: snapshot.clone(),
+        };
+        save(dir.path(), &saved).unwrap();
+        let back = load_saved(dir.path(), "production").unwrap().unwrap();
+        assert_eq!((back.version, back.snapshot), (7, snapshot));
+        assert!(!dir.path().join(format!("{SNAPSHOT_FILE}.next")).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SNAPSHOT_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "readable by its owner only");
+        }
+        let other = load_saved(dir.path(), "development").unwrap_err();
+        assert!(other.to_string().contains("`production`"), "{other}");
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), "{ half").unwrap();
+        assert!(load_saved(dir.path(), "production").is_err());
+    }
+
+    #[test]
+    fn a_node_keeps_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = node_id(dir.path()).unwrap();
+        assert!(id.starts_with("node-"));
+        assert_eq!(node_id(dir.path()).unwrap(), id);
     }
 }

@@ -792,3 +792,25 @@ async fn a_node_takes_tls_and_gateway_settings_from_the_configuration_file() -> 
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_snapshot_is_alive_but_not_ready() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // No control plane answers there, and the node has no copy yet.
+    let nowhere = asyncgate_testkit::dead_port_url()
+        .await?
+        .replace("ws://", "http://");
+    let (mut n, endpoints) = node_with(dir.path(), "n1", &nowhere, "agn_unknown", &[]).await?;
+    let status = endpoints["status"].as_str().unwrap();
+    let health = reqwest::get(format!("{status}/healthz")).await?;
+    assert_eq!(health.status(), 200);
+    let ready = reqwest::get(format!("{status}/readyz")).await?;
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.text().await?, "no snapshot yet\n");
+    // It listens, and says there is no API there.
+    let external = endpoints["external"].as_str().unwrap();
+    let refused = WsClient::refused(&format!("{external}/default/chat-api/v1.0.0"), &[]).await?;
+    assert_eq!(refused.status, 404, "{}", refused.body);
+    assert!(n.terminate().success());
+    Ok(())
+}
