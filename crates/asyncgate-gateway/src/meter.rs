@@ -19,8 +19,9 @@ pub struct Meter {
     pub over: Violation,
     /// Messages dropped for being over a rate (with [`OnExcess::Drop`]).
     dropped: AtomicU64,
-    /// A plan meter's part held across the nodes, once shared (`--redis`).
-    pub across: OnceLock<Across>,
+    /// A plan meter's part held across the nodes, once shared (`--redis`); boxed, as an
+    /// API's per-connection meter (kept with each connection) never has one.
+    pub across: OnceLock<Box<Across>>,
 }
 
 /// What a plan meter's connections took since the nodes last added it up, and whether
@@ -186,7 +187,7 @@ mod tests {
     #[test]
     fn a_shared_meter_counts_what_it_admits_and_refuses_while_the_nodes_are_over() {
         let m = Meter::new(&plan(100, 0)).unwrap();
-        m.across.set(Across::new([100, 0])).unwrap();
+        m.across.set(Box::new(Across::new([100, 0]))).unwrap();
         assert!(m.admit(10) && m.admit(5));
         let across = m.across.get().unwrap();
         assert_eq!(across.take_counts(), [2, 15]);

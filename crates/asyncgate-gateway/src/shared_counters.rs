@@ -239,7 +239,7 @@ impl SharedCounters {
     /// Add up `meter`'s plan rates (`limits`: messages and bytes per minute) with the
     /// other nodes under `name`, from now on (once per meter).
     pub fn share_rate(&self, meter: &Arc<Meter>, name: String, limits: [u64; 2]) {
-        if meter.across.set(Across::new(limits)).is_ok() {
+        if meter.across.set(Box::new(Across::new(limits))).is_ok() {
             self.rates
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -269,7 +269,7 @@ impl SharedCounters {
             .map_or(0, |d| d.as_secs() / 60);
         let taken: Vec<[u64; 2]> = meters
             .iter()
-            .map(|(m, _)| m.across.get().map_or([0, 0], Across::take_counts))
+            .map(|(m, _)| m.across.get().map_or([0, 0], |a| a.take_counts()))
             .collect();
         let mut pipe = redis::pipe();
         for ((_, name), counts) in meters.iter().zip(&taken) {

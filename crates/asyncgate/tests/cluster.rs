@@ -184,6 +184,48 @@ async fn join(c: &mut WsClient, user: &str) -> anyhow::Result<Value> {
     c.recv_json().await
 }
 
+/// Through `c`: import the sample chat API pointed at `target`, apply `limits` (when
+/// given), deploy it to development, promote it to production and make an API key; the
+/// key's id and the key.
+async fn chat_in_production(
+    c: &Client,
+    target: &str,
+    limits: Option<Value>,
+) -> anyhow::Result<(String, String)> {
+    c.post(
+        "/apis/import",
+        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": target}),
+    )
+    .await?;
+    if let Some(limits) = limits {
+        c.patch("/apis/chat-api", &json!({ "limits": limits }))
+            .await?;
+    }
+    c.post(
+        "/apis/chat-api/deployments",
+        &json!({"environment": "development", "accessMode": "external"}),
+    )
+    .await?;
+    c.post(
+        "/apis/chat-api/promote",
+        &json!({"from": "development", "to": "production"}),
+    )
+    .await?;
+    let key = c.post("/apis/chat-api/keys", &json!({})).await?;
+    Ok((
+        key["id"].as_str().unwrap_or_default().to_string(),
+        key["key"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// A new node token for production, through `c`.
+async fn production_node_token(c: &Client) -> anyhow::Result<String> {
+    let created = c
+        .post("/nodes/tokens", &json!({"environment": "production"}))
+        .await?;
+    Ok(created["token"].as_str().unwrap_or_default().to_string())
+}
+
 /// Wait until every node the control plane at `client` knows serves its current version.
 async fn nodes_up_to_date(client: &Client, count: usize) -> anyhow::Result<Vec<Value>> {
     eventually_async("both nodes to report the current version", || async {
@@ -220,10 +262,7 @@ async fn two_control_planes_on_postgres_and_two_gateway_nodes() -> anyhow::Resul
     );
 
     // A node token, and a node following each control plane.
-    let created = c1
-        .post("/nodes/tokens", &json!({"environment": "production"}))
-        .await?;
-    let node_token = created["token"].as_str().unwrap().to_string();
+    let node_token = production_node_token(&c1).await?;
     assert!(node_token.starts_with("agn_"));
     // A wrong token is refused before anything is served.
     let refused = reqwest::Client::new()
@@ -237,26 +276,7 @@ async fn two_control_planes_on_postgres_and_two_gateway_nodes() -> anyhow::Resul
     let (mut n2, gw2) = node(dir.path(), "n2", &url2, &node_token).await?;
 
     // Import and deploy through the second control plane, promote to production, key.
-    c2.post(
-        "/apis/import",
-        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
-    )
-    .await?;
-    c2.post(
-        "/apis/chat-api/deployments",
-        &json!({"environment": "development", "accessMode": "external"}),
-    )
-    .await?;
-    c2.post(
-        "/apis/chat-api/promote",
-        &json!({"from": "development", "to": "production"}),
-    )
-    .await?;
-    let key = c2.post("/apis/chat-api/keys", &json!({})).await?;
-    let (key_id, key) = (
-        key["id"].as_str().unwrap().to_string(),
-        key["key"].as_str().unwrap().to_string(),
-    );
+    let (key_id, key) = chat_in_production(&c2, &chat.url, None).await?;
     let path = "/default/chat-api/v1.0.0";
     let nodes = nodes_up_to_date(&c1, 2).await?;
     assert!(nodes
@@ -444,12 +464,7 @@ async fn limits_and_plan_rates_hold_across_nodes_with_redis_and_per_node_without
     let (_cp, url) = control_plane_on_sqlite(dir.path()).await?;
     let token = std::fs::read_to_string(dir.path().join("cp/admin-token"))?;
     let c = Client::new(&url, token.trim());
-    let node_token = c
-        .post("/nodes/tokens", &json!({"environment": "production"}))
-        .await?["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let node_token = production_node_token(&c).await?;
     let redis_url = redis.url();
     let with_redis = ["--redis", redis_url.as_str()];
     let (_n1, e1) = node_with(dir.path(), "n1", &url, &node_token, &with_redis).await?;
@@ -464,27 +479,8 @@ async fn limits_and_plan_rates_hold_across_nodes_with_redis_and_per_node_without
         format!("{}{path}", e2["external"].as_str().unwrap()),
     );
 
-    c.post(
-        "/apis/import",
-        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
-    )
-    .await?;
-    c.patch("/apis/chat-api", &json!({"limits": {"maxConnections": 3}}))
-        .await?;
-    c.post(
-        "/apis/chat-api/deployments",
-        &json!({"environment": "development", "accessMode": "external"}),
-    )
-    .await?;
-    c.post(
-        "/apis/chat-api/promote",
-        &json!({"from": "development", "to": "production"}),
-    )
-    .await?;
-    let key = c.post("/apis/chat-api/keys", &json!({})).await?["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let limits = json!({"maxConnections": 3});
+    let (_, key) = chat_in_production(&c, &chat.url, Some(limits)).await?;
     nodes_up_to_date(&c, 2).await?;
     redis_seen(&[s1, s2], true).await?;
 
@@ -728,12 +724,7 @@ async fn a_node_takes_tls_and_gateway_settings_from_the_configuration_file() -> 
     let (_cp, url) = control_plane_on_sqlite(dir.path()).await?;
     let token = std::fs::read_to_string(dir.path().join("cp/admin-token"))?;
     let c = Client::new(&url, token.trim());
-    let node_token = c
-        .post("/nodes/tokens", &json!({"environment": "production"}))
-        .await?["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let node_token = production_node_token(&c).await?;
     // The same file `serve` reads: wss:// on the external listener, an access log.
     let ca = asyncgate_testkit::TestCa::new("node test CA")?;
     let issued = ca.issue(&["127.0.0.1"], "node", false)?;
@@ -761,25 +752,7 @@ async fn a_node_takes_tls_and_gateway_settings_from_the_configuration_file() -> 
     let external = endpoints["external"].as_str().unwrap();
     assert!(external.starts_with("wss://127.0.0.1:"), "{external}");
 
-    c.post(
-        "/apis/import",
-        &json!({"contract": asyncgate_testkit::SAMPLE_CONTRACT, "target": chat.url}),
-    )
-    .await?;
-    c.post(
-        "/apis/chat-api/deployments",
-        &json!({"environment": "development", "accessMode": "external"}),
-    )
-    .await?;
-    c.post(
-        "/apis/chat-api/promote",
-        &json!({"from": "development", "to": "production"}),
-    )
-    .await?;
-    let key = c.post("/apis/chat-api/keys", &json!({})).await?["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, key) = chat_in_production(&c, &chat.url, None).await?;
     nodes_up_to_date(&c, 1).await?;
     let url = format!("{external}/default/chat-api/v1.0.0");
     let mut client =
