@@ -162,7 +162,7 @@ pub async fn run(
         draining.clone(),
         asyncgate_core::credential::hash_secret(&command_secret),
     ));
-    tasks.spawn(sync(
+    let syncing = tokio::spawn(sync(
         Syncing {
             config: config.clone(),
             id,
@@ -216,6 +216,8 @@ pub async fn run(
     tracing::info!("draining: closing live connections with 1001");
     let _ = shutdown.send(true);
     let _ = tokio::task::spawn_blocking(move || workers.join()).await;
+    // The sync task's last report (at most a couple of seconds).
+    let _ = syncing.await;
     tasks.abort_all();
     Ok(())
 }
@@ -289,12 +291,16 @@ enum SyncError {
 /// Call the control plane again and again: report, wait for a new version, apply it,
 /// keep it on disk. On failure keep serving what is applied and try again with backoff.
 async fn sync(s: Syncing, mut stop: watch::Receiver<bool>) {
-    let url = match s.config.control.join(&format!(
-        "{}/nodes/sync?wait={SYNC_WAIT_SECONDS}",
-        asyncgate_control::API_PREFIX.trim_start_matches('/')
-    )) {
-        Ok(u) => u,
-        Err(e) => {
+    let sync_url = |wait: u64| {
+        url::Url::parse(&format!(
+            "{}{}/nodes/sync?wait={wait}",
+            s.config.control.as_str().trim_end_matches('/'),
+            asyncgate_control::API_PREFIX
+        ))
+    };
+    let (url, last_url) = match (sync_url(SYNC_WAIT_SECONDS), sync_url(0)) {
+        (Ok(u), Ok(l)) => (u, l),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "the control plane URL cannot be joined with the sync path");
             return;
         }
@@ -305,30 +311,30 @@ async fn sync(s: Syncing, mut stop: watch::Receiver<bool>) {
         .build()
         .expect("an HTTP client with timeouts");
     let hostname = hostname();
+    let report = |s: &Syncing| NodeReport {
+        id: s.id.clone(),
+        environment: s.config.listen.name.clone(),
+        hostname: hostname.clone(),
+        applied_version: s.updates.borrow().version,
+        connections: s.gateway.live().total(),
+        state: if s.draining.load(Ordering::SeqCst) {
+            "draining"
+        } else {
+            "serving"
+        }
+        .into(),
+        listeners: s.listeners.clone(),
+        command_url: Some(s.command_url.clone()),
+        command_secret: Some(s.command_secret.clone()),
+    };
     let mut backoff = BACKOFF_MIN;
     let mut reported_failure = false;
     loop {
-        let applied = s.updates.borrow().version;
-        let report = NodeReport {
-            id: s.id.clone(),
-            environment: s.config.listen.name.clone(),
-            hostname: hostname.clone(),
-            applied_version: applied,
-            connections: s.gateway.live().total(),
-            state: if s.draining.load(Ordering::SeqCst) {
-                "draining"
-            } else {
-                "serving"
-            }
-            .into(),
-            listeners: s.listeners.clone(),
-            command_url: Some(s.command_url.clone()),
-            command_secret: Some(s.command_secret.clone()),
-        };
-        let call = sync_once(&client, &url, &s, &report);
+        let now = report(&s);
+        let call = sync_once(&client, &url, &s, &now);
         let outcome = tokio::select! {
             r = call => r,
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         };
         match outcome {
             Ok(()) => {
@@ -345,11 +351,22 @@ async fn sync(s: Syncing, mut stop: watch::Receiver<bool>) {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.changed() => break,
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+    }
+    // Stopping: tell the control plane the node drains (best effort, without waiting for
+    // a new version), so the node list shows it.
+    let last = client
+        .post(last_url)
+        .timeout(Duration::from_secs(2))
+        .bearer_auth(&s.config.token)
+        .json(&report(&s))
+        .send();
+    if let Err(e) = last.await {
+        tracing::debug!(error = %e, "could not report draining to the control plane");
     }
 }
 

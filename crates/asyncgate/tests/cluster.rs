@@ -739,7 +739,7 @@ async fn a_node_takes_tls_and_gateway_settings_from_the_configuration_file() -> 
             dir.path().join("node.key").display()
         ),
     )?;
-    let (_n, endpoints) = node_with(
+    let (mut n, endpoints) = node_with(
         dir.path(),
         "n1",
         &url,
@@ -763,7 +763,12 @@ async fn a_node_takes_tls_and_gateway_settings_from_the_configuration_file() -> 
     eventually_async("the node's access log to name the connection", || async {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("chat-api"))
     })
-    .await
+    .await?;
+    // Stopped, it tells the control plane it drains.
+    assert!(n.terminate().success());
+    let nodes = c.get("/nodes").await?;
+    assert_eq!(nodes[0]["state"], "draining", "{nodes}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
