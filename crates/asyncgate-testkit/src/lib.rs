@@ -32,14 +32,7 @@ pub mod services;
 
 /// Wait until `done` holds, looking every 20 ms; fails after [`WAIT`] naming `what`.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        if tokio::time::Instant::now() > deadline {
-            return Err(anyhow!("still waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+    eventually_async(what, || std::future::ready(done())).await
 }
 
 /// Wait until the future `done()` resolves to true, asking every 20 ms; fails after
@@ -48,14 +41,29 @@ pub async fn eventually_async<F: std::future::Future<Output = bool>>(
     what: &str,
     mut done: impl FnMut() -> F,
 ) -> anyhow::Result<()> {
+    eventually_some(what, || {
+        let asked = done();
+        async move { asked.await.then_some(()) }
+    })
+    .await
+}
+
+/// The first value the future `ask()` resolves to, asking every 20 ms until it gives one;
+/// fails after [`WAIT`] naming `what`.
+pub async fn eventually_some<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut ask: impl FnMut() -> F,
+) -> anyhow::Result<T> {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while !done().await {
+    loop {
+        if let Some(value) = ask().await {
+            return Ok(value);
+        }
         if tokio::time::Instant::now() > deadline {
             return Err(anyhow!("still waiting for {what}"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(())
 }
 
 /// The value of a growing counter once it has stopped growing: unchanged over five

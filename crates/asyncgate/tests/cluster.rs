@@ -6,7 +6,7 @@
 
 use asyncgate::client::Client;
 use asyncgate_testkit::services::{Postgres, Redis};
-use asyncgate_testkit::{eventually_async, Backend, WsClient};
+use asyncgate_testkit::{eventually_async, eventually_some, Backend, WsClient};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,19 +162,10 @@ async fn node_with(
 
 /// Wait until a client with `key` is let in through `url`; that client.
 async fn served(url: &str, key: &str) -> anyhow::Result<WsClient> {
-    let admitted = std::sync::Mutex::new(None);
-    eventually_async(&format!("{url} to let the key in"), || async {
-        match WsClient::with_key(url, key).await {
-            Ok(c) => {
-                *admitted.lock().unwrap() = Some(c);
-                true
-            }
-            Err(_) => false,
-        }
+    eventually_some(&format!("{url} to let the key in"), || async {
+        WsClient::with_key(url, key).await.ok()
     })
-    .await?;
-    let client = admitted.lock().unwrap().take();
-    client.ok_or_else(|| anyhow::anyhow!("no client"))
+    .await
 }
 
 /// Join the chat as `user`; the answer the joining client gets.
@@ -412,19 +403,11 @@ async fn two_control_planes_on_postgres_and_two_gateway_nodes() -> anyhow::Resul
 
 /// A new API key, once the control plane reaches its store again.
 async fn eventually_key(c: &Client) -> anyhow::Result<String> {
-    let made = std::sync::Mutex::new(None);
-    eventually_async("the control plane to reach PostgreSQL again", || async {
-        match c.post("/apis/chat-api/keys", &json!({})).await {
-            Ok(v) => {
-                *made.lock().unwrap() = v["key"].as_str().map(str::to_string);
-                true
-            }
-            Err(_) => false,
-        }
+    eventually_some("the control plane to reach PostgreSQL again", || async {
+        let made = c.post("/apis/chat-api/keys", &json!({})).await.ok()?;
+        made["key"].as_str().map(str::to_string)
     })
-    .await?;
-    let key = made.lock().unwrap().take();
-    key.ok_or_else(|| anyhow::anyhow!("no key"))
+    .await
 }
 
 /// A gauge or counter of a node's `/metrics`.
